@@ -1,0 +1,240 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mlsidecar/collector/plugins"
+	"github.com/mlsidecar/collector/sync"
+)
+
+// settings is the collector's whole configuration after merging, in order of
+// precedence, flags, COLLECTOR_* environment variables, the config file, the
+// plugins file, and the defaults.
+type settings struct {
+	ConfigFile  string
+	OutputsPath string
+	Store       string
+	Connections string
+	PluginsFile string
+	Run         string
+	StateDir    string
+	LogLevel    string
+	LogFormat   string
+	Sync        sync.Config
+
+	Plugins *plugins.Plugins
+	Command []string // wrapper mode: the command after --
+	// runGenerated is true when no run ID was given and one was made up.
+	runGenerated bool
+}
+
+func defaultSettings() *settings {
+	return &settings{
+		OutputsPath: "./outputs",
+		StateDir:    ".collector",
+		LogLevel:    "info",
+		LogFormat:   "text",
+		Sync:        sync.DefaultConfig(),
+	}
+}
+
+// envName is the environment variable for a flag: --sync-interval is
+// COLLECTOR_SYNC_INTERVAL.
+func envName(flagName string) string {
+	return "COLLECTOR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (s *settings) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&s.ConfigFile, "config", s.ConfigFile, "YAML or JSON file of settings, keyed by flag name")
+	fs.StringVar(&s.OutputsPath, "outputs-path", s.OutputsPath, "the folder the job writes its outputs to")
+	fs.StringVar(&s.Store, "store", s.Store, "the artifacts store: a path, a file://, s3://, gs://, azblob:// or wasbs:// URL, or a connection name (default: the connections' artifactsStore, else ./artifacts)")
+	fs.StringVar(&s.Connections, "connections", s.Connections, "Polyaxon-style connections file (artifactsStore: and connections:)")
+	fs.StringVar(&s.PluginsFile, "plugins", s.PluginsFile, "Polyaxon-style plugins file (plugins:)")
+	fs.StringVar(&s.Run, "run", s.Run, "the run's name in the store (default: a new UUID)")
+	fs.StringVar(&s.StateDir, "state-dir", s.StateDir, "folder for the collector's local state")
+	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "text or json")
+	s.Sync.RegisterFlags(fs)
+	return fs
+}
+
+// usage writes the flags and their environment variables to w.
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  collector [flags] [-- COMMAND [ARGS...]]   sync the outputs folder beside a job, or around COMMAND
+  collector version
+
+Each flag is also an environment variable COLLECTOR_<NAME> and a key of the
+--config file; flags win over the environment, the environment over the file.
+
+Flags:
+`)
+	fs := defaultSettings().flagSet()
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def != "" {
+			def = " (default " + def + ")"
+		}
+		fmt.Fprintf(w, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+	})
+}
+
+var runPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// loadSettings merges the sources of configuration and validates the result.
+// Every error it returns is a bad setting (exit code 2) and names the setting.
+func loadSettings(args []string, getenv func(string) string) (*settings, error) {
+	s := defaultSettings()
+	fs := s.flagSet()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%v (see collector --help)", err)
+	}
+	s.Command = fs.Args()
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+
+	if s.ConfigFile == "" {
+		s.ConfigFile = getenv(envName("config"))
+	}
+	fileValues, err := readConfigFile(s.ConfigFile, fs)
+	if err != nil {
+		return nil, err
+	}
+	fromFileOrEnv := map[string]bool{}
+	var setErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if setErr != nil || explicit[f.Name] || f.Name == "config" {
+			return
+		}
+		if v, ok := lookupEnv(getenv, envName(f.Name)); ok {
+			fromFileOrEnv[f.Name] = true
+			if err := f.Value.Set(v); err != nil {
+				setErr = fmt.Errorf("%s: %v", envName(f.Name), err)
+			}
+			return
+		}
+		if v, ok := fileValues[f.Name]; ok {
+			fromFileOrEnv[f.Name] = true
+			if err := f.Value.Set(v); err != nil {
+				setErr = fmt.Errorf("config file %s: %s: %v", s.ConfigFile, f.Name, err)
+			}
+		}
+	})
+	if setErr != nil {
+		return nil, setErr
+	}
+	// Flags given on the command line were set by Parse and are not touched
+	// above, so they win.
+
+	if s.PluginsFile != "" {
+		if s.Plugins, err = plugins.Load(s.PluginsFile); err != nil {
+			return nil, err
+		}
+		given := func(name string) bool { return explicit[name] || fromFileOrEnv[name] }
+		if secs, ok := s.Plugins.SyncIntervalSeconds(); ok && !given("sync-interval") {
+			s.Sync.Interval = time.Duration(secs * float64(time.Second))
+		}
+		if s.Plugins.LogLevel != "" && !given("log-level") {
+			s.LogLevel = plugins.LogLevels[strings.ToLower(s.Plugins.LogLevel)]
+		}
+	}
+	if s.Run == "" {
+		s.runGenerated = true
+	}
+	return s, s.validate()
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// readConfigFile reads a flat YAML/JSON map of flag names to values.
+func readConfigFile(path string, fs *flag.FlagSet) (map[string]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: cannot read %q: %v", path, errors.Unwrap(err))
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("--config %s: not a YAML or JSON map of settings: %v", path, err)
+	}
+	values := map[string]string{}
+	for k, v := range raw {
+		if fs.Lookup(k) == nil || k == "config" {
+			var valid []string
+			fs.VisitAll(func(f *flag.Flag) {
+				if f.Name != "config" {
+					valid = append(valid, f.Name)
+				}
+			})
+			sort.Strings(valid)
+			return nil, fmt.Errorf("--config %s: unknown key %q; valid keys: %s", path, k, strings.Join(valid, ", "))
+		}
+		switch v := v.(type) {
+		case []any:
+			parts := make([]string, len(v))
+			for i, p := range v {
+				parts[i] = fmt.Sprint(p)
+			}
+			values[k] = strings.Join(parts, ",")
+		case nil:
+			values[k] = ""
+		case float64:
+			values[k] = strconv.FormatFloat(v, 'f', -1, 64)
+		default:
+			values[k] = fmt.Sprint(v)
+		}
+	}
+	return values, nil
+}
+
+func (s *settings) validate() error {
+	if s.OutputsPath == "" {
+		return errors.New("--outputs-path: is empty; want the folder the job writes its outputs to")
+	}
+	if fi, err := os.Stat(s.OutputsPath); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--outputs-path: %q is a file; want a folder", s.OutputsPath)
+	}
+	if s.Run != "" && !runPattern.MatchString(s.Run) {
+		return fmt.Errorf("--run: %q is not a valid run name; use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Run)
+	}
+	if _, err := parseLevel(s.LogLevel); err != nil {
+		return err
+	}
+	if s.LogFormat != "text" && s.LogFormat != "json" {
+		return fmt.Errorf("--log-format: %q is not a format; valid: text, json", s.LogFormat)
+	}
+	if s.StateDir == "" {
+		return errors.New("--state-dir: is empty; want a folder for the collector's state")
+	}
+	return s.Sync.Validate()
+}
+
+func parseLevel(name string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(name)); err != nil {
+		return 0, fmt.Errorf("--log-level: %q is not a level; valid: debug, info, warn, error", name)
+	}
+	return l, nil
+}

@@ -1,0 +1,158 @@
+package resume
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	stdsync "sync"
+
+	"gocloud.dev/blob"
+
+	"github.com/mlsidecar/collector/manifest"
+	"github.com/mlsidecar/collector/stores"
+)
+
+// Version is the state format this build writes. Load accepts it and older ones.
+const Version = 1
+
+// ErrNoCheckpoint says there is no saved state: a fresh start.
+var ErrNoCheckpoint = errors.New("no checkpoint")
+
+// StateKey is the state's key under the run's prefix in the store.
+const StateKey = ".collector/state.json"
+
+// State is everything the collector needs to continue a run where it stopped.
+type State struct {
+	Version int    `json:"version"`
+	Run     string `json:"run"`
+	// Attempt counts the starts of the run: 1 for the first, 2 after a retry, ...
+	Attempt int `json:"attempt"`
+	// Outputs is what the store holds of the outputs folder.
+	Outputs manifest.Manifest `json:"outputs"`
+	// Extensions hold the cursors of other components (log sources, resource
+	// series), each under its own name, so they continue across attempts.
+	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
+}
+
+// Load reads a state file. A missing file returns ErrNoCheckpoint; anything
+// unreadable is an error naming the path.
+func Load(path string) (*State, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoCheckpoint
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	st, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	return st, nil
+}
+
+func decode(data []byte) (*State, error) {
+	var st State
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("corrupt: %w", err)
+	}
+	if st.Version < 1 || st.Version > Version {
+		return nil, fmt.Errorf("version %d is not one this build reads (1 to %d)", st.Version, Version)
+	}
+	if st.Outputs == nil {
+		st.Outputs = manifest.Manifest{}
+	}
+	return &st, nil
+}
+
+// Save writes the state to path atomically: a temp file in the same folder,
+// fsync, rename, fsync of the folder. Mode 0600.
+func Save(path string, st *State) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Keeper holds a run's state and checkpoints it locally and to the store. It
+// implements the sync engine's Checkpointer.
+type Keeper struct {
+	path   string       // local state file
+	bucket *blob.Bucket // rooted at the run's prefix; may be nil
+	mu     stdsync.Mutex
+	state  *State
+}
+
+// NewKeeper returns a Keeper for st, saving to path and to bucket.
+func NewKeeper(path string, bucket *blob.Bucket, st *State) *Keeper {
+	return &Keeper{path: path, bucket: bucket, state: st}
+}
+
+// State returns the state as last checkpointed; the caller must not change it.
+func (k *Keeper) State() *State {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.state
+}
+
+// Checkpoint records the outputs manifest and saves the state.
+func (k *Keeper) Checkpoint(ctx context.Context, outputs manifest.Manifest) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	next := *k.state
+	next.Outputs = outputs
+	if err := Save(k.path, &next); err != nil {
+		return fmt.Errorf("save state %s: %w", k.path, err)
+	}
+	k.state = &next
+	if k.bucket == nil {
+		return nil
+	}
+	data, err := json.Marshal(&next)
+	if err != nil {
+		return err
+	}
+	if err := stores.Upload(ctx, k.bucket, StateKey, bytes.NewReader(data), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("save state to the store: %w", err)
+	}
+	return nil
+}

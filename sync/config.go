@@ -1,0 +1,91 @@
+package sync
+
+import (
+	"flag"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Config holds the sync engine's settings. Its flags are registered by
+// RegisterFlags, so each default is written once, here.
+type Config struct {
+	// Interval between passes; <= 0 means a single pass at the end.
+	Interval time.Duration `yaml:"sync-interval"`
+	// Settle is how long a file must stay unmodified before it is uploaded.
+	Settle time.Duration `yaml:"settle"`
+	// ShutdownTimeout bounds the final sync, below Kubernetes' 30 s grace period.
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	// Workers is the number of files uploaded at once.
+	Workers int `yaml:"workers"`
+	// PartSize is the size of one part of a multipart upload.
+	PartSize ByteSize `yaml:"part-size"`
+	// PartConcurrency is the number of parts of one file in flight at once.
+	PartConcurrency int `yaml:"part-concurrency"`
+	// MemoryBudget caps the bytes held in upload buffers at once.
+	MemoryBudget ByteSize `yaml:"memory-budget"`
+	// KeepDeleted keeps objects whose files were deleted locally.
+	KeepDeleted bool `yaml:"keep-deleted"`
+	// Include, when set, limits the sync to paths matching one of its globs.
+	Include Globs `yaml:"include"`
+	// Exclude skips paths matching one of its globs.
+	Exclude Globs `yaml:"exclude"`
+}
+
+// DefaultExclude lists what is never worth uploading: version control,
+// editor swap files, files being written by the temp-then-rename pattern, and
+// NFS's silly-renamed files.
+var DefaultExclude = Globs{".git/", "*.swp", "*.swx", "*~", ".#*", "*.tmp", "*.partial", ".nfs*"}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Interval:        10 * time.Second,
+		Settle:          2 * time.Second,
+		ShutdownTimeout: 25 * time.Second,
+		Workers:         16,
+		PartSize:        8 << 20,
+		PartConcurrency: 4,
+		MemoryBudget:    96 << 20,
+		Exclude:         append(Globs(nil), DefaultExclude...),
+	}
+}
+
+// RegisterFlags binds the settings to fs, with c's current values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Var((*Seconds)(&c.Interval), "sync-interval", "seconds between syncs; <= 0 syncs only once, at the end")
+	fs.Var((*Seconds)(&c.Settle), "settle", "seconds a file must stay unmodified before it is uploaded (the final sync takes files as they are)")
+	fs.Var((*Seconds)(&c.ShutdownTimeout), "shutdown-timeout", "seconds the final sync may take after SIGTERM or the command's exit")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "files uploaded at once")
+	fs.Var(&c.PartSize, "part-size", "size of one part of a multipart upload (e.g. 8MiB; at least 5MiB)")
+	fs.IntVar(&c.PartConcurrency, "part-concurrency", c.PartConcurrency, "parts of one file uploaded at once")
+	fs.Var(&c.MemoryBudget, "memory-budget", "upload buffers held at once, at most (e.g. 96MiB)")
+	fs.BoolVar(&c.KeepDeleted, "keep-deleted", c.KeepDeleted, "keep objects in the store when their files are deleted locally")
+	fs.Var(&globsFlag{dst: &c.Include}, "include", "only sync paths matching this glob (repeatable or comma-separated)")
+	fs.Var(&globsFlag{dst: &c.Exclude}, "exclude", "skip paths matching this glob (repeatable or comma-separated; replaces the defaults "+strings.Join(DefaultExclude, ",")+")")
+}
+
+// Validate checks the settings, naming the flag at fault.
+func (c Config) Validate() error {
+	switch {
+	case c.Settle < 0:
+		return fmt.Errorf("--settle: %v is negative; want 0 or more seconds", c.Settle.Seconds())
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("--shutdown-timeout: %v is not positive; want seconds > 0 (below the orchestrator's grace period, 30 s on Kubernetes)", c.ShutdownTimeout.Seconds())
+	case c.Workers < 1 || c.Workers > 1024:
+		return fmt.Errorf("--workers: %d is out of range; want 1 to 1024", c.Workers)
+	case c.PartSize < 5<<20 || c.PartSize > 5<<30:
+		return fmt.Errorf("--part-size: %v is out of range; want 5MiB to 5GiB (S3's limits)", c.PartSize)
+	case c.PartConcurrency < 1 || c.PartConcurrency > 64:
+		return fmt.Errorf("--part-concurrency: %d is out of range; want 1 to 64", c.PartConcurrency)
+	case c.MemoryBudget < c.PartSize:
+		return fmt.Errorf("--memory-budget: %v is below one part (--part-size %v); want at least one part", c.MemoryBudget, c.PartSize)
+	}
+	for _, g := range append(append(Globs(nil), c.Include...), c.Exclude...) {
+		if _, err := path.Match(strings.TrimSuffix(g, "/"), ""); err != nil {
+			return fmt.Errorf("--include/--exclude: %q is not a valid glob: %v", g, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package sync
+
+import "io/fs"
+
+func inodeOf(fs.FileInfo) uint64 { return 0 }

@@ -1,0 +1,116 @@
+package sync
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// fileState is what a scan sees of one local file.
+type fileState struct {
+	Size    int64
+	ModTime int64 // Unix nanoseconds
+	Inode   uint64
+}
+
+func stateOf(fi fs.FileInfo) fileState {
+	return fileState{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi)}
+}
+
+// scanner walks the outputs folder and applies the filters and the symlink
+// policy: a link is followed only when it points at a regular file inside the
+// outputs folder (it is then uploaded as a copy of that file); links to
+// folders are not followed, and links that lead outside are skipped.
+type scanner struct {
+	root     string   // absolute, symlinks resolved
+	skipDirs []string // absolute folders never synced (the store itself, the state folder)
+	include  Globs
+	exclude  Globs
+	// outside is called once per scan for each link that leads outside root.
+	outside func(rel, target string)
+}
+
+// scan returns the files to sync, keyed by slash path relative to root.
+func (s *scanner) scan() (map[string]fileState, error) {
+	files := make(map[string]fileState)
+	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == s.root {
+				return err
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted while we walked
+			}
+			return nil // unreadable entry: skip it, the next scan tries again
+		}
+		if p == s.root {
+			return nil
+		}
+		rel := filepath.ToSlash(p[len(s.root)+1:])
+		if d.IsDir() {
+			if s.exclude.match(rel, true) || s.skipped(p) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !s.wanted(rel) {
+			return nil
+		}
+		switch {
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			files[rel] = stateOf(fi)
+		case d.Type()&fs.ModeSymlink != 0:
+			if fi, ok := s.followLink(p, rel); ok {
+				files[rel] = stateOf(fi)
+			}
+		}
+		return nil
+	})
+	return files, err
+}
+
+func (s *scanner) wanted(rel string) bool {
+	if len(s.include) > 0 && !s.include.match(rel, false) {
+		return false
+	}
+	return !s.exclude.match(rel, false)
+}
+
+func (s *scanner) skipped(abs string) bool {
+	for _, d := range s.skipDirs {
+		if abs == d {
+			return true
+		}
+	}
+	return false
+}
+
+// followLink applies the symlink policy to the link at p.
+func (s *scanner) followLink(p, rel string) (fs.FileInfo, bool) {
+	target, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return nil, false // dangling
+	}
+	if !within(s.root, target) {
+		if s.outside != nil {
+			s.outside(rel, target)
+		}
+		return nil, false
+	}
+	fi, err := os.Stat(target)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, false
+	}
+	return fi, true
+}
+
+// within reports whether path p lies inside folder root (both absolute and clean).
+func within(root, p string) bool {
+	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
+}

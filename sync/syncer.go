@@ -1,0 +1,322 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	stdsync "sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mlsidecar/collector/manifest"
+)
+
+// Checkpointer saves the manifest after a pass that changed the store, so a
+// restarted collector knows what is already there. The resume package
+// implements it.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, outputs manifest.Manifest) error
+}
+
+// Options are a Syncer's collaborators.
+type Options struct {
+	Logger *slog.Logger
+	// Manifest is what the store already holds (from a checkpoint or a restore).
+	Manifest manifest.Manifest
+	// Checkpointer, if set, is called after each pass that changed something.
+	Checkpointer Checkpointer
+	// SkipDirs are absolute folders inside the outputs folder that are never
+	// synced: the store itself when it lies there, the state folder.
+	SkipDirs []string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Syncer mirrors one folder into one bucket.
+type Syncer struct {
+	cfg     Config
+	root    string
+	log     *slog.Logger
+	scan    scanner
+	up      *uploader
+	bucket  *blob.Bucket
+	ckpt    Checkpointer
+	now     func() time.Time
+	passMu  stdsync.Mutex // one pass at a time
+	mu      stdsync.Mutex // guards manifest and lastErr
+	entries manifest.Manifest
+	lastErr map[string]string // last error logged per path, to log repeats quietly
+}
+
+// PassStats counts what one pass did.
+type PassStats struct {
+	Uploaded  int           // files uploaded
+	Bytes     int64         // bytes uploaded
+	Deleted   int           // objects deleted because their files were
+	Unchanged int           // files already in the store
+	Pending   int           // files not settled yet, or changed while read
+	Failed    int           // uploads or deletions that failed; retried next pass
+	Took      time.Duration // wall time of the pass
+}
+
+// New returns a Syncer for the folder dir and the bucket, which must be rooted
+// where the folder's files go (e.g. <run>/outputs/).
+func New(cfg Config, dir string, bucket *blob.Bucket, opts Options) (*Syncer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		return nil, fmt.Errorf("outputs folder: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "sync")
+	entries := opts.Manifest.Clone()
+	if entries == nil {
+		entries = manifest.Manifest{}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Syncer{
+		cfg:     cfg,
+		root:    root,
+		log:     log,
+		up:      newUploader(bucket, cfg),
+		bucket:  bucket,
+		ckpt:    opts.Checkpointer,
+		now:     now,
+		entries: entries,
+		lastErr: map[string]string{},
+	}
+	var skip []string
+	for _, d := range opts.SkipDirs {
+		if abs, err := filepath.Abs(d); err == nil {
+			if real, err := filepath.EvalSymlinks(abs); err == nil {
+				abs = real
+			}
+			skip = append(skip, abs)
+		}
+	}
+	warned := map[string]bool{}
+	s.scan = scanner{
+		root: root, skipDirs: skip, include: cfg.Include, exclude: cfg.Exclude,
+		outside: func(rel, target string) {
+			if !warned[rel] {
+				warned[rel] = true
+				log.Warn("not following a symbolic link that leads outside the outputs folder", "path", rel, "target", target)
+			}
+		},
+	}
+	return s, nil
+}
+
+// Manifest returns a copy of what the store holds, as far as the Syncer knows.
+func (s *Syncer) Manifest() manifest.Manifest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entries.Clone()
+}
+
+// Run syncs every Config.Interval until ctx ends, then runs the final sync
+// under its own timeout (Config.ShutdownTimeout) and returns its error.
+func (s *Syncer) Run(ctx context.Context) error {
+	if s.cfg.Interval > 0 {
+		ticker := time.NewTicker(s.cfg.Interval)
+		defer ticker.Stop()
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-ticker.C:
+				if _, err := s.Pass(ctx, false); err != nil && ctx.Err() == nil {
+					s.log.Error("sync pass failed", "err", err)
+				}
+			}
+		}
+	} else {
+		<-ctx.Done()
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Final(fctx)
+}
+
+// Final syncs every file as it is, retrying what fails until everything is in
+// the store or ctx ends. It returns an error naming how much was left behind.
+func (s *Syncer) Final(ctx context.Context) error {
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		st, err := s.Pass(ctx, true)
+		if err == nil && st.Failed == 0 && st.Pending == 0 {
+			s.log.Info("final sync done", "attempts", attempt)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("final sync: %w", err)
+			}
+			return fmt.Errorf("final sync ran out of time with %d files not uploaded (%d failed, %d changing)", st.Failed+st.Pending, st.Failed, st.Pending)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// job is one upload or deletion decided by a pass.
+type job struct {
+	rel    string
+	state  fileState
+	delete bool
+}
+
+// Pass scans the folder once and uploads what is new or changed (and settled,
+// unless final), deletes what was deleted locally, and checkpoints. Failures
+// are counted in the stats and retried by the next pass; the error is for a
+// pass that could not run at all.
+func (s *Syncer) Pass(ctx context.Context, final bool) (PassStats, error) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	start := s.now()
+	var st PassStats
+	files, err := s.scan.scan()
+	if err != nil {
+		return st, fmt.Errorf("scan %s: %w", s.root, err)
+	}
+	jobs := s.plan(files, final, start, &st)
+
+	var mu stdsync.Mutex // guards st and failures
+	var failures []string
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Workers)
+	for _, j := range jobs {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			entry, err := s.do(gctx, j)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && j.delete:
+				st.Deleted++
+			case err == nil:
+				st.Uploaded++
+				st.Bytes += entry.Size
+			case errors.Is(err, errChanged):
+				st.Pending++
+			default:
+				st.Failed++
+				if ctx.Err() == nil {
+					failures = append(failures, j.rel)
+					s.logFailure(j.rel, err)
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	st.Took = s.now().Sub(start)
+	if st.Uploaded+st.Deleted > 0 && s.ckpt != nil {
+		if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx), s.Manifest()); err != nil {
+			s.log.Warn("checkpoint failed; the next pass tries again", "err", err)
+		}
+	}
+	level := slog.LevelDebug
+	if st.Uploaded+st.Deleted+st.Failed > 0 || final {
+		level = slog.LevelInfo
+	}
+	s.log.Log(ctx, level, "sync pass", "final", final, "uploaded", st.Uploaded, "bytes", st.Bytes,
+		"deleted", st.Deleted, "unchanged", st.Unchanged, "pending", st.Pending, "failed", st.Failed,
+		"took", st.Took.Round(time.Millisecond))
+	return st, nil
+}
+
+// plan compares the scan with the manifest and returns the work to do, most
+// recently settled files last so that old, complete files go first.
+func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st *PassStats) []job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var jobs []job
+	settleBefore := now.Add(-s.cfg.Settle).UnixNano()
+	skewLimit := now.Add(s.cfg.Settle).UnixNano()
+	for rel, fs := range files {
+		if e, ok := s.entries[rel]; ok && e.SameFile(fs.Size, fs.ModTime, fs.Inode) {
+			st.Unchanged++
+			continue
+		}
+		// A file settles once unmodified for Settle; an mtime far in the
+		// future (clock skew on a network file system) does not hold it back.
+		if !final && fs.ModTime > settleBefore && fs.ModTime < skewLimit {
+			st.Pending++
+			continue
+		}
+		jobs = append(jobs, job{rel: rel, state: fs})
+	}
+	if !s.cfg.KeepDeleted {
+		for rel := range s.entries {
+			if _, ok := files[rel]; !ok && s.scan.wanted(rel) {
+				jobs = append(jobs, job{rel: rel, delete: true})
+			}
+		}
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].state.ModTime < jobs[b].state.ModTime })
+	return jobs
+}
+
+// do runs one job and records its outcome in the manifest.
+func (s *Syncer) do(ctx context.Context, j job) (manifest.Entry, error) {
+	if j.delete {
+		// The file may have come back since the scan; then the next pass uploads it.
+		if _, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(j.rel))); err == nil {
+			return manifest.Entry{}, errChanged
+		}
+		if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return manifest.Entry{}, fmt.Errorf("delete %q: %w", j.rel, err)
+		}
+		s.mu.Lock()
+		delete(s.entries, j.rel)
+		delete(s.lastErr, j.rel)
+		s.mu.Unlock()
+		return manifest.Entry{}, nil
+	}
+	entry, err := s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state)
+	if err != nil {
+		return entry, err
+	}
+	s.mu.Lock()
+	s.entries[j.rel] = entry
+	delete(s.lastErr, j.rel)
+	s.mu.Unlock()
+	return entry, nil
+}
+
+// logFailure logs an error once at Warn, and its repeats for the same path at
+// Debug, so a store outage does not flood the log.
+func (s *Syncer) logFailure(rel string, err error) {
+	s.mu.Lock()
+	repeat := s.lastErr[rel] == err.Error()
+	s.lastErr[rel] = err.Error()
+	s.mu.Unlock()
+	level := slog.LevelWarn
+	if repeat {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "sync failed; retrying next pass", "path", rel, "err", err)
+}

@@ -1,0 +1,187 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+
+	"cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"gocloud.dev/blob"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/mlsidecar/collector/manifest"
+	"github.com/mlsidecar/collector/stores"
+)
+
+// errChanged says a file changed while it was being read; the upload was
+// abandoned before the store committed it and the file stays pending.
+var errChanged = errors.New("file changed while it was read")
+
+// uploader puts one file into the bucket, inside the memory budget.
+type uploader struct {
+	bucket          *blob.Bucket
+	partSize        int64
+	partConcurrency int
+	budget          int64
+	mem             *semaphore.Weighted
+}
+
+func newUploader(b *blob.Bucket, cfg Config) *uploader {
+	return &uploader{
+		bucket:          b,
+		partSize:        int64(cfg.PartSize),
+		partConcurrency: cfg.PartConcurrency,
+		budget:          int64(cfg.MemoryBudget),
+		mem:             semaphore.NewWeighted(int64(cfg.MemoryBudget)),
+	}
+}
+
+// upload copies the file at abs to key if it is still the file the scan saw
+// (want), and returns the manifest entry for what the store now holds.
+func (u *uploader) upload(ctx context.Context, abs, key string, want fileState) (manifest.Entry, error) {
+	f, err := os.Open(abs)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return manifest.Entry{}, errChanged
+		}
+		return manifest.Entry{}, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || stateOf(fi) != want {
+		return manifest.Entry{}, errChanged
+	}
+	if want.Size <= u.partSize {
+		return u.uploadSmall(ctx, f, key, want)
+	}
+	return u.uploadLarge(ctx, f, abs, key, want)
+}
+
+// uploadSmall reads the whole file once, checks it did not change while read,
+// and uploads that snapshot in one request with its MD5 for the store to verify.
+func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want fileState) (manifest.Entry, error) {
+	weight := max(want.Size, 1)
+	if err := u.mem.Acquire(ctx, weight); err != nil {
+		return manifest.Entry{}, err
+	}
+	defer u.mem.Release(weight)
+	buf := make([]byte, want.Size)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return manifest.Entry{}, errChanged // shrank while read
+		}
+		return manifest.Entry{}, err
+	}
+	if fi, err := f.Stat(); err != nil || stateOf(fi) != want {
+		return manifest.Entry{}, errChanged
+	}
+	sum := sha256.Sum256(buf)
+	md := md5.Sum(buf)
+	opts := u.writerOptions(hex.EncodeToString(sum[:]), 0)
+	opts.ContentMD5 = md[:]
+	if err := stores.Upload(ctx, u.bucket, key, bytes.NewReader(buf), opts); err != nil {
+		return manifest.Entry{}, err
+	}
+	return entryFor(want, sum[:]), nil
+}
+
+// uploadLarge hashes the file, then streams it in parts. The stream is hashed
+// again as it goes: if the bytes or the file's identity differ at the end, the
+// reader fails before the store commits the object.
+func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string, want fileState) (manifest.Entry, error) {
+	sha, crc := sha256.New(), crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	if _, err := io.Copy(io.MultiWriter(sha, crc), io.NewSectionReader(f, 0, want.Size)); err != nil {
+		return manifest.Entry{}, err
+	}
+	sum := sha.Sum(nil)
+
+	concurrency := int(min(int64(u.partConcurrency), max(u.budget/u.partSize, 1)))
+	weight := min(u.partSize*int64(concurrency), u.budget)
+	if err := u.mem.Acquire(ctx, weight); err != nil {
+		return manifest.Entry{}, err
+	}
+	defer u.mem.Release(weight)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &verifyingReader{
+		r:      io.NewSectionReader(f, 0, want.Size),
+		h:      sha256.New(),
+		want:   sum,
+		cancel: cancel,
+		unchanged: func() bool {
+			fi, err := f.Stat()
+			if err != nil || stateOf(fi) != want {
+				return false
+			}
+			li, err := os.Stat(abs) // still the same file under that name?
+			return err == nil && stateOf(li) == want
+		},
+	}
+	opts := u.writerOptions(hex.EncodeToString(sum), crc.Sum32())
+	opts.BufferSize = int(u.partSize)
+	opts.MaxConcurrency = concurrency
+	if err := stores.Upload(ctx, u.bucket, key, r, opts); err != nil {
+		if r.changed {
+			return manifest.Entry{}, errChanged
+		}
+		return manifest.Entry{}, err
+	}
+	return entryFor(want, sum), nil
+}
+
+// writerOptions asks each store to verify what it receives: S3 by the SDK's
+// per-part CRC32 (on by default), GCS by the object's CRC32C, Azure by a
+// CRC64 on every block.
+func (u *uploader) writerOptions(sha256Hex string, crc32c uint32) *blob.WriterOptions {
+	return &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		Metadata:    map[string]string{manifest.HashMetadataKey: sha256Hex},
+		BeforeWrite: func(as func(any) bool) error {
+			var gw *storage.Writer
+			if crc32c != 0 && as(&gw) {
+				gw.CRC32C, gw.SendCRC32C = crc32c, true
+			}
+			var ao *azblob.UploadStreamOptions
+			if as(&ao) {
+				ao.TransactionalValidation = azblobblob.TransferValidationTypeComputeCRC64()
+			}
+			return nil
+		},
+	}
+}
+
+func entryFor(st fileState, sum []byte) manifest.Entry {
+	return manifest.Entry{Size: st.Size, ModTime: st.ModTime, Inode: st.Inode, SHA256: hex.EncodeToString(sum)}
+}
+
+// verifyingReader hashes what it passes on; at the end it fails instead of
+// returning io.EOF if the bytes or the file changed, and cancels the upload's
+// context so that no driver commits the object.
+type verifyingReader struct {
+	r         io.Reader
+	h         hash.Hash
+	want      []byte
+	unchanged func() bool
+	cancel    context.CancelFunc
+	changed   bool
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF && (!bytes.Equal(v.h.Sum(nil), v.want) || !v.unchanged()) {
+		v.changed = true
+		v.cancel()
+		return n, errChanged
+	}
+	return n, err
+}
