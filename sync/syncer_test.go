@@ -1,0 +1,319 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/mlsidecar/collector/internal/storetest"
+	"github.com/mlsidecar/collector/manifest"
+)
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Settle = 0
+	cfg.PartSize = 5 << 20
+	cfg.MemoryBudget = 32 << 20
+	return cfg
+}
+
+func write(t *testing.T, dir, rel, data string) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newSyncer(t *testing.T, cfg Config, dir string, b *blob.Bucket, opts Options) *Syncer {
+	t.Helper()
+	s, err := New(cfg, dir, b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func pass(t *testing.T, s *Syncer, final bool) PassStats {
+	t.Helper()
+	st, err := s.Pass(context.Background(), final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func mirrors(t *testing.T, dir string, b *blob.Bucket) {
+	t.Helper()
+	if diff := storetest.Diff(storetest.Folder(t, dir), storetest.Objects(t, b, "")); diff != "" {
+		t.Fatalf("store does not mirror the folder:\n%s", diff)
+	}
+}
+
+func TestPassUploadsWithHashMetadata(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "alpha")
+	write(t, dir, "deep/er/b.bin", "beta")
+	write(t, dir, "empty", "")
+	big := make([]byte, 6<<20+123) // above the part size: the streaming path
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	write(t, dir, "big.bin", string(big))
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	if st := pass(t, s, false); st.Uploaded != 4 || st.Failed != 0 {
+		t.Fatalf("stats = %+v, want 4 uploaded", st)
+	}
+	mirrors(t, dir, b)
+	for rel, data := range map[string]string{"a.txt": "alpha", "big.bin": string(big)} {
+		sum := sha256.Sum256([]byte(data))
+		want := hex.EncodeToString(sum[:])
+		attrs, err := b.Attributes(context.Background(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := attrs.Metadata[manifest.HashMetadataKey]; got != want {
+			t.Errorf("%s: sha256 metadata = %q, want %q", rel, got, want)
+		}
+		if got := s.Manifest()[rel].SHA256; got != want {
+			t.Errorf("%s: manifest sha256 = %q, want %q", rel, got, want)
+		}
+	}
+}
+
+func TestUnchangedFilesCostNoRequest(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 50 {
+		write(t, dir, filepath.Join("d", string(rune('a'+i%26)), "f"+string(rune('a'+i/26))), "x")
+	}
+	b, faulty := storetest.NewFaulty(memblob.OpenBucket(nil), 1)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	pass(t, s, false)
+	before := faulty.Requests.Load()
+	if st := pass(t, s, false); st.Unchanged != 50 || st.Uploaded != 0 {
+		t.Fatalf("second pass = %+v, want 50 unchanged", st)
+	}
+	if got := faulty.Requests.Load() - before; got != 0 {
+		t.Errorf("second pass made %d requests to the store, want 0", got)
+	}
+}
+
+func TestFailedUploadIsRetriedNotMarkedDone(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "alpha")
+	write(t, dir, "b.txt", "beta")
+	b, faulty := storetest.NewFaulty(memblob.OpenBucket(nil), 1)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	faulty.SetFailureRate(1)
+	if st := pass(t, s, false); st.Failed != 2 || st.Uploaded != 0 {
+		t.Fatalf("pass during outage = %+v, want 2 failed", st)
+	}
+	if len(s.Manifest()) != 0 {
+		t.Fatalf("manifest after failed uploads = %v, want empty", s.Manifest())
+	}
+	faulty.SetFailureRate(0)
+	if st := pass(t, s, false); st.Uploaded != 2 {
+		t.Fatalf("pass after outage = %+v, want 2 uploaded", st)
+	}
+	mirrors(t, dir, b)
+}
+
+func TestStoreFailing30PercentThenRecovering(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 200 {
+		write(t, dir, filepath.Join("f", string(rune('a'+i%20)), "n"+string(rune('a'+i/20))+".txt"), "content "+string(rune('a'+i%26)))
+	}
+	inner := memblob.OpenBucket(nil)
+	b, faulty := storetest.NewFaulty(inner, 42)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	faulty.SetFailureRate(0.3)
+	for range 3 {
+		st := pass(t, s, false)
+		if st.Failed == 0 && st.Uploaded+st.Unchanged < 200 {
+			t.Fatalf("pass = %+v: failures not counted", st)
+		}
+	}
+	// Whatever landed while failing is whole.
+	for rel, data := range storetest.Objects(t, inner, "") {
+		want, _ := os.ReadFile(filepath.Join(dir, rel))
+		if string(data) != string(want) {
+			t.Fatalf("%s is torn in the store", rel)
+		}
+	}
+	faulty.SetFailureRate(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Final(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mirrors(t, dir, inner)
+	if faulty.Failures.Load() == 0 {
+		t.Fatal("no failure was injected")
+	}
+}
+
+func TestDeletedFilesAreDeletedUnlessKept(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		dir := t.TempDir()
+		write(t, dir, "ckpt-1.pt", "one")
+		write(t, dir, "ckpt-2.pt", "two")
+		b := memblob.OpenBucket(nil)
+		cfg := testConfig()
+		cfg.KeepDeleted = keep
+		s := newSyncer(t, cfg, dir, b, Options{})
+		pass(t, s, false)
+		os.Remove(filepath.Join(dir, "ckpt-1.pt"))
+		st := pass(t, s, false)
+		exists, _ := b.Exists(context.Background(), "ckpt-1.pt")
+		if keep && (!exists || st.Deleted != 0) {
+			t.Errorf("keep-deleted: object gone or deletion counted (%+v)", st)
+		}
+		if !keep {
+			if exists || st.Deleted != 1 {
+				t.Errorf("deleted file still in the store (%+v)", st)
+			}
+			mirrors(t, dir, b)
+		}
+	}
+}
+
+func TestDefaultExcludes(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "keep.txt", "k")
+	write(t, dir, ".git/HEAD", "ref")
+	write(t, dir, "model.pt.tmp", "partial")
+	write(t, dir, "download.partial", "partial")
+	write(t, dir, ".nfs000123", "nfs")
+	write(t, dir, "notes.txt.swp", "vim")
+	write(t, dir, "sub/.git/config", "nested repo")
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	pass(t, s, true)
+	got := storetest.Objects(t, b, "")
+	if len(got) != 1 || got["keep.txt"] == nil {
+		t.Errorf("store holds %v, want only keep.txt", keys(got))
+	}
+}
+
+func TestIncludeLimitsTheSync(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "ckpt/latest.pt", "l")
+	write(t, dir, "ckpt/old.pt", "o")
+	write(t, dir, "metrics.csv", "m")
+	b := memblob.OpenBucket(nil)
+	cfg := testConfig()
+	cfg.Include = Globs{"latest.*", "*.csv"}
+	s := newSyncer(t, cfg, dir, b, Options{})
+	pass(t, s, true)
+	got := storetest.Objects(t, b, "")
+	if len(got) != 2 || got["ckpt/latest.pt"] == nil || got["metrics.csv"] == nil {
+		t.Errorf("store holds %v", keys(got))
+	}
+}
+
+func TestTempThenRenameUploadsOnceUnderFinalName(t *testing.T) {
+	dir := t.TempDir()
+	b, faulty := storetest.NewFaulty(memblob.OpenBucket(nil), 1)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	write(t, dir, "model.pt.tmp", "half")
+	pass(t, s, false)
+	write(t, dir, "model.pt.tmp", "whole model")
+	if err := os.Rename(filepath.Join(dir, "model.pt.tmp"), filepath.Join(dir, "model.pt")); err != nil {
+		t.Fatal(err)
+	}
+	if st := pass(t, s, false); st.Uploaded != 1 {
+		t.Fatalf("stats = %+v, want 1 upload", st)
+	}
+	before := faulty.Requests.Load()
+	pass(t, s, false)
+	if faulty.Requests.Load() != before {
+		t.Error("renamed file uploaded again")
+	}
+	got := storetest.Objects(t, b, "")
+	if len(got) != 1 || string(got["model.pt"]) != "whole model" {
+		t.Errorf("store holds %v", keys(got))
+	}
+}
+
+func TestSettle(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "ckpt.pt", "v1")
+	fi, _ := os.Stat(filepath.Join(dir, "ckpt.pt"))
+	now := fi.ModTime().Add(500 * time.Millisecond)
+	b := memblob.OpenBucket(nil)
+	cfg := testConfig()
+	cfg.Settle = 2 * time.Second
+	s := newSyncer(t, cfg, dir, b, Options{Now: func() time.Time { return now }})
+	if st := pass(t, s, false); st.Pending != 1 || st.Uploaded != 0 {
+		t.Fatalf("unsettled file: %+v, want pending", st)
+	}
+	now = fi.ModTime().Add(3 * time.Second)
+	if st := pass(t, s, false); st.Uploaded != 1 {
+		t.Fatalf("settled file: %+v, want uploaded", st)
+	}
+	write(t, dir, "ckpt.pt", "v2, still being written")
+	fi, _ = os.Stat(filepath.Join(dir, "ckpt.pt"))
+	now = fi.ModTime()
+	if st := pass(t, s, true); st.Uploaded != 1 {
+		t.Fatalf("final pass must take unsettled files: %+v", st)
+	}
+	mirrors(t, dir, b)
+}
+
+func TestSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "secret-token")
+	if err := os.WriteFile(outside, []byte("do not exfiltrate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "real/model.pt", "weights")
+	must(t, os.Symlink(outside, filepath.Join(dir, "token")))
+	must(t, os.Symlink("/etc", filepath.Join(dir, "etc")))
+	must(t, os.Symlink("real/model.pt", filepath.Join(dir, "latest.pt")))
+	must(t, os.Symlink("real", filepath.Join(dir, "alias")))
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	pass(t, s, true)
+	got := storetest.Objects(t, b, "")
+	if len(got) != 2 || string(got["latest.pt"]) != "weights" || got["real/model.pt"] == nil {
+		t.Errorf("store holds %v; want real/model.pt and latest.pt (a link inside the tree) only", keys(got))
+	}
+}
+
+func TestStoreInsideOutputsIsNotSynced(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "a")
+	write(t, dir, "artifacts/run/outputs/a.txt", "a")
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{SkipDirs: []string{filepath.Join(dir, "artifacts")}})
+	pass(t, s, true)
+	if got := storetest.Objects(t, b, ""); len(got) != 1 {
+		t.Errorf("store holds %v, want only a.txt", keys(got))
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
