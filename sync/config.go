@@ -63,7 +63,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.MemoryBudget, "memory-budget", "upload buffers held at once, at most (e.g. 96MiB)")
 	fs.BoolVar(&c.KeepDeleted, "keep-deleted", c.KeepDeleted, "keep objects in the store when their files are deleted locally")
 	fs.Var(&globsFlag{dst: &c.Include}, "include", "only sync paths matching this glob (repeatable or comma-separated)")
-	fs.Var(&globsFlag{dst: &c.Exclude}, "exclude", "skip paths matching this glob (repeatable or comma-separated; replaces the defaults "+strings.Join(DefaultExclude, ",")+")")
+	fs.Var(&globsFlag{dst: &c.Exclude}, "exclude", "skip paths matching this glob (repeatable or comma-separated; the first one given replaces the defaults)")
 }
 
 // Validate checks the settings, naming the flag at fault.
