@@ -214,7 +214,9 @@ func S3Client(endpoint, key, secret string) *s3.Client {
 // GCS is a fresh bucket on fake-gcs-server.
 func GCS(t testing.TB) Fixture {
 	host := server(t, "COLLECTOR_TEST_GCS_HOST")
-	t.Setenv("STORAGE_EMULATOR_HOST", host) // for this test process's own client
+	// For this test process's own clients; process-wide (not t.Setenv) so
+	// that parallel tests can use it, and only GCS clients read it.
+	os.Setenv("STORAGE_EMULATOR_HOST", host)
 	bucket := UniqueName("gcs")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
