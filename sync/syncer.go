@@ -179,6 +179,10 @@ func (s *Syncer) Final(ctx context.Context) error {
 	}
 }
 
+// uploadAttempts is how often a pass tries one file when the store's errors
+// are transient; after that the file waits for the next pass.
+const uploadAttempts = 4
+
 // job is one upload or deletion decided by a pass.
 type job struct {
 	rel    string
@@ -287,7 +291,13 @@ func (s *Syncer) do(ctx context.Context, j job) (manifest.Entry, error) {
 		if _, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(j.rel))); err == nil {
 			return manifest.Entry{}, errChanged
 		}
-		if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		err := retry(ctx, uploadAttempts, func() error {
+			if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
 			return manifest.Entry{}, fmt.Errorf("delete %q: %w", j.rel, err)
 		}
 		s.mu.Lock()
@@ -296,7 +306,11 @@ func (s *Syncer) do(ctx context.Context, j job) (manifest.Entry, error) {
 		s.mu.Unlock()
 		return manifest.Entry{}, nil
 	}
-	entry, err := s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state)
+	var entry manifest.Entry
+	err := retry(ctx, uploadAttempts, func() (err error) {
+		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state)
+		return err
+	})
 	if err != nil {
 		return entry, err
 	}
