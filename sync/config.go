@@ -17,6 +17,9 @@ type Config struct {
 	Settle time.Duration `yaml:"settle"`
 	// ShutdownTimeout bounds the final sync, below Kubernetes' 30 s grace period.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	// RescanEvery makes every Nth interval pass scan the whole folder; the
+	// others sync only what file system events marked.
+	RescanEvery int `yaml:"rescan-every"`
 	// Workers is the number of files uploaded at once.
 	Workers int `yaml:"workers"`
 	// PartSize is the size of one part of a multipart upload.
@@ -44,6 +47,7 @@ func DefaultConfig() Config {
 		Interval:        10 * time.Second,
 		Settle:          2 * time.Second,
 		ShutdownTimeout: 25 * time.Second,
+		RescanEvery:     6,
 		Workers:         16,
 		PartSize:        8 << 20,
 		PartConcurrency: 4,
@@ -57,6 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*Seconds)(&c.Interval), "sync-interval", "seconds between syncs; <= 0 syncs only once, at the end")
 	fs.Var((*Seconds)(&c.Settle), "settle", "seconds a file must stay unmodified before it is uploaded (the final sync takes files as they are)")
 	fs.Var((*Seconds)(&c.ShutdownTimeout), "shutdown-timeout", "seconds the final sync may take after SIGTERM or the command's exit")
+	fs.IntVar(&c.RescanEvery, "rescan-every", c.RescanEvery, "scan the whole folder every N passes (1: every pass); the others sync what file system events marked")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "files uploaded at once")
 	fs.Var(&c.PartSize, "part-size", "size of one part of a multipart upload (e.g. 8MiB; at least 5MiB)")
 	fs.IntVar(&c.PartConcurrency, "part-concurrency", c.PartConcurrency, "parts of one file uploaded at once")
@@ -73,6 +78,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--settle: %v is negative; want 0 or more seconds", c.Settle.Seconds())
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout: %v is not positive; want seconds > 0 (below the orchestrator's grace period, 30 s on Kubernetes)", c.ShutdownTimeout.Seconds())
+	case c.RescanEvery < 1:
+		return fmt.Errorf("--rescan-every: %d is not a number of passes; want 1 or more", c.RescanEvery)
 	case c.Workers < 1 || c.Workers > 1024:
 		return fmt.Errorf("--workers: %d is out of range; want 1 to 1024", c.Workers)
 	case c.PartSize < 5<<20 || c.PartSize > 5<<30:

@@ -114,3 +114,46 @@ func (s *scanner) followLink(p, rel string) (fs.FileInfo, bool) {
 func within(root, p string) bool {
 	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
 }
+
+// ignored tells the watcher what not to watch or mark: excluded or skipped
+// folders, and files the filters leave out.
+func (s *scanner) ignored(rel string, dir bool) bool {
+	if dir {
+		return s.exclude.match(rel, true) || s.skipped(filepath.Join(s.root, filepath.FromSlash(rel)))
+	}
+	return !s.wanted(rel)
+}
+
+// stat looks at the given paths only, with the same filters and symlink
+// policy as scan. Paths that are gone, are folders, or lie in an excluded
+// folder are left out.
+func (s *scanner) stat(rels map[string]struct{}) map[string]fileState {
+	files := make(map[string]fileState, len(rels))
+	for rel := range rels {
+		if !s.wanted(rel) || s.inIgnoredDir(rel) {
+			continue
+		}
+		p := filepath.Join(s.root, filepath.FromSlash(rel))
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+		case fi.Mode().IsRegular():
+			files[rel] = stateOf(fi)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if fi, ok := s.followLink(p, rel); ok {
+				files[rel] = stateOf(fi)
+			}
+		}
+	}
+	return files
+}
+
+// inIgnoredDir reports whether one of rel's parent folders is excluded or skipped.
+func (s *scanner) inIgnoredDir(rel string) bool {
+	for i := 0; i < len(rel); i++ {
+		if rel[i] == '/' && s.ignored(rel[:i], true) {
+			return true
+		}
+	}
+	return false
+}

@@ -52,7 +52,8 @@ type Syncer struct {
 	passMu  stdsync.Mutex // one pass at a time
 	mu      stdsync.Mutex // guards manifest and lastErr
 	entries manifest.Manifest
-	lastErr map[string]string // last error logged per path, to log repeats quietly
+	lastErr map[string]string   // last error logged per path, to log repeats quietly
+	pending map[string]struct{} // paths to look at again: unsettled, changed while read, failed
 }
 
 // PassStats counts what one pass did.
@@ -62,6 +63,7 @@ type PassStats struct {
 	Deleted   int           // objects deleted because their files were
 	Unchanged int           // files already in the store
 	Pending   int           // files not settled yet, or changed while read
+	Unsettled int           // of Pending, files not settled yet
 	Failed    int           // uploads or deletions that failed; retried next pass
 	Took      time.Duration // wall time of the pass
 }
@@ -102,6 +104,7 @@ func New(cfg Config, dir string, bucket *blob.Bucket, opts Options) (*Syncer, er
 		now:     now,
 		entries: entries,
 		lastErr: map[string]string{},
+		pending: map[string]struct{}{},
 	}
 	var skip []string
 	for _, d := range opts.SkipDirs {
@@ -132,29 +135,93 @@ func (s *Syncer) Manifest() manifest.Manifest {
 	return s.entries.Clone()
 }
 
-// Run syncs every Config.Interval until ctx ends, then runs the final sync
-// under its own timeout (Config.ShutdownTimeout) and returns its error.
+// Run syncs until ctx ends, then runs the final sync under its own timeout
+// (Config.ShutdownTimeout) and returns its error. With an interval, a pass
+// runs every Config.Interval, and file system events bring a pass forward:
+// once the tree has been quiet for the settle time, the paths they marked are
+// synced without a scan. Every Config.RescanEvery passes, and whenever the
+// watcher lost track (an overflow, a folder renamed, a watch limit), the pass
+// scans the whole folder: events are hints, the scan is the truth.
 func (s *Syncer) Run(ctx context.Context) error {
 	if s.cfg.Interval > 0 {
-		ticker := time.NewTicker(s.cfg.Interval)
-		defer ticker.Stop()
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				break loop
-			case <-ticker.C:
-				if _, err := s.Pass(ctx, false); err != nil && ctx.Err() == nil {
-					s.log.Error("sync pass failed", "err", err)
-				}
-			}
-		}
+		s.loop(ctx)
 	} else {
 		<-ctx.Done()
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	return s.Final(fctx)
+}
+
+func (s *Syncer) loop(ctx context.Context) {
+	var changed <-chan struct{}
+	w, err := newWatcher(s.root, s.scan.ignored, s.log)
+	if err != nil {
+		s.log.Warn("cannot watch the outputs folder; relying on periodic scans", "err", err)
+	} else {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		defer w.Close()
+		go w.Run(wctx)
+		changed = w.Changed()
+	}
+	ticker := time.NewTicker(s.cfg.Interval)
+	defer ticker.Stop()
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	quiet := max(s.cfg.Settle, 200*time.Millisecond)
+	passes := 0
+	for {
+		var st PassStats
+		var err error
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			debounce.Reset(quiet)
+			continue
+		case <-debounce.C:
+			st, err = s.incremental(ctx, w)
+		case <-ticker.C:
+			passes++
+			if w == nil || passes%s.cfg.RescanEvery == 0 {
+				if w != nil {
+					w.Take() // the scan covers what the events marked
+				}
+				st, err = s.Pass(ctx, false)
+			} else {
+				st, err = s.incremental(ctx, w)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("sync pass failed", "err", err)
+		}
+		if st.Unsettled > 0 && w != nil {
+			debounce.Reset(quiet) // come back when they have settled
+		}
+	}
+}
+
+// incremental syncs the paths the watcher marked and those left pending by
+// earlier passes, or scans everything when the watcher asks for it.
+func (s *Syncer) incremental(ctx context.Context, w *watcher) (PassStats, error) {
+	dirty, rescan := w.Take()
+	if rescan {
+		return s.Pass(ctx, false)
+	}
+	s.mu.Lock()
+	for rel := range s.pending {
+		if dirty == nil {
+			dirty = map[string]struct{}{}
+		}
+		dirty[rel] = struct{}{}
+	}
+	s.mu.Unlock()
+	if len(dirty) == 0 {
+		return PassStats{}, nil
+	}
+	return s.pass(ctx, false, dirty)
 }
 
 // Final syncs every file as it is, retrying what fails until everything is in
@@ -195,15 +262,25 @@ type job struct {
 // are counted in the stats and retried by the next pass; the error is for a
 // pass that could not run at all.
 func (s *Syncer) Pass(ctx context.Context, final bool) (PassStats, error) {
+	return s.pass(ctx, final, nil)
+}
+
+// pass syncs the paths in scope, or the whole folder when scope is nil.
+func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}) (PassStats, error) {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
 	start := s.now()
 	var st PassStats
-	files, err := s.scan.scan()
-	if err != nil {
-		return st, fmt.Errorf("scan %s: %w", s.root, err)
+	var files map[string]fileState
+	if scope == nil {
+		var err error
+		if files, err = s.scan.scan(); err != nil {
+			return st, fmt.Errorf("scan %s: %w", s.root, err)
+		}
+	} else {
+		files = s.scan.stat(scope)
 	}
-	jobs := s.plan(files, final, start, &st)
+	jobs := s.plan(files, final, start, &st, scope)
 
 	var mu stdsync.Mutex // guards st and failures
 	var failures []string
@@ -225,8 +302,10 @@ func (s *Syncer) Pass(ctx context.Context, final bool) (PassStats, error) {
 				st.Bytes += entry.Size
 			case errors.Is(err, errChanged):
 				st.Pending++
+				s.markPending(j.rel)
 			default:
 				st.Failed++
+				s.markPending(j.rel)
 				if ctx.Err() == nil {
 					failures = append(failures, j.rel)
 					s.logFailure(j.rel, err)
@@ -246,7 +325,7 @@ func (s *Syncer) Pass(ctx context.Context, final bool) (PassStats, error) {
 	if st.Uploaded+st.Deleted+st.Failed > 0 || final {
 		level = slog.LevelInfo
 	}
-	s.log.Log(ctx, level, "sync pass", "final", final, "uploaded", st.Uploaded, "bytes", st.Bytes,
+	s.log.Log(ctx, level, "sync pass", "final", final, "scan", scope == nil, "uploaded", st.Uploaded, "bytes", st.Bytes,
 		"deleted", st.Deleted, "unchanged", st.Unchanged, "pending", st.Pending, "failed", st.Failed,
 		"took", st.Took.Round(time.Millisecond))
 	return st, nil
@@ -254,9 +333,15 @@ func (s *Syncer) Pass(ctx context.Context, final bool) (PassStats, error) {
 
 // plan compares the scan with the manifest and returns the work to do, most
 // recently settled files last so that old, complete files go first.
-func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st *PassStats) []job {
+func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st *PassStats, scope map[string]struct{}) []job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if scope == nil {
+		s.pending = map[string]struct{}{}
+	}
+	for rel := range scope {
+		delete(s.pending, rel)
+	}
 	var jobs []job
 	settleBefore := now.Add(-s.cfg.Settle).UnixNano()
 	skewLimit := now.Add(s.cfg.Settle).UnixNano()
@@ -269,14 +354,27 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 		// future (clock skew on a network file system) does not hold it back.
 		if !final && fs.ModTime > settleBefore && fs.ModTime < skewLimit {
 			st.Pending++
+			st.Unsettled++
+			s.pending[rel] = struct{}{}
 			continue
 		}
 		jobs = append(jobs, job{rel: rel, state: fs})
 	}
 	if !s.cfg.KeepDeleted {
-		for rel := range s.entries {
+		gone := func(rel string) {
 			if _, ok := files[rel]; !ok && s.scan.wanted(rel) {
 				jobs = append(jobs, job{rel: rel, delete: true})
+			}
+		}
+		if scope == nil {
+			for rel := range s.entries {
+				gone(rel)
+			}
+		} else {
+			for rel := range scope {
+				if _, ok := s.entries[rel]; ok {
+					gone(rel)
+				}
 			}
 		}
 	}
@@ -333,4 +431,10 @@ func (s *Syncer) logFailure(rel string, err error) {
 		level = slog.LevelDebug
 	}
 	s.log.Log(context.Background(), level, "sync failed; retrying next pass", "path", rel, "err", err)
+}
+
+func (s *Syncer) markPending(rel string) {
+	s.mu.Lock()
+	s.pending[rel] = struct{}{}
+	s.mu.Unlock()
 }

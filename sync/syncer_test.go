@@ -317,3 +317,57 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+func TestRunSyncsOnEventsWithoutWaitingForTheInterval(t *testing.T) {
+	dir := t.TempDir()
+	b := memblob.OpenBucket(nil)
+	cfg := testConfig()
+	cfg.Interval = time.Hour // no tick during the test: only events can bring a pass
+	cfg.Settle = 100 * time.Millisecond
+	s := newSyncer(t, cfg, dir, b, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond) // let the watcher start
+	write(t, dir, "new/folder/metrics.csv", "step,loss\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ok, _ := b.Exists(context.Background(), "new/folder/metrics.csv"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an event did not bring a pass within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mirrors(t, dir, b)
+}
+
+func TestIncrementalPassStatsOnlyDirtyPathsUnlessRescan(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "a")
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	pass(t, s, false)
+	w, err := newWatcher(s.root, s.scan.ignored, s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// A file the watcher never saw (as on NFS, where inotify is silent).
+	write(t, dir, "unseen.txt", "u")
+	st, err := s.incremental(context.Background(), w)
+	if err != nil || st.Uploaded != 0 || st.Unchanged != 0 {
+		t.Fatalf("incremental pass without events = %+v, %v; want nothing looked at", st, err)
+	}
+	w.requestRescan() // an overflow, say
+	st, err = s.incremental(context.Background(), w)
+	if err != nil || st.Uploaded != 1 {
+		t.Fatalf("pass after a rescan request = %+v, %v; want the unseen file uploaded", st, err)
+	}
+	mirrors(t, dir, b)
+}
