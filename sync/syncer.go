@@ -246,6 +246,15 @@ func (s *Syncer) Final(ctx context.Context) error {
 	}
 }
 
+// checkpointEvery is how often a long pass checkpoints while it runs.
+const checkpointEvery = time.Second
+
+func (s *Syncer) checkpoint(ctx context.Context) {
+	if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx), s.Manifest()); err != nil {
+		s.log.Warn("checkpoint failed; the next pass tries again", "err", err)
+	}
+}
+
 // uploadAttempts is how often a pass tries one file when the store's errors
 // are transient; after that the file waits for the next pass.
 const uploadAttempts = 4
@@ -282,8 +291,8 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	}
 	jobs := s.plan(files, final, start, &st, scope)
 
-	var mu stdsync.Mutex // guards st and failures
-	var failures []string
+	var mu stdsync.Mutex // guards st and lastCheckpoint
+	lastCheckpoint := start
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Workers)
 	for _, j := range jobs {
@@ -293,23 +302,16 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 		g.Go(func() error {
 			entry, err := s.do(gctx, j)
 			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil && j.delete:
-				st.Deleted++
-			case err == nil:
-				st.Uploaded++
-				st.Bytes += entry.Size
-			case errors.Is(err, errChanged):
-				st.Pending++
-				s.markPending(j.rel)
-			default:
-				st.Failed++
-				s.markPending(j.rel)
-				if ctx.Err() == nil {
-					failures = append(failures, j.rel)
-					s.logFailure(j.rel, err)
-				}
+			// Long passes checkpoint as they go, so a killed collector
+			// redoes at most this much.
+			due := err == nil && s.ckpt != nil && s.now().Sub(lastCheckpoint) >= checkpointEvery
+			if due {
+				lastCheckpoint = s.now()
+			}
+			s.count(ctx, &st, j, entry, err)
+			mu.Unlock()
+			if due {
+				s.checkpoint(ctx)
 			}
 			return nil
 		})
@@ -317,9 +319,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	_ = g.Wait()
 	st.Took = s.now().Sub(start)
 	if st.Uploaded+st.Deleted > 0 && s.ckpt != nil {
-		if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx), s.Manifest()); err != nil {
-			s.log.Warn("checkpoint failed; the next pass tries again", "err", err)
-		}
+		s.checkpoint(ctx)
 	}
 	level := slog.LevelDebug
 	if st.Uploaded+st.Deleted+st.Failed > 0 || final {
@@ -437,4 +437,24 @@ func (s *Syncer) markPending(rel string) {
 	s.mu.Lock()
 	s.pending[rel] = struct{}{}
 	s.mu.Unlock()
+}
+
+// count adds a job's outcome to the pass's stats.
+func (s *Syncer) count(ctx context.Context, st *PassStats, j job, entry manifest.Entry, err error) {
+	switch {
+	case err == nil && j.delete:
+		st.Deleted++
+	case err == nil:
+		st.Uploaded++
+		st.Bytes += entry.Size
+	case errors.Is(err, errChanged):
+		st.Pending++
+		s.markPending(j.rel)
+	default:
+		st.Failed++
+		s.markPending(j.rel)
+		if ctx.Err() == nil {
+			s.logFailure(j.rel, err)
+		}
+	}
 }
