@@ -32,6 +32,9 @@ type State struct {
 	Run     string `json:"run"`
 	// Attempt counts the starts of the run: 1 for the first, 2 after a retry, ...
 	Attempt int `json:"attempt"`
+	// Restored is set by `collector restore`, so the collector that starts
+	// next takes over its attempt instead of counting another.
+	Restored bool `json:"restored,omitempty"`
 	// Outputs is what the store holds of the outputs folder.
 	Outputs manifest.Manifest `json:"outputs"`
 	// Extensions hold the cursors of other components (log sources, resource

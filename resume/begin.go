@@ -1,0 +1,135 @@
+package resume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/mlsidecar/collector/manifest"
+)
+
+// BeginOptions say how a run starts.
+type BeginOptions struct {
+	Run       string       // the run's name
+	StatePath string       // the local state file
+	Outputs   string       // the outputs folder
+	Bucket    *blob.Bucket // rooted at the run's prefix
+	// AutoResume restores the run's outputs from the store (Polyaxon's autoResume).
+	AutoResume bool
+	// Include limits the restore to matching paths.
+	Include []string
+	// Workers is the number of parallel downloads.
+	Workers  int
+	Logger   *slog.Logger
+	Progress func(done, total int, bytesDone, bytesTotal int64)
+	// ForRestore is set by `collector restore`: the attempt it counts is
+	// taken over, not counted again, by the collector that starts next.
+	ForRestore bool
+}
+
+// Begin works out the state a run continues from and, with AutoResume,
+// brings its outputs back. The local state is trusted when it is there and
+// readable; otherwise the store is the truth: its copy of the state and the
+// objects under outputs/. A corrupt local state is moved aside, never
+// silently dropped. The state is saved before Begin returns.
+func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var stats RestoreStats
+	st, err := Load(opts.StatePath)
+	local := err == nil
+	switch {
+	case local:
+	case errors.Is(err, ErrNoCheckpoint):
+	default:
+		aside := fmt.Sprintf("%s.corrupt-%d", opts.StatePath, time.Now().Unix())
+		if rerr := os.Rename(opts.StatePath, aside); rerr != nil {
+			return nil, stats, fmt.Errorf("%w (and it cannot be moved aside: %v)", err, rerr)
+		}
+		log.Warn("local state is unreadable; moved it aside and rebuilding from the store", "err", err, "moved_to", aside)
+	}
+	if !local {
+		if st, err = fromStore(ctx, opts.Bucket); err != nil {
+			return nil, stats, err
+		}
+	}
+	hasOutputs, err := storeHasOutputs(ctx, opts.Bucket)
+	if err != nil {
+		return nil, stats, err
+	}
+	switch {
+	case st == nil && !hasOutputs:
+		st = &State{Version: Version, Run: opts.Run, Attempt: 0, Outputs: manifest.Manifest{}}
+	case st == nil:
+		// Outputs but no state: the earlier attempt died before its first checkpoint.
+		st = &State{Version: Version, Run: opts.Run, Attempt: 1, Outputs: manifest.Manifest{}}
+	}
+	if st.Restored && !opts.ForRestore {
+		st.Restored = false // `collector restore` counted this attempt already
+	} else {
+		st.Attempt++
+		st.Restored = opts.ForRestore
+	}
+	st.Version, st.Run = Version, opts.Run
+
+	if opts.AutoResume && hasOutputs {
+		m, rs, err := Restore(ctx, opts.Bucket, opts.Outputs, RestoreOptions{
+			Include:  opts.Include,
+			Workers:  opts.Workers,
+			Known:    st.Outputs,
+			Logger:   log,
+			Progress: opts.Progress,
+		})
+		if err != nil {
+			return nil, rs, err
+		}
+		stats = rs
+		// What the store holds beyond what was restored (left out by
+		// Include) is not ours to delete: keep only what is on disk.
+		st.Outputs = m
+	}
+	if err := Save(opts.StatePath, st); err != nil {
+		return nil, stats, fmt.Errorf("save state %s: %w", opts.StatePath, err)
+	}
+	return st, stats, nil
+}
+
+// fromStore reads the run's state from the store; nil when there is none.
+func fromStore(ctx context.Context, b *blob.Bucket) (*State, error) {
+	data, err := b.ReadAll(ctx, StateKey)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the run's state from the store: %w", err)
+	}
+	st, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("the run's state in the store (%s): %w", StateKey, err)
+	}
+	return st, nil
+}
+
+func storeHasOutputs(ctx context.Context, b *blob.Bucket) (bool, error) {
+	it := b.List(&blob.ListOptions{Prefix: OutputsPrefix})
+	_, err := it.Next(ctx)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("list the run's outputs in the store: %w", err)
+	}
+	return true, nil
+}
+
+// OutputsPrefix is where a run's outputs are, under the run's prefix.
+const OutputsPrefix = "outputs/"

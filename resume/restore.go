@@ -1,0 +1,588 @@
+package resume
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	stdsync "sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mlsidecar/collector/manifest"
+)
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	// Include limits the restore to matching paths, with the sync engine's
+	// rules: a glob without a slash matches the file's name at any depth, one
+	// with a slash matches its path from the outputs folder (path.Match).
+	// Empty restores everything.
+	Include []string
+	// Workers is the number of parallel downloads; 16 when not above 0.
+	Workers int
+	// Known holds the hashes recorded in the run's state. They are used for
+	// objects that carry no sha256 metadata (host_path stores keep none).
+	// May be nil.
+	Known  manifest.Manifest
+	Logger *slog.Logger
+	// Progress, if set, is called from one goroutine at most every 200ms
+	// while files are restored, and once at the end.
+	Progress func(done, total int, bytesDone, bytesTotal int64)
+}
+
+// RestoreStats says what Restore did.
+type RestoreStats struct {
+	Files   int   // files restored or found already present
+	Bytes   int64 // their bytes
+	Skipped int   // files already present and identical, not downloaded
+	Kept    int   // local files that differ from the store's, kept and left to the sync
+	Took    time.Duration
+}
+
+// UnsafeKeyError is returned when an object key would land outside the
+// folder being restored into, or pass through a symbolic link on its way
+// there. Restore downloads nothing when it returns one.
+type UnsafeKeyError struct {
+	Key    string
+	Reason string
+}
+
+func (e *UnsafeKeyError) Error() string {
+	return fmt.Sprintf("unsafe key %q in the store: %s", e.Key, e.Reason)
+}
+
+const (
+	defaultRestoreWorkers = 16
+	progressInterval      = 200 * time.Millisecond
+	// tempMarker is in the name of every file a restore writes before it
+	// renames it into place; a file with it is left over from a killed one.
+	tempMarker = ".collector-restore-"
+)
+
+// restoreItem is one object to restore.
+type restoreItem struct {
+	key  string // the object's key in the run's bucket
+	rel  string // slash path under the outputs folder
+	size int64  // as listed
+}
+
+// Restore downloads every object under outputs/ of the run's bucket into dir
+// and returns the manifest of what it restored: for each file the local
+// size, mtime (after download) and inode, and its SHA-256, so that the sync
+// engine does not upload it again.
+//
+// Every key is checked before anything is downloaded: one that would land
+// outside dir or pass through a symbolic link inside it fails the restore with
+// an *UnsafeKeyError. Each file is written to a temp file next to its target,
+// hashed on the way, synced and renamed into place, so an interrupted restore
+// never leaves a torn file under a final name; temp files left by a killed
+// restore are removed by the next one. A file already present with the same
+// size and hash is not downloaded again.
+//
+// The bytes are checked against the object's sha256 metadata, and a mismatch
+// is an error naming the key. An object without that metadata is checked
+// against the hash in Known when Known has the same size; a mismatch there
+// is only logged, since a state checkpointed at the end of a sync pass can lag
+// behind objects uploaded during it, and the store's copy is the one kept.
+func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOptions) (manifest.Manifest, RestoreStats, error) {
+	start := time.Now()
+	r := &restorer{
+		bucket:  run,
+		dir:     dir,
+		known:   opts.Known,
+		log:     opts.Logger,
+		touched: map[string]struct{}{},
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = defaultRestoreWorkers
+	}
+
+	items, err := listOutputs(ctx, run, opts.Include)
+	if err != nil {
+		return nil, RestoreStats{}, err
+	}
+	if err := checkTargets(dir, items); err != nil {
+		return nil, RestoreStats{}, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, RestoreStats{}, fmt.Errorf("restore into %s: %w", dir, err)
+	}
+	if err := r.removeStaleTemps(); err != nil {
+		return nil, RestoreStats{}, err
+	}
+
+	var bytesTotal int64
+	for _, it := range items {
+		bytesTotal += it.size
+	}
+	stopProgress := r.reportProgress(opts.Progress, len(items), bytesTotal)
+
+	out := make(manifest.Manifest, len(items))
+	var mu stdsync.Mutex
+	var skipped int
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, it := range items {
+		if gctx.Err() != nil {
+			break // a download failed: start no more
+		}
+		g.Go(func() error {
+			e, skip, err := r.restoreOne(gctx, it)
+			if errors.Is(err, errKeptLocal) {
+				r.done.Add(1)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("restore %q: %w", it.key, err)
+			}
+			r.done.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
+			out[it.rel] = e
+			if skip {
+				skipped++
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	if err == nil {
+		err = ctx.Err() // the loop stopped early on a canceled context
+	}
+	if err == nil {
+		err = r.syncDirs()
+	}
+	stopProgress()
+	stats := RestoreStats{Files: len(out), Skipped: skipped, Kept: int(r.kept.Load()), Took: time.Since(start)}
+	for _, e := range out {
+		stats.Bytes += e.Size
+	}
+	if err != nil {
+		return nil, stats, err
+	}
+	return out, stats, nil
+}
+
+// listOutputs lists the objects under outputs/, checks every key and returns
+// those Include selects, in the store's order. Folder markers are skipped.
+func listOutputs(ctx context.Context, b *blob.Bucket, include []string) ([]restoreItem, error) {
+	var items []restoreItem
+	it := b.List(&blob.ListOptions{Prefix: OutputsPrefix})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list the run's outputs in the store: %w", err)
+		}
+		if strings.HasSuffix(obj.Key, "/") {
+			continue // a folder marker written by some tools: no file to restore
+		}
+		rel := strings.TrimPrefix(obj.Key, OutputsPrefix)
+		if reason := unsafeRel(rel); reason != "" {
+			return nil, &UnsafeKeyError{Key: obj.Key, Reason: reason}
+		}
+		if len(include) > 0 && !matchGlobs(include, rel) {
+			continue
+		}
+		items = append(items, restoreItem{key: obj.Key, rel: rel, size: obj.Size})
+	}
+	return items, nil
+}
+
+// unsafeRel says why rel cannot name a file under the outputs folder, or ""
+// when it can.
+func unsafeRel(rel string) string {
+	switch {
+	case rel == "":
+		return "empty path"
+	case strings.HasPrefix(rel, "/"):
+		return "absolute path"
+	case strings.ContainsRune(rel, 0):
+		return "NUL byte in the path"
+	case strings.Contains(rel, `\`):
+		return "backslash in the path"
+	case rel == ".." || strings.HasPrefix(rel, "../") || strings.HasSuffix(rel, "/..") || strings.Contains(rel, "/../"):
+		return `".." in the path`
+	case path.Clean(rel) != rel:
+		return "path is not clean"
+	}
+	return ""
+}
+
+// matchGlobs tells whether rel matches one of the globs, as the sync
+// engine's Include does for files: a glob with a slash matches the path,
+// one without matches the name; a folder-only glob (trailing slash) matches
+// no file.
+func matchGlobs(globs []string, rel string) bool {
+	base := path.Base(rel)
+	for _, g := range globs {
+		if strings.HasSuffix(g, "/") {
+			continue
+		}
+		target := base
+		if strings.Contains(g, "/") {
+			target = rel
+		}
+		if ok, _ := path.Match(g, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTargets refuses, before anything is written, keys whose target would
+// be reached through a symbolic link under dir, and keys that cannot be
+// restored as files: a folder already there under the file's name, a file
+// where one of its folders should be, or another key that needs the file's
+// name as a folder.
+func checkTargets(dir string, items []restoreItem) error {
+	rels := make(map[string]struct{}, len(items))
+	for _, it := range items {
+		rels[it.rel] = struct{}{}
+	}
+	seen := map[string]fs.FileMode{} // parent folder (slash rel) -> type; absent when not there
+	missing := map[string]bool{}
+	for _, it := range items {
+		parts := strings.Split(it.rel, "/")
+		for i := 1; i < len(parts); i++ {
+			p := strings.Join(parts[:i], "/")
+			if _, ok := rels[p]; ok {
+				return fmt.Errorf("restore %q: %q is both a file and a folder in the store", it.key, OutputsPrefix+p)
+			}
+			if missing[p] {
+				break // nothing below it exists either
+			}
+			mode, ok := seen[p]
+			if !ok {
+				fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(p)))
+				if errors.Is(err, fs.ErrNotExist) {
+					missing[p] = true
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("restore %q: %w", it.key, err)
+				}
+				mode = fi.Mode().Type()
+				seen[p] = mode
+			}
+			switch {
+			case mode&fs.ModeSymlink != 0:
+				return &UnsafeKeyError{Key: it.key, Reason: fmt.Sprintf("%s is a symbolic link in %s", p, dir)}
+			case !mode.IsDir():
+				return fmt.Errorf("restore %q: %s in %s is not a folder", it.key, p, dir)
+			}
+		}
+		target := filepath.Join(dir, filepath.FromSlash(it.rel))
+		if fi, err := os.Lstat(target); err == nil && fi.IsDir() {
+			return fmt.Errorf("restore %q: %s is a folder", it.key, target)
+		}
+	}
+	return nil
+}
+
+// restorer holds what the downloads share.
+type restorer struct {
+	bucket *blob.Bucket
+	dir    string
+	known  manifest.Manifest
+	log    *slog.Logger
+
+	done      atomic.Int64 // files finished
+	bytesDone atomic.Int64 // bytes downloaded or found present
+	kept      atomic.Int64 // local files kept although they differ
+
+	mu      stdsync.Mutex
+	touched map[string]struct{} // folders that got a new file, to fsync at the end
+}
+
+// errKeptLocal says a local file differs from the store's and was kept.
+var errKeptLocal = errors.New("local file kept")
+
+// restoreOne brings one object to its target and returns its manifest entry,
+// and whether the file was already there.
+func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Entry, bool, error) {
+	attrs, err := r.bucket.Attributes(ctx, it.key)
+	if err != nil {
+		return manifest.Entry{}, false, err
+	}
+	want, fromMetadata := attrs.Metadata[manifest.HashMetadataKey], true
+	if want == "" {
+		fromMetadata = false
+		if k, ok := r.known[it.rel]; ok && k.Size == attrs.Size {
+			want = k.SHA256
+		}
+	}
+	target := filepath.Join(r.dir, filepath.FromSlash(it.rel))
+
+	if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() {
+		// The file the state says the store holds: trusted without hashing.
+		if k, ok := r.known[it.rel]; ok && k.Size == attrs.Size && (want == "" || strings.EqualFold(k.SHA256, want)) &&
+			k.SameFile(fi.Size(), fi.ModTime().UnixNano(), inodeOf(fi)) {
+			r.bytesDone.Add(fi.Size())
+			return entryOf(fi, k.SHA256), true, nil
+		}
+		e, same, err := present(target, attrs.Size, want)
+		if err != nil {
+			return manifest.Entry{}, false, err
+		}
+		if same {
+			r.bytesDone.Add(e.Size)
+			return e, true, nil
+		}
+		// A different local file is the job's newer work (a restarted
+		// container keeps its folder): never overwrite it; the sync
+		// engine uploads it.
+		r.log.Info("keeping the local file, which differs from the store's", "key", it.key)
+		r.kept.Add(1)
+		r.bytesDone.Add(attrs.Size)
+		return manifest.Entry{}, true, errKeptLocal
+	}
+
+	parent, err := r.mkdirs(it)
+	if err != nil {
+		return manifest.Entry{}, false, err
+	}
+	f, err := os.CreateTemp(parent, tempPattern(path.Base(it.rel)))
+	if err != nil {
+		return manifest.Entry{}, false, err
+	}
+	tmp, renamed := f.Name(), false
+	defer func() {
+		if !renamed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+
+	rd, err := r.bucket.NewReader(ctx, it.key, nil)
+	if err != nil {
+		return manifest.Entry{}, false, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h, progressWriter{&r.bytesDone}), rd)
+	if cerr := rd.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return manifest.Entry{}, false, err
+	}
+	if n != attrs.Size {
+		return manifest.Entry{}, false, fmt.Errorf("read %d bytes, the store says the object has %d", n, attrs.Size)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want != "" && !strings.EqualFold(sum, want) {
+		if fromMetadata {
+			return manifest.Entry{}, false, fmt.Errorf("downloaded bytes have sha256 %s, the object's metadata says %s", sum, want)
+		}
+		r.log.Warn("restored file differs from the run's state; keeping the store's copy",
+			"key", it.key, "sha256", sum, "state_sha256", want)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return manifest.Entry{}, false, err
+	}
+	if err := f.Sync(); err != nil {
+		return manifest.Entry{}, false, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return manifest.Entry{}, false, err
+	}
+	if err := f.Close(); err != nil {
+		return manifest.Entry{}, false, err
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return manifest.Entry{}, false, err
+	}
+	renamed = true
+	r.mu.Lock()
+	r.touched[parent] = struct{}{}
+	r.mu.Unlock()
+	r.log.Debug("restored", "key", it.key, "bytes", n)
+	// Rename keeps the inode and mtime the temp file had.
+	return entryOf(fi, sum), false, nil
+}
+
+// present returns the entry of the regular file at target when it has the
+// object's size and, when known, its hash.
+func present(target string, size int64, want string) (manifest.Entry, bool, error) {
+	fi, err := os.Lstat(target)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return manifest.Entry{}, false, nil
+	}
+	f, err := os.Open(target)
+	if err != nil {
+		return manifest.Entry{}, false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return manifest.Entry{}, false, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want != "" && !strings.EqualFold(sum, want) {
+		return manifest.Entry{}, false, nil
+	}
+	if fi, err = f.Stat(); err != nil || fi.Size() != size {
+		return manifest.Entry{}, false, err
+	}
+	return entryOf(fi, sum), true, nil
+}
+
+// mkdirs makes the folders of it's target under dir, one at a time, refusing
+// to go through a symbolic link that appeared since the keys were checked. It
+// returns the target's folder.
+func (r *restorer) mkdirs(it restoreItem) (string, error) {
+	cur := r.dir
+	parts := strings.Split(it.rel, "/")
+	for _, p := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, p)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = os.Mkdir(cur, 0o755)
+			if err == nil || errors.Is(err, fs.ErrExist) { // another download may have made it
+				fi, err = os.Lstat(cur)
+			}
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return "", &UnsafeKeyError{Key: it.key, Reason: fmt.Sprintf("%s is a symbolic link", cur)}
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a folder", cur)
+		}
+	}
+	return cur, nil
+}
+
+// tempPattern is the os.CreateTemp pattern for a file named base: hidden,
+// marked, and short enough for the usual 255-byte name limit.
+func tempPattern(base string) string {
+	const maxBase = 200
+	if len(base) > maxBase {
+		base = base[:maxBase]
+		for !utf8.ValidString(base) {
+			base = base[:len(base)-1]
+		}
+	}
+	return "." + base + tempMarker + "*"
+}
+
+// isTempName tells whether name is one tempPattern makes.
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, tempMarker)
+}
+
+// removeStaleTemps removes the temp files a killed restore left in dir. It
+// does not follow symbolic links.
+func (r *restorer) removeStaleTemps() error {
+	err := filepath.WalkDir(r.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && isTempName(d.Name()) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			r.log.Info("removed a temp file left by an interrupted restore", "path", p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove temp files of an earlier restore in %s: %w", r.dir, err)
+	}
+	return nil
+}
+
+// syncDirs fsyncs the folders that got new files, so the renames survive a
+// crash.
+func (r *restorer) syncDirs() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for d := range r.touched {
+		f, err := os.Open(d)
+		if err != nil {
+			return fmt.Errorf("sync folder %s: %w", d, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil && !errors.Is(err, syscall.EINVAL) { // some filesystems cannot sync a folder
+			return fmt.Errorf("sync folder %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// reportProgress calls progress every progressInterval while files are
+// restored, when something changed, and once more when the returned function
+// is called. It returns a no-op for a nil progress.
+func (r *restorer) reportProgress(progress func(done, total int, bytesDone, bytesTotal int64), total int, bytesTotal int64) (stop func()) {
+	if progress == nil {
+		return func() {}
+	}
+	quit, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		lastDone, lastBytes := int64(-1), int64(-1)
+		for {
+			select {
+			case <-quit:
+				progress(int(r.done.Load()), total, r.bytesDone.Load(), bytesTotal)
+				return
+			case <-t.C:
+				d, b := r.done.Load(), r.bytesDone.Load()
+				if d != lastDone || b != lastBytes {
+					progress(int(d), total, b, bytesTotal)
+					lastDone, lastBytes = d, b
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-exited
+	}
+}
+
+// progressWriter counts the bytes written through it.
+type progressWriter struct{ n *atomic.Int64 }
+
+func (w progressWriter) Write(p []byte) (int, error) {
+	w.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func entryOf(fi fs.FileInfo, sum string) manifest.Entry {
+	return manifest.Entry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: sum}
+}
+
+// inodeOf returns the file's inode, or 0 where the platform has none.
+func inodeOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Ino)
+	}
+	return 0
+}
