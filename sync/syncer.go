@@ -160,9 +160,16 @@ func (s *Syncer) loop(ctx context.Context) {
 		s.log.Warn("cannot watch the outputs folder; relying on periodic scans", "err", err)
 	} else {
 		wctx, stop := context.WithCancel(ctx)
-		defer stop()
-		defer w.Close()
-		go w.Run(wctx)
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			w.Run(wctx)
+		}()
+		defer func() { // stop Run before closing what it uses
+			stop()
+			<-runDone
+			w.Close()
+		}()
 		changed = w.Changed()
 	}
 	ticker := time.NewTicker(s.cfg.Interval)
