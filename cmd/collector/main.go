@@ -20,6 +20,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/mlsidecar/collector/job"
+	"github.com/mlsidecar/collector/probe"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/sync"
@@ -44,11 +45,20 @@ func main() {
 	os.Exit(code)
 }
 
+// usageError is a bad setting found after the settings were parsed.
+type usageError struct{ error }
+
 // run is the whole program, minus the process: it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "version" {
-		fmt.Fprintln(stdout, "collector", version)
-		return exitOK
+	mode := "sidecar"
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, "collector", version)
+			return exitOK
+		case "restore":
+			mode, args = "restore", args[1:]
+		}
 	}
 	set, err := loadSettings(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -59,75 +69,174 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "collector:", err)
 		return exitUsage
 	}
+	if len(set.Command) > 0 {
+		if mode == "restore" {
+			fmt.Fprintf(stderr, "collector: restore takes no command (got %q)\n", set.Command[0])
+			return exitUsage
+		}
+		mode = "wrapper"
+	}
 	if set.runGenerated {
+		if mode == "restore" {
+			fmt.Fprintln(stderr, "collector: --run: restore needs the run's name (--run or COLLECTOR_RUN)")
+			return exitUsage
+		}
 		set.Run = uuid.NewString()
 	}
 	level, _ := parseLevel(set.LogLevel)
 	log := newLogger(stderr, set.LogFormat, level)
 
+	c, err := open(ctx, set, getenv, mode != "restore", log)
+	if err != nil {
+		fmt.Fprintln(stderr, "collector:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFailure
+	}
+	defer c.close()
+	if mode == "restore" {
+		return c.restoreOnly(ctx)
+	}
+	return c.sync(ctx, mode)
+}
+
+// collector is one run's wiring: the store, the state and the probe.
+type collector struct {
+	set    *settings
+	log    *slog.Logger
+	conn   stores.Connection
+	root   *blob.Bucket // the store root
+	run    *blob.Bucket // rooted at <run>/
+	probe  *probe.Probe
+	listen func(context.Context) error
+}
+
+// open resolves and checks the store and the probe. Every error it returns
+// for a bad setting is a usageError.
+func open(ctx context.Context, set *settings, getenv func(string) string, forWriting bool, log *slog.Logger) (*collector, error) {
 	conn, err := resolveStore(set, getenv)
 	if err != nil {
-		fmt.Fprintln(stderr, "collector:", err)
-		return exitUsage
+		return nil, usageError{err}
 	}
-	root, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: true})
+	root, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting})
 	if err == nil {
-		err = stores.Check(ctx, root, conn)
+		if err = stores.Check(ctx, root, conn); err != nil {
+			root.Close()
+		}
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "collector:", err)
-		return exitUsage
+		return nil, usageError{err}
 	}
-	defer root.Close()
-
 	if err := os.MkdirAll(set.OutputsPath, 0o755); err != nil {
-		fmt.Fprintf(stderr, "collector: --outputs-path: cannot create %q: %v\n", set.OutputsPath, errors.Unwrap(err))
-		return exitUsage
+		root.Close()
+		return nil, usageError{fmt.Errorf("--outputs-path: cannot create %q: %v", set.OutputsPath, errors.Unwrap(err))}
 	}
-	runBucket := blob.PrefixedBucket(root, set.Run+"/")
-	statePath := filepath.Join(set.StateDir, set.Run, "state.json")
-	state, err := resume.Load(statePath)
-	switch {
-	case errors.Is(err, resume.ErrNoCheckpoint):
-		state = &resume.State{Version: resume.Version, Run: set.Run, Attempt: 1}
-	case err != nil:
-		log.Error("cannot continue the run from its state; move the file away to start over", "err", err)
-		return exitFailure
-	default:
-		state.Attempt++
+	p := probe.New(set.ProbeAddr, set.ReadyFile, log)
+	p.Remove()
+	l, err := p.Listen()
+	if err != nil {
+		root.Close()
+		return nil, usageError{err}
 	}
-	keeper := resume.NewKeeper(statePath, runBucket, state)
+	return &collector{
+		set: set, log: log, conn: conn, root: root,
+		run:    blob.PrefixedBucket(root, set.Run+"/"),
+		probe:  p,
+		listen: func(ctx context.Context) error { return p.Serve(ctx, l) },
+	}, nil
+}
 
-	skip := []string{set.StateDir}
-	if conn.Kind == stores.KindHostPath || conn.Kind == stores.KindVolumeClaim {
-		skip = append(skip, conn.Schema.MountPath)
+func (c *collector) close() { c.root.Close() }
+
+func (c *collector) statePath() string { return filepath.Join(c.set.StateDir, c.set.Run, "state.json") }
+
+// begin restores the run (with auto-resume) and returns its state.
+func (c *collector) begin(ctx context.Context, forRestore bool) (*resume.State, error) {
+	st, rs, err := resume.Begin(ctx, resume.BeginOptions{
+		Run:        c.set.Run,
+		StatePath:  c.statePath(),
+		Outputs:    c.set.OutputsPath,
+		Bucket:     c.run,
+		AutoResume: c.set.AutoResume || forRestore,
+		Include:    c.set.Sync.Include,
+		Workers:    c.set.Sync.Workers,
+		Logger:     c.log,
+		Progress:   newProgress(c.log, os.Stderr),
+		ForRestore: forRestore,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resume run %s: %w", c.set.Run, err)
 	}
-	syncer, err := sync.New(set.Sync, set.OutputsPath, blob.PrefixedBucket(root, set.Run+"/outputs/"), sync.Options{
-		Logger:       log,
-		Manifest:     state.Outputs,
-		Checkpointer: keeper,
+	if rs.Files+rs.Kept > 0 {
+		c.log.Info("restored the run's outputs", "files", rs.Files, "bytes", rs.Bytes,
+			"already_present", rs.Skipped, "kept_local", rs.Kept, "took", rs.Took.Round(1e6))
+	}
+	return st, nil
+}
+
+// restoreOnly is `collector restore`: bring the outputs back and stop.
+func (c *collector) restoreOnly(ctx context.Context) int {
+	st, err := c.begin(ctx, true)
+	if err != nil {
+		c.log.Error("restore failed", "err", err)
+		return exitFailure
+	}
+	c.log.Info("restore done", "run", c.set.Run, "attempt", st.Attempt, "files", len(st.Outputs))
+	if err := c.probe.SetReady(); err != nil {
+		c.log.Warn("cannot write the ready file", "err", err)
+	}
+	return exitOK
+}
+
+// sync is sidecar and wrapper mode.
+func (c *collector) sync(ctx context.Context, mode string) int {
+	probeCtx, stopProbe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProbe()
+	go func() {
+		if err := c.listen(probeCtx); err != nil {
+			c.log.Error("probe server stopped", "err", err)
+		}
+	}()
+	c.log.Info("collector starting", "run", c.set.Run, "mode", mode, "store", stores.Describe(c.conn),
+		"outputs", c.set.OutputsPath, "sync_interval", c.set.Sync.Interval.Seconds(),
+		"collect_artifacts", c.set.Plugins.CollectArtifactsOn(), "auto_resume", c.set.AutoResume)
+	st, err := c.begin(ctx, false)
+	if err != nil {
+		c.log.Error("cannot start", "err", err)
+		return exitFailure
+	}
+	if err := c.probe.SetReady(); err != nil {
+		c.log.Warn("cannot write the ready file", "err", err)
+	}
+	c.log.Info("collector ready", "run", c.set.Run, "attempt", st.Attempt, "files_in_store", len(st.Outputs))
+
+	skip := []string{c.set.StateDir}
+	if c.conn.Kind == stores.KindHostPath || c.conn.Kind == stores.KindVolumeClaim {
+		skip = append(skip, c.conn.Schema.MountPath)
+	}
+	syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, blob.PrefixedBucket(c.root, c.set.Run+"/outputs/"), sync.Options{
+		Logger:       c.log,
+		Manifest:     st.Outputs,
+		Checkpointer: resume.NewKeeper(c.statePath(), c.run, st),
 		SkipDirs:     skip,
 	})
 	if err != nil {
-		fmt.Fprintln(stderr, "collector:", err)
-		return exitUsage
+		c.log.Error("cannot start the sync", "err", err)
+		return exitFailure
 	}
-	mode := "sidecar"
-	if len(set.Command) > 0 {
-		mode = "wrapper"
-	}
-	log.Info("collector started", "run", set.Run, "attempt", state.Attempt, "mode", mode,
-		"store", stores.Describe(conn), "outputs", set.OutputsPath,
-		"sync_interval", set.Sync.Interval.Seconds(), "collect_artifacts", set.Plugins.CollectArtifactsOn())
-
-	syncOn := set.Plugins.CollectArtifactsOn()
-	if mode == "sidecar" {
-		if !syncOn {
+	runSync := func(ctx context.Context) error {
+		if !c.set.Plugins.CollectArtifactsOn() {
 			<-ctx.Done()
-			return exitOK
+			return nil
 		}
-		if err := syncer.Run(ctx); err != nil {
-			log.Error("stopped with outputs not in the store", "err", err)
+		return syncer.Run(ctx)
+	}
+
+	if mode == "sidecar" {
+		if err := runSync(ctx); err != nil {
+			c.log.Error("stopped with outputs not in the store", "err", err)
 			return exitFailure
 		}
 		return exitOK
@@ -136,36 +245,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Wrapper mode: sync until the command ends, then once more.
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	syncDone := make(chan error, 1)
-	go func() {
-		if !syncOn {
-			<-syncCtx.Done()
-			syncDone <- nil
-			return
-		}
-		syncDone <- syncer.Run(syncCtx)
-	}()
-	absOutputs, _ := filepath.Abs(set.OutputsPath)
+	go func() { syncDone <- runSync(syncCtx) }()
+	absOutputs, _ := filepath.Abs(c.set.OutputsPath)
 	code, err := job.Command{
-		Args:  set.Command,
-		Grace: set.Sync.ShutdownTimeout,
+		Args:  c.set.Command,
+		Grace: c.set.Sync.ShutdownTimeout,
 		Env: []string{
-			"COLLECTOR_RUN=" + set.Run,
-			"COLLECTOR_ATTEMPT=" + strconv.Itoa(state.Attempt),
-			"COLLECTOR_RESUMED=" + boolDigit(state.Attempt > 1),
+			"COLLECTOR_RUN=" + c.set.Run,
+			"COLLECTOR_ATTEMPT=" + strconv.Itoa(st.Attempt),
+			"COLLECTOR_RESUMED=" + boolDigit(st.Attempt > 1),
 			"COLLECTOR_OUTPUTS_PATH=" + absOutputs,
 		},
 	}.Run(ctx)
 	if err != nil {
-		log.Error("cannot run the command", "err", err)
+		c.log.Error("cannot run the command", "err", err)
 	}
+	c.log.Info("command exited", "code", code)
 	stopSync()
 	if err := <-syncDone; err != nil {
-		log.Error("stopped with outputs not in the store", "err", err)
+		c.log.Error("stopped with outputs not in the store", "err", err)
 		if code == 0 {
 			code = exitFailure
 		}
 	}
-	log.Info("command exited", "code", code)
 	return code
 }
 

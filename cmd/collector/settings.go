@@ -32,6 +32,9 @@ type settings struct {
 	StateDir    string
 	LogLevel    string
 	LogFormat   string
+	AutoResume  bool
+	ProbeAddr   string
+	ReadyFile   string
 	Sync        sync.Config
 
 	Plugins *plugins.Plugins
@@ -46,6 +49,7 @@ func defaultSettings() *settings {
 		StateDir:    ".collector",
 		LogLevel:    "info",
 		LogFormat:   "text",
+		AutoResume:  true,
 		Sync:        sync.DefaultConfig(),
 	}
 }
@@ -68,6 +72,9 @@ func (s *settings) flagSet() *flag.FlagSet {
 	fs.StringVar(&s.StateDir, "state-dir", s.StateDir, "folder for the collector's local state")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "text or json")
+	fs.BoolVar(&s.AutoResume, "auto-resume", s.AutoResume, "restore the run's outputs from the store at start (Polyaxon's autoResume)")
+	fs.StringVar(&s.ProbeAddr, "probe-addr", s.ProbeAddr, "serve /readyz and /healthz on this address (e.g. :8080); ready once the restore is done")
+	fs.StringVar(&s.ReadyFile, "ready-file", s.ReadyFile, "write this file once the restore is done (for an exec startup probe)")
 	s.Sync.RegisterFlags(fs)
 	return fs
 }
@@ -76,6 +83,7 @@ func (s *settings) flagSet() *flag.FlagSet {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   collector [flags] [-- COMMAND [ARGS...]]   sync the outputs folder beside a job, or around COMMAND
+  collector restore [flags]                  bring a run's outputs (and the collector's state) back
   collector version
 
 Each flag is also an environment variable COLLECTOR_<NAME> and a key of the
@@ -150,6 +158,9 @@ func loadSettings(args []string, getenv func(string) string) (*settings, error) 
 		given := func(name string) bool { return explicit[name] || fromFileOrEnv[name] }
 		if secs, ok := s.Plugins.SyncIntervalSeconds(); ok && !given("sync-interval") {
 			s.Sync.Interval = time.Duration(secs * float64(time.Second))
+		}
+		if s.Plugins.AutoResume != nil && !given("auto-resume") {
+			s.AutoResume = *s.Plugins.AutoResume
 		}
 		if s.Plugins.LogLevel != "" && !given("log-level") {
 			s.LogLevel = plugins.LogLevels[strings.ToLower(s.Plugins.LogLevel)]

@@ -1,0 +1,111 @@
+package storetest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	stdsync "sync"
+	"testing"
+)
+
+// Traffic counts what crossed a CountingProxy.
+type Traffic struct {
+	mu       stdsync.Mutex
+	requests map[string]int   // by method
+	putBytes map[string]int64 // request body bytes of PUT/POST, by URL path
+	puts     map[string]int   // PUT/POST requests, by URL path
+}
+
+// Requests returns how many requests of method were made ("" for all).
+func (t *Traffic) Requests(method string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if method != "" {
+		return t.requests[method]
+	}
+	n := 0
+	for _, c := range t.requests {
+		n += c
+	}
+	return n
+}
+
+// PutBytes returns the body bytes sent to paths containing substr.
+func (t *Traffic) PutBytes(substr string) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for p, b := range t.putBytes {
+		if strings.Contains(p, substr) {
+			n += b
+		}
+	}
+	return n
+}
+
+// Puts returns the number of PUT/POST requests to paths containing substr.
+func (t *Traffic) Puts(substr string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for p, c := range t.puts {
+		if strings.Contains(p, substr) {
+			n += c
+		}
+	}
+	return n
+}
+
+// Reset forgets what was counted.
+func (t *Traffic) Reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.requests, t.putBytes, t.puts = map[string]int{}, map[string]int64{}, map[string]int{}
+}
+
+// CountingProxy starts a reverse proxy to target (an http:// base URL) on
+// 127.0.0.1 that counts requests and uploaded bytes, the way the server sees
+// them. It returns the proxy's base URL.
+func CountingProxy(t testing.TB, target string) (string, *Traffic) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traffic := &Traffic{}
+	traffic.Reset()
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path, _ := url.PathUnescape(r.URL.Path)
+		counter := &countingReader{r: r.Body}
+		if r.Body != nil {
+			r.Body = counter
+		}
+		rp.ServeHTTP(w, r)
+		traffic.mu.Lock()
+		traffic.requests[r.Method]++
+		if r.Method == http.MethodPut || r.Method == http.MethodPost {
+			traffic.putBytes[path] += counter.n
+			traffic.puts[path]++
+		}
+		traffic.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, traffic
+}
+
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
