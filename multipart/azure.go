@@ -1,0 +1,147 @@
+package multipart
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"gocloud.dev/blob"
+)
+
+const (
+	azureMaxBlocks    = 50000
+	azureMaxBlockSize = 4000 << 20
+	// azureBlockIDLen is the length of a block ID before base64. All the
+	// block IDs of a blob, uncommitted ones included, must have one length;
+	// azblob's own uploads (gocloud's ordinary path) use 64 bytes, so ours do
+	// too and can follow one of those that failed.
+	azureBlockIDLen = 64
+)
+
+// azureUploader uploads to Azure Blob Storage by staging blocks and
+// committing the block list.
+type azureUploader struct {
+	client *container.Client
+	prefix string
+	b      *blob.Bucket
+}
+
+// blockID is the base64 block ID of part n of upload id.
+func blockID(id string, n int32) string {
+	raw := fmt.Sprintf("%s-%08d", id, n)
+	raw += strings.Repeat(".", max(azureBlockIDLen-len(raw), 0))
+	return base64.StdEncoding.EncodeToString([]byte(raw))
+}
+
+// Upload implements Uploader.
+func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	if n := p.numParts(); n > azureMaxBlocks {
+		return fmt.Errorf("upload %q: %d parts of %d bytes is over Azure's limit of %d blocks; use larger parts", p.Key, n, p.PartSize, azureMaxBlocks)
+	}
+	if p.PartSize > azureMaxBlockSize {
+		return fmt.Errorf("upload %q: part size %d is over Azure's block limit of %d bytes", p.Key, p.PartSize, azureMaxBlockSize)
+	}
+	md, err := azureMetadata(metadata)
+	if err != nil {
+		return fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	bb := u.client.NewBlockBlobClient(azureKey(u.prefix + p.Key))
+	t := &tracker{p: p, journal: journal}
+	id := p.ID
+	if id != "" && (!hexID.MatchString(id) || len(id)+9 > azureBlockIDLen) {
+		id = "" // not one of ours: start over
+	}
+	var done map[int32]Part
+	if id != "" {
+		if done, err = u.stagedParts(ctx, bb, id, p); err != nil {
+			return fmt.Errorf("upload %q: list staged blocks: %w", p.Key, err)
+		}
+		// Committing drops the uncommitted blocks: with none left, the upload
+		// may have been committed before the crash.
+		if len(done) == 0 && alreadyThere(ctx, u.b, p, metadata) {
+			return nil
+		}
+	} else {
+		id = newID()
+	}
+	if err := t.start(ctx, id, done); err != nil {
+		return err
+	}
+	err = sendParts(ctx, r, p, missing(p, done), concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
+		_, err := bb.StageBlock(ctx, blockID(id, n), streaming.NopCloser(bytes.NewReader(data)), &blockblob.StageBlockOptions{
+			TransactionalValidation: azblobblob.TransferValidationTypeComputeCRC64(),
+		})
+		if err != nil {
+			return Part{}, err
+		}
+		return Part{Number: n, Size: int64(len(data)), Checksum: sum}, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := verify(r, p.Key); err != nil {
+		return err
+	}
+	ids := make([]string, p.numParts())
+	for i := range ids {
+		ids[i] = blockID(id, int32(i+1))
+	}
+	contentType := "application/octet-stream"
+	_, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{
+		Metadata:    md,
+		HTTPHeaders: &azblobblob.HTTPHeaders{BlobContentType: &contentType},
+	})
+	if err != nil {
+		return fmt.Errorf("upload %q: commit block list: %w", p.Key, err)
+	}
+	return nil
+}
+
+// stagedParts returns the parts of upload id that the service holds as
+// uncommitted blocks of the right size.
+func (u *azureUploader) stagedParts(ctx context.Context, bb *blockblob.Client, id string, p *Progress) (map[int32]Part, error) {
+	done := map[int32]Part{}
+	resp, err := bb.GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return done, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[string]int32, p.numParts())
+	for n := int32(1); int64(n) <= p.numParts(); n++ {
+		want[blockID(id, n)] = n
+	}
+	recorded := p.recorded()
+	for _, b := range resp.UncommittedBlocks {
+		if b == nil || b.Name == nil || b.Size == nil {
+			continue
+		}
+		n, ok := want[*b.Name]
+		if !ok {
+			continue
+		}
+		if _, size := p.partRange(n); *b.Size == size {
+			done[n] = Part{Number: n, Size: size, Checksum: recorded[n].Checksum}
+		}
+	}
+	return done, nil
+}
+
+// Abort implements Uploader. Azure has no call that drops uncommitted
+// blocks: they expire after a week, or go with the blob's next commit. A new
+// upload uses a new ID, so they are never mistaken for its parts.
+func (u *azureUploader) Abort(ctx context.Context, p Progress) error {
+	return nil
+}

@@ -1,0 +1,239 @@
+package multipart
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// partialMarker is in the name of every partial file:
+// .<base>.collector-part-<id>.
+const partialMarker = ".collector-part-"
+
+var (
+	partialName = regexp.MustCompile(`^\..*\.collector-part-[0-9a-f]+$`)
+	hexID       = regexp.MustCompile(`^[0-9a-f]+$`)
+)
+
+// IsPartial tells whether a file name (or the last element of a key) is the
+// partial file of a host path upload in flight, which fileblob lists like any
+// object until the upload renames it into place.
+func IsPartial(name string) bool {
+	return partialName.MatchString(filepath.Base(filepath.FromSlash(name)))
+}
+
+// fileUploader writes a file store's objects (fileblob) in place: the parts
+// go into a partial file next to the final path, which is renamed into place
+// when it is whole.
+type fileUploader struct {
+	dir    string // the store's folder, absolute
+	prefix string
+}
+
+// path returns the final path of p's object, as fileblob maps its key.
+func (u *fileUploader) path(p *Progress) (string, error) {
+	path := filepath.Join(u.dir, fileKey(u.prefix+p.Key))
+	rel, err := filepath.Rel(u.dir, path)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("upload %q: key escapes the store folder %s", p.Key, u.dir)
+	}
+	if strings.HasSuffix(path, ".attrs") {
+		return "", fmt.Errorf("upload %q: fileblob reserves keys ending in .attrs", p.Key)
+	}
+	return path, nil
+}
+
+func partialPath(final, id string) string {
+	return filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+partialMarker+id)
+}
+
+// Upload implements Uploader. Metadata is not written: the file stores are
+// opened with fileblob's metadata off, so objects are plain files.
+func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	final, err := u.path(p)
+	if err != nil {
+		return err
+	}
+	t := &tracker{p: p, journal: journal}
+	id := p.ID
+	var f *os.File
+	var done map[int32]Part
+	if id != "" && !hexID.MatchString(id) {
+		id = "" // not one of ours: start over
+	}
+	if id != "" {
+		f, err = os.OpenFile(partialPath(final, id), os.O_RDWR, 0)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if sameFile(final, p.Size, hashOf(metadata)) {
+				return nil
+			}
+			id = ""
+		case err != nil:
+			return fmt.Errorf("upload %q: %w", p.Key, err)
+		default:
+			if done, err = intactParts(f, p); err != nil {
+				f.Close()
+				return fmt.Errorf("upload %q: check partial file: %w", p.Key, err)
+			}
+		}
+	}
+	if id == "" {
+		id = newID()
+		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+			return fmt.Errorf("upload %q: %w", p.Key, err)
+		}
+		f, err = os.OpenFile(partialPath(final, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("upload %q: %w", p.Key, err)
+		}
+	}
+	partial := f.Name()
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	if err := f.Truncate(p.Size); err != nil {
+		return fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	if err := t.start(ctx, id, done); err != nil {
+		return err
+	}
+	err = sendParts(ctx, r, p, missing(p, done), concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
+		off, _ := p.partRange(n)
+		if _, err := f.WriteAt(data, off); err != nil {
+			return Part{}, err
+		}
+		// On disk before it is recorded as done.
+		if err := f.Sync(); err != nil {
+			return Part{}, err
+		}
+		return Part{Number: n, Size: int64(len(data)), Checksum: sum}, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := verify(r, p.Key); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
+		return fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	if err := os.Rename(partial, final); err != nil {
+		return fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	syncDir(filepath.Dir(final))
+	// Partial files of this object that earlier attempts lost track of.
+	removeOtherPartials(final)
+	return nil
+}
+
+// intactParts returns the parts p records whose bytes in the partial file f
+// still have their checksum.
+func intactParts(f *os.File, p *Progress) (map[int32]Part, error) {
+	done := map[int32]Part{}
+	var buf []byte
+	for n, pt := range p.recorded() {
+		if pt.Checksum == "" {
+			continue
+		}
+		off, size := p.partRange(n)
+		if cap(buf) < int(size) {
+			buf = make([]byte, size)
+		}
+		data := buf[:size]
+		k, err := f.ReadAt(data, off)
+		if k < len(data) {
+			if err == nil || err == io.EOF {
+				continue // the file is shorter: the part is not there
+			}
+			return nil, err
+		}
+		if checksum(data) == pt.Checksum {
+			done[n] = Part{Number: n, Size: size, Checksum: pt.Checksum}
+		}
+	}
+	return done, nil
+}
+
+// sameFile tells whether the file at path has the size and SHA-256 (hex)
+// given: an upload that was renamed into place before the crash.
+func sameFile(path string, size int64, sha string) bool {
+	if sha == "" {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return false
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == sha
+}
+
+// removeOtherPartials removes the partial files of final that are left.
+func removeOtherPartials(final string) {
+	dir := filepath.Dir(final)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := "." + filepath.Base(final) + partialMarker
+	for _, e := range entries {
+		if name := e.Name(); strings.HasPrefix(name, prefix) && IsPartial(name) {
+			_ = os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
+// syncDir makes a rename in dir durable, where the file system allows it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// Abort implements Uploader: it removes the partial file.
+func (u *fileUploader) Abort(ctx context.Context, p Progress) error {
+	if p.ID == "" {
+		return nil
+	}
+	if !hexID.MatchString(p.ID) {
+		return fmt.Errorf("abort upload of %q: %q is not a host path upload id", p.Key, p.ID)
+	}
+	final, err := u.path(&p)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(partialPath(final, p.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("abort upload of %q: %w", p.Key, err)
+	}
+	return nil
+}
