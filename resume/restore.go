@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/manifest"
+	"github.com/mlsidecar/collector/multipart"
 )
 
 // RestoreOptions tune Restore.
@@ -196,6 +197,9 @@ func listOutputs(ctx context.Context, b *blob.Bucket, include []string) ([]resto
 		}
 		if strings.HasSuffix(obj.Key, "/") {
 			continue // a folder marker written by some tools: no file to restore
+		}
+		if multipart.IsPartial(obj.Key) {
+			continue // a host path's upload in flight, not an output
 		}
 		rel := strings.TrimPrefix(obj.Key, OutputsPrefix)
 		if reason := unsafeRel(rel); reason != "" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	stdsync "sync"
@@ -14,6 +15,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/mlsidecar/collector/manifest"
+	"github.com/mlsidecar/collector/multipart"
 	"github.com/mlsidecar/collector/stores"
 )
 
@@ -37,6 +39,9 @@ type State struct {
 	Restored bool `json:"restored,omitempty"`
 	// Outputs is what the store holds of the outputs folder.
 	Outputs manifest.Manifest `json:"outputs"`
+	// Uploads are the large uploads in flight, by object key under outputs/,
+	// so a restarted collector continues them from their completed parts.
+	Uploads map[string]multipart.Progress `json:"uploads,omitempty"`
 	// Extensions hold the cursors of other components (log sources, resource
 	// series), each under its own name, so they continue across attempts.
 	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
@@ -135,6 +140,40 @@ func (k *Keeper) State() *State {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.state
+}
+
+// SaveProgress records a large upload's progress in the local state, durably.
+func (k *Keeper) SaveProgress(_ context.Context, p multipart.Progress) error {
+	return k.update(func(st *State) {
+		st.Uploads = maps.Clone(st.Uploads)
+		if st.Uploads == nil {
+			st.Uploads = map[string]multipart.Progress{}
+		}
+		st.Uploads[p.Key] = p
+	})
+}
+
+// DropProgress forgets a large upload that finished or was abandoned.
+func (k *Keeper) DropProgress(_ context.Context, key string) error {
+	return k.update(func(st *State) {
+		if _, ok := st.Uploads[key]; ok {
+			st.Uploads = maps.Clone(st.Uploads)
+			delete(st.Uploads, key)
+		}
+	})
+}
+
+// update changes a copy of the state and saves it locally.
+func (k *Keeper) update(change func(*State)) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	next := *k.state
+	change(&next)
+	if err := Save(k.path, &next); err != nil {
+		return fmt.Errorf("save state %s: %w", k.path, err)
+	}
+	k.state = &next
+	return nil
 }
 
 // Checkpoint records the outputs manifest and saves the state.

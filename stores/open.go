@@ -342,3 +342,22 @@ func openAzure(ctx context.Context, c Connection, bu bucketURL, creds credential
 	}
 	return azureblob.OpenBucket(ctx, client, nil)
 }
+
+// Location says where a connection's objects live, for code that must talk
+// to the SDK below gocloud (resumable uploads): the bucket or container, the
+// key prefix inside it ("" or ending in "/"), and, for host_path and
+// volume_claim, the folder.
+func Location(c Connection) (bucket, prefix, dir string) {
+	switch c.Kind {
+	case KindHostPath, KindVolumeClaim:
+		return "", "", c.Schema.MountPath
+	}
+	bu, err := parseBucketURL(c.Kind, c.Schema.Bucket)
+	if err != nil {
+		return "", "", ""
+	}
+	if bu.Prefix != "" {
+		prefix = bu.Prefix + "/"
+	}
+	return bu.Bucket, prefix, ""
+}

@@ -16,13 +16,17 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/manifest"
+	"github.com/mlsidecar/collector/multipart"
 )
 
 // Checkpointer saves the manifest after a pass that changed the store, so a
-// restarted collector knows what is already there. The resume package
+// restarted collector knows what is already there, and the progress of large
+// uploads after each part, so it continues them. The resume package
 // implements it.
 type Checkpointer interface {
 	Checkpoint(ctx context.Context, outputs manifest.Manifest) error
+	multipart.Journal
+	DropProgress(ctx context.Context, key string) error
 }
 
 // Options are a Syncer's collaborators.
@@ -37,6 +41,11 @@ type Options struct {
 	SkipDirs []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Resumable, when set, uploads large files in parts that survive a
+	// restart; Uploads are those in flight when the collector last stopped.
+	// Both need a Checkpointer.
+	Resumable multipart.Uploader
+	Uploads   map[string]multipart.Progress
 }
 
 // Syncer mirrors one folder into one bucket.
@@ -98,7 +107,7 @@ func New(cfg Config, dir string, bucket *blob.Bucket, opts Options) (*Syncer, er
 		cfg:     cfg,
 		root:    root,
 		log:     log,
-		up:      newUploader(bucket, cfg),
+		up:      newUploader(bucket, cfg, opts),
 		bucket:  bucket,
 		ckpt:    opts.Checkpointer,
 		now:     now,
@@ -297,6 +306,9 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 		files = s.scan.stat(scope)
 	}
 	jobs := s.plan(files, final, start, &st, scope)
+	if scope == nil {
+		s.up.abandonMissing(ctx, files)
+	}
 
 	var mu stdsync.Mutex // guards st and lastCheckpoint
 	lastCheckpoint := start

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -15,10 +16,13 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	stdsync "sync"
+
 	"gocloud.dev/blob"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/mlsidecar/collector/manifest"
+	"github.com/mlsidecar/collector/multipart"
 	"github.com/mlsidecar/collector/stores"
 )
 
@@ -33,16 +37,29 @@ type uploader struct {
 	partConcurrency int
 	budget          int64
 	mem             *semaphore.Weighted
+
+	resumable multipart.Uploader // nil: large files go through gocloud's writer
+	journal   Checkpointer
+	mu        stdsync.Mutex
+	inFlight  map[string]multipart.Progress // resumable uploads by key, as last saved
 }
 
-func newUploader(b *blob.Bucket, cfg Config) *uploader {
-	return &uploader{
+func newUploader(b *blob.Bucket, cfg Config, opts Options) *uploader {
+	u := &uploader{
 		bucket:          b,
 		partSize:        int64(cfg.PartSize),
 		partConcurrency: cfg.PartConcurrency,
 		budget:          int64(cfg.MemoryBudget),
 		mem:             semaphore.NewWeighted(int64(cfg.MemoryBudget)),
+		inFlight:        map[string]multipart.Progress{},
 	}
+	if opts.Resumable != nil && opts.Checkpointer != nil {
+		u.resumable, u.journal = opts.Resumable, opts.Checkpointer
+		for k, p := range opts.Uploads {
+			u.inFlight[k] = p
+		}
+	}
+	return u
 }
 
 // upload copies the file at abs to key if it is still the file the scan saw
@@ -109,6 +126,9 @@ func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string,
 		return manifest.Entry{}, err
 	}
 	defer u.mem.Release(weight)
+	if u.resumable != nil {
+		return u.uploadResumable(ctx, f, abs, key, want, sum, concurrency)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -184,4 +204,90 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		return n, errChanged
 	}
 	return n, err
+}
+
+// uploadResumable uploads a large file in parts whose progress is saved after
+// each one, continuing the upload a killed collector left behind when it is
+// still for the same file.
+func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key string, want fileState, sum []byte, concurrency int) (manifest.Entry, error) {
+	sumHex := hex.EncodeToString(sum)
+	u.mu.Lock()
+	p, ok := u.inFlight[key]
+	u.mu.Unlock()
+	if ok && (p.Size != want.Size || p.ModTime != want.ModTime || p.Inode != want.Inode || p.SHA256 != sumHex || p.PartSize != u.partSize) {
+		// The file changed since: its old parts are of no use.
+		_ = u.resumable.Abort(ctx, p)
+		ok = false
+	}
+	if !ok {
+		p = multipart.Progress{Key: key, Size: want.Size, ModTime: want.ModTime, Inode: want.Inode, SHA256: sumHex, PartSize: u.partSize}
+	}
+	journal := multipart.JournalFunc(func(ctx context.Context, p multipart.Progress) error {
+		u.mu.Lock()
+		u.inFlight[key] = p
+		u.mu.Unlock()
+		return u.journal.SaveProgress(ctx, p)
+	})
+	r := &unchangedFile{f: f, abs: abs, want: want}
+	if err := u.resumable.Upload(ctx, r, &p, map[string]string{manifest.HashMetadataKey: sumHex}, concurrency, journal); err != nil {
+		if errors.Is(err, errChanged) {
+			_ = u.resumable.Abort(context.WithoutCancel(ctx), p)
+			u.forget(ctx, key)
+		}
+		return manifest.Entry{}, fmt.Errorf("upload %q: %w", key, err)
+	}
+	u.forget(ctx, key)
+	return entryFor(want, sum), nil
+}
+
+// forget drops a resumable upload's saved progress.
+func (u *uploader) forget(ctx context.Context, key string) {
+	u.mu.Lock()
+	_, ok := u.inFlight[key]
+	delete(u.inFlight, key)
+	u.mu.Unlock()
+	if ok {
+		_ = u.journal.DropProgress(context.WithoutCancel(ctx), key)
+	}
+}
+
+// unchangedFile reads a file by offset for a resumable upload, and tells it
+// before the commit whether the file is still the one that was hashed.
+type unchangedFile struct {
+	f    *os.File
+	abs  string
+	want fileState
+}
+
+func (u *unchangedFile) ReadAt(p []byte, off int64) (int, error) { return u.f.ReadAt(p, off) }
+
+// Verify fails when the file changed since it was hashed.
+func (u *unchangedFile) Verify() error {
+	fi, err := u.f.Stat()
+	if err != nil || stateOf(fi) != u.want {
+		return errChanged
+	}
+	if li, err := os.Stat(u.abs); err != nil || stateOf(li) != u.want {
+		return errChanged
+	}
+	return nil
+}
+
+// abandonMissing aborts the resumable uploads whose files are gone.
+func (u *uploader) abandonMissing(ctx context.Context, files map[string]fileState) {
+	if u.resumable == nil {
+		return
+	}
+	u.mu.Lock()
+	var gone []multipart.Progress
+	for key, p := range u.inFlight {
+		if _, ok := files[key]; !ok {
+			gone = append(gone, p)
+		}
+	}
+	u.mu.Unlock()
+	for _, p := range gone {
+		_ = u.resumable.Abort(ctx, p)
+		u.forget(ctx, p.Key)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/mlsidecar/collector/job"
+	"github.com/mlsidecar/collector/multipart"
 	"github.com/mlsidecar/collector/probe"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
@@ -216,11 +217,16 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	if c.conn.Kind == stores.KindHostPath || c.conn.Kind == stores.KindVolumeClaim {
 		skip = append(skip, c.conn.Schema.MountPath)
 	}
-	syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, blob.PrefixedBucket(c.root, c.set.Run+"/outputs/"), sync.Options{
+	outputs := blob.PrefixedBucket(c.root, c.set.Run+"/outputs/")
+	bucket, prefix, dir := stores.Location(c.conn)
+	resumable, _ := multipart.New(outputs, multipart.Target{Bucket: bucket, Prefix: prefix + c.set.Run + "/outputs/", Dir: dir})
+	syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, outputs, sync.Options{
 		Logger:       c.log,
 		Manifest:     st.Outputs,
 		Checkpointer: resume.NewKeeper(c.statePath(), c.run, st),
 		SkipDirs:     skip,
+		Resumable:    resumable,
+		Uploads:      st.Uploads,
 	})
 	if err != nil {
 		c.log.Error("cannot start the sync", "err", err)
