@@ -187,6 +187,10 @@ func (s *Syncer) loop(ctx context.Context) {
 	debounce.Stop()
 	defer debounce.Stop()
 	quiet := max(s.cfg.Settle, 200*time.Millisecond)
+	// What is already there goes first, without waiting for the interval.
+	if _, err := s.Pass(ctx, false); err != nil && ctx.Err() == nil {
+		s.log.Error("sync pass failed", "err", err)
+	}
 	passes := 0
 	for {
 		var st PassStats

@@ -8,11 +8,17 @@ import (
 	"net/url"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Traffic counts what crossed a CountingProxy.
 type Traffic struct {
+	// BytesPerSecond, when set, slows each request body to this rate, as a
+	// slow network would.
+	BytesPerSecond atomic.Int64
+
 	mu       stdsync.Mutex
 	requests map[string]int   // by method
 	putBytes map[string]int64 // request body bytes of PUT/POST, by URL path
@@ -78,33 +84,52 @@ func CountingProxy(t testing.TB, target string) (string, *Traffic) {
 	traffic := &Traffic{}
 	traffic.Reset()
 	rp := httputil.NewSingleHostReverseProxy(u)
+	direct := rp.Director
+	rp.Director = func(r *http.Request) {
+		direct(r)
+		// The SDKs ask large PUTs to wait for "100 Continue"; the proxy's
+		// transport would wait a second for the server's, which some servers
+		// never send. The proxy has the body already: no need to ask.
+		r.Header.Del("Expect")
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path, _ := url.PathUnescape(r.URL.Path)
-		counter := &countingReader{r: r.Body}
+		counter := &countingReader{r: r.Body, rate: traffic.BytesPerSecond.Load()}
 		if r.Body != nil {
 			r.Body = counter
 		}
+		// Counted in a defer: ReverseProxy panics with http.ErrAbortHandler
+		// when the client goes away mid-request, which is what a kill does.
+		defer func() {
+			traffic.mu.Lock()
+			traffic.requests[r.Method]++
+			if r.Method == http.MethodPut || r.Method == http.MethodPost {
+				traffic.putBytes[path] += counter.n
+				traffic.puts[path]++
+			}
+			traffic.mu.Unlock()
+		}()
 		rp.ServeHTTP(w, r)
-		traffic.mu.Lock()
-		traffic.requests[r.Method]++
-		if r.Method == http.MethodPut || r.Method == http.MethodPost {
-			traffic.putBytes[path] += counter.n
-			traffic.puts[path]++
-		}
-		traffic.mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, traffic
 }
 
 type countingReader struct {
-	r io.ReadCloser
-	n int64
+	r    io.ReadCloser
+	n    int64
+	rate int64 // bytes per second; 0 is unlimited
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.rate > 0 && len(p) > 256<<10 {
+		p = p[:256<<10]
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.rate > 0 && n > 0 {
+		time.Sleep(time.Duration(int64(n) * int64(time.Second) / c.rate))
+	}
 	return n, err
 }
 
