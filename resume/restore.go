@@ -24,6 +24,7 @@ import (
 
 	"github.com/mlsidecar/collector/manifest"
 	"github.com/mlsidecar/collector/multipart"
+	"github.com/mlsidecar/collector/pathglob"
 )
 
 // RestoreOptions tune Restore.
@@ -205,7 +206,7 @@ func listOutputs(ctx context.Context, b *blob.Bucket, include []string) ([]resto
 		if reason := unsafeRel(rel); reason != "" {
 			return nil, &UnsafeKeyError{Key: obj.Key, Reason: reason}
 		}
-		if len(include) > 0 && !matchGlobs(include, rel) {
+		if len(include) > 0 && !pathglob.List(include).Match(rel, false) {
 			continue
 		}
 		items = append(items, restoreItem{key: obj.Key, rel: rel, size: obj.Size})
@@ -231,27 +232,6 @@ func unsafeRel(rel string) string {
 		return "path is not clean"
 	}
 	return ""
-}
-
-// matchGlobs tells whether rel matches one of the globs, as the sync
-// engine's Include does for files: a glob with a slash matches the path,
-// one without matches the name; a folder-only glob (trailing slash) matches
-// no file.
-func matchGlobs(globs []string, rel string) bool {
-	base := path.Base(rel)
-	for _, g := range globs {
-		if strings.HasSuffix(g, "/") {
-			continue
-		}
-		target := base
-		if strings.Contains(g, "/") {
-			target = rel
-		}
-		if ok, _ := path.Match(g, target); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // checkTargets refuses, before anything is written, keys whose target would

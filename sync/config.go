@@ -3,8 +3,6 @@ package sync
 import (
 	"flag"
 	"fmt"
-	"path"
-	"strings"
 	"time"
 )
 
@@ -89,10 +87,8 @@ func (c Config) Validate() error {
 	case c.MemoryBudget < c.PartSize:
 		return fmt.Errorf("--memory-budget: %v is below one part (--part-size %v); want at least one part", c.MemoryBudget, c.PartSize)
 	}
-	for _, g := range append(append(Globs(nil), c.Include...), c.Exclude...) {
-		if _, err := path.Match(strings.TrimSuffix(g, "/"), ""); err != nil {
-			return fmt.Errorf("--include/--exclude: %q is not a valid glob: %v", g, err)
-		}
+	if err := append(append(Globs(nil), c.Include...), c.Exclude...).Validate(); err != nil {
+		return fmt.Errorf("--include/--exclude: %v", err)
 	}
 	return nil
 }

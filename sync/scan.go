@@ -50,7 +50,7 @@ func (s *scanner) scan() (map[string]fileState, error) {
 		}
 		rel := filepath.ToSlash(p[len(s.root)+1:])
 		if d.IsDir() {
-			if s.exclude.match(rel, true) || s.skipped(p) {
+			if s.exclude.Match(rel, true) || s.skipped(p) {
 				return filepath.SkipDir
 			}
 			return nil
@@ -76,10 +76,10 @@ func (s *scanner) scan() (map[string]fileState, error) {
 }
 
 func (s *scanner) wanted(rel string) bool {
-	if len(s.include) > 0 && !s.include.match(rel, false) {
+	if len(s.include) > 0 && !s.include.Match(rel, false) {
 		return false
 	}
-	return !s.exclude.match(rel, false)
+	return !s.exclude.Match(rel, false)
 }
 
 func (s *scanner) skipped(abs string) bool {
@@ -119,7 +119,7 @@ func within(root, p string) bool {
 // folders, and files the filters leave out.
 func (s *scanner) ignored(rel string, dir bool) bool {
 	if dir {
-		return s.exclude.match(rel, true) || s.skipped(filepath.Join(s.root, filepath.FromSlash(rel)))
+		return s.exclude.Match(rel, true) || s.skipped(filepath.Join(s.root, filepath.FromSlash(rel)))
 	}
 	return !s.wanted(rel)
 }

@@ -2,10 +2,11 @@ package sync
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mlsidecar/collector/pathglob"
 )
 
 // Seconds is a duration written as a number of seconds ("10", "0.5"), or as a
@@ -75,29 +76,11 @@ func (b *ByteSize) Set(v string) error {
 	return nil
 }
 
-// Globs is a list of path globs. A glob without a slash matches a file or
-// folder name at any depth; one with a slash matches the path from the
-// outputs folder; a trailing slash matches folders only. It implements
-// flag.Value: values are comma-separated, and the first value given replaces
-// the defaults while later ones add to it.
-type Globs []string
-
-func (g *Globs) String() string {
-	if g == nil {
-		return ""
-	}
-	return strings.Join(*g, ",")
-}
-
-// Set adds comma-separated globs.
-func (g *Globs) Set(v string) error {
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*g = append(*g, p)
-		}
-	}
-	return nil
-}
+// Globs is a list of path globs in the pathglob language (a glob without a
+// slash matches a name at any depth, one with a slash the path, a trailing
+// slash folders only). As a flag the first value given replaces the defaults
+// while later ones add to it.
+type Globs = pathglob.List
 
 // globsFlag is the flag.Value for a Globs setting: the first Set replaces the
 // default list, later ones add to it.
@@ -113,25 +96,4 @@ func (f *globsFlag) Set(v string) error {
 		*f.dst, f.set = nil, true
 	}
 	return f.dst.Set(v)
-}
-
-// match reports whether the slash path rel (a folder when dir is true) matches
-// one of the globs.
-func (g Globs) match(rel string, dir bool) bool {
-	base := rel[strings.LastIndexByte(rel, '/')+1:]
-	for _, p := range g {
-		dirOnly := strings.HasSuffix(p, "/")
-		p = strings.TrimSuffix(p, "/")
-		if dirOnly && !dir {
-			continue
-		}
-		target := base
-		if strings.Contains(p, "/") {
-			target = rel
-		}
-		if ok, _ := path.Match(p, target); ok {
-			return true
-		}
-	}
-	return false
 }

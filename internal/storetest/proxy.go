@@ -104,7 +104,7 @@ func CountingProxy(t testing.TB, target string) (string, *Traffic) {
 			traffic.mu.Lock()
 			traffic.requests[r.Method]++
 			if r.Method == http.MethodPut || r.Method == http.MethodPost {
-				traffic.putBytes[path] += counter.n
+				traffic.putBytes[path] += counter.n.Load()
 				traffic.puts[path]++
 			}
 			traffic.mu.Unlock()
@@ -115,9 +115,12 @@ func CountingProxy(t testing.TB, target string) (string, *Traffic) {
 	return srv.URL, traffic
 }
 
+// countingReader counts the bytes read through it. The count is atomic: when
+// a request is aborted, the transport's write loop may still be reading the
+// body while the handler's deferred count reads n.
 type countingReader struct {
 	r    io.ReadCloser
-	n    int64
+	n    atomic.Int64
 	rate int64 // bytes per second; 0 is unlimited
 }
 
@@ -126,7 +129,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		p = p[:256<<10]
 	}
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	if c.rate > 0 && n > 0 {
 		time.Sleep(time.Duration(int64(n) * int64(time.Second) / c.rate))
 	}

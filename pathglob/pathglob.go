@@ -1,0 +1,74 @@
+// Package pathglob owns the one glob language of the collector's settings:
+// which outputs are synced (--include/--exclude) and which are restored
+// (restore --include). Paths are slash-separated and relative to the outputs
+// folder.
+package pathglob
+
+import (
+	"path"
+	"strings"
+)
+
+// List is a list of path globs. A glob without a slash matches a file or
+// folder name at any depth; one with a slash matches the path from the
+// outputs folder; a trailing slash matches folders only. It implements
+// flag.Value: values are comma-separated and add to the list.
+type List []string
+
+func (l *List) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+// Set adds comma-separated globs.
+func (l *List) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// Validate reports the first glob that path.Match cannot parse.
+func (l List) Validate() error {
+	for _, g := range l {
+		if _, err := path.Match(strings.TrimSuffix(g, "/"), ""); err != nil {
+			return &InvalidError{Glob: g, Err: err}
+		}
+	}
+	return nil
+}
+
+// InvalidError is a glob that does not parse.
+type InvalidError struct {
+	Glob string
+	Err  error
+}
+
+func (e *InvalidError) Error() string {
+	return "\"" + e.Glob + "\" is not a valid glob: " + e.Err.Error()
+}
+
+// Match reports whether the slash path rel (a folder when dir is true)
+// matches one of the globs.
+func (l List) Match(rel string, dir bool) bool {
+	base := rel[strings.LastIndexByte(rel, '/')+1:]
+	for _, p := range l {
+		dirOnly := strings.HasSuffix(p, "/")
+		p = strings.TrimSuffix(p, "/")
+		if dirOnly && !dir {
+			continue
+		}
+		target := base
+		if strings.Contains(p, "/") {
+			target = rel
+		}
+		if ok, _ := path.Match(p, target); ok {
+			return true
+		}
+	}
+	return false
+}
