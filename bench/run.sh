@@ -427,8 +427,9 @@ for item in files:$R5 big:$R5BIG; do
 	"$COLLECTOR" --sync-interval 0 --outputs-path "$src" --store "$R5HOST" --run "r5-$k" \
 		--state-dir "$WORK/state5-up" -- true >"$LOGS/s5-upload-$k.log" 2>&1 || die "scenario 5: upload of $k failed"
 	"$COLLECTOR" --sync-interval 0 --outputs-path "$src" --store "$S3URL" --run "r5-$k" \
-		--state-dir "$WORK/state5-up" -- true >"$LOGS/s5-upload-s3-$k.log" 2>&1 || die "scenario 5: upload of $k to S3 failed"
+		--state-dir "$WORK/state5-up-s3" -- true >"$LOGS/s5-upload-s3-$k.log" 2>&1 || die "scenario 5: upload of $k to S3 failed"
 	sync
+	mkdir -p "$WORK/restored"
 	timed "s5-$k-host-cp" cp -r "$R5HOST/r5-$k/outputs" "$WORK/restored/cp-$k"
 	timed "s5-$k-host-collector" "$COLLECTOR" restore --run "r5-$k" --outputs-path "$WORK/restored/host-$k" \
 		--store "$R5HOST" --state-dir "$WORK/state5-host"

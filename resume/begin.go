@@ -21,6 +21,9 @@ type BeginOptions struct {
 	StatePath string       // the local state file
 	Outputs   string       // the outputs folder
 	Bucket    *blob.Bucket // rooted at the run's prefix
+	// Store names the store (stores.Identity). A local state saved for
+	// another store is moved aside and the run continues from this store's.
+	Store string
 	// AutoResume restores the run's outputs from the store (Polyaxon's autoResume).
 	AutoResume bool
 	// Include limits the restore to matching paths.
@@ -57,6 +60,15 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 		}
 		log.Warn("local state is unreadable; moved it aside and rebuilding from the store", "err", err, "moved_to", aside)
 	}
+	if local && st.Store != "" && opts.Store != "" && st.Store != opts.Store {
+		aside := fmt.Sprintf("%s.other-store-%d", opts.StatePath, time.Now().Unix())
+		if err := os.Rename(opts.StatePath, aside); err != nil {
+			return nil, stats, fmt.Errorf("local state %s was saved for another store (%s) and cannot be moved aside: %w", opts.StatePath, st.Store, err)
+		}
+		log.Warn("local state was saved for another store; moved it aside and continuing from this store's state",
+			"state_store", st.Store, "store", opts.Store, "moved_to", aside)
+		local, st = false, nil
+	}
 	if !local {
 		if st, err = fromStore(ctx, opts.Bucket); err != nil {
 			return nil, stats, err
@@ -80,6 +92,9 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 		st.Restored = opts.ForRestore
 	}
 	st.Version, st.Run = Version, opts.Run
+	if opts.Store != "" {
+		st.Store = opts.Store
+	}
 
 	if opts.AutoResume && hasOutputs {
 		m, rs, err := Restore(ctx, opts.Bucket, opts.Outputs, RestoreOptions{

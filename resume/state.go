@@ -32,6 +32,9 @@ const StateKey = ".collector/state.json"
 type State struct {
 	Version int    `json:"version"`
 	Run     string `json:"run"`
+	// Store names the store the state describes (stores.Identity); a local
+	// state of another store is not trusted.
+	Store string `json:"store,omitempty"`
 	// Attempt counts the starts of the run: 1 for the first, 2 after a retry, ...
 	Attempt int `json:"attempt"`
 	// Restored is set by `collector restore`, so the collector that starts

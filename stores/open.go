@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,26 @@ func Describe(c Connection) string {
 	where = redactURL(where)
 	if c.Name != "" && c.Name != where {
 		return fmt.Sprintf("%s %s (connection %q)", c.Kind, where, c.Name)
+	}
+	return c.Kind + " " + where
+}
+
+// Identity names the place a connection writes to, for telling whether a
+// saved state belongs to it: the kind and the bucket URL without credentials
+// or query, or the absolute mount path.
+func Identity(c Connection) string {
+	where := c.Schema.Bucket
+	switch c.Kind {
+	case KindHostPath, KindVolumeClaim:
+		where = c.Schema.MountPath
+		if abs, err := filepath.Abs(where); err == nil {
+			where = abs
+		}
+	default:
+		if u, err := url.Parse(where); err == nil {
+			u.User, u.RawQuery, u.Fragment = nil, "", ""
+			where = u.String()
+		}
 	}
 	return c.Kind + " " + where
 }

@@ -153,3 +153,28 @@ func TestRestoreRefusesTraversalKeys(t *testing.T) {
 		t.Errorf("the restore wrote outside the outputs folder: %v", entries)
 	}
 }
+
+// TestStateOfAnotherStore: the same state folder used with another store
+// (the run moved to a new bucket) must not make the collector believe the new
+// store already holds the outputs.
+func TestStateOfAnotherStore(t *testing.T) {
+	work := t.TempDir()
+	out, state := filepath.Join(work, "outputs"), filepath.Join(work, "state")
+	writeFile(t, filepath.Join(out, "model.pt"), []byte("weights"))
+	first, second := filepath.Join(work, "store-a"), filepath.Join(work, "store-b")
+	for _, store := range []string{first, second} {
+		code, msg := runInProcess(t, nil, "--store", store, "--run", "r", "--outputs-path", out, "--state-dir", state,
+			"--sync-interval", "0", "--", "true")
+		if code != 0 {
+			t.Fatalf("run with --store %s: exit %d: %s", store, code, msg)
+		}
+		got, err := os.ReadFile(filepath.Join(store, "r/outputs/model.pt"))
+		if err != nil || string(got) != "weights" {
+			t.Fatalf("store %s holds %q (%v), want the file", store, got, err)
+		}
+	}
+	aside, _ := filepath.Glob(filepath.Join(state, "r", "state.json.other-store-*"))
+	if len(aside) != 1 {
+		t.Errorf("the first store's state was not moved aside: %v", aside)
+	}
+}
