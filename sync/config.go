@@ -13,7 +13,9 @@ type Config struct {
 	Interval time.Duration `yaml:"sync-interval"`
 	// Settle is how long a file must stay unmodified before it is uploaded.
 	Settle time.Duration `yaml:"settle"`
-	// ShutdownTimeout bounds the final sync, below Kubernetes' 30 s grace period.
+	// ShutdownTimeout bounds the final sync after SIGTERM, below Kubernetes'
+	// 30 s grace period. After a wrapped command's own exit, it bounds how
+	// long the final sync may go on without uploading anything.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
 	// RescanEvery makes every Nth interval pass scan the whole folder; the
 	// others sync only what file system events marked.
@@ -49,7 +51,7 @@ func DefaultConfig() Config {
 		Workers:         16,
 		PartSize:        8 << 20,
 		PartConcurrency: 4,
-		MemoryBudget:    96 << 20,
+		MemoryBudget:    64 << 20,
 		Exclude:         append(Globs(nil), DefaultExclude...),
 	}
 }
@@ -58,12 +60,12 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*Seconds)(&c.Interval), "sync-interval", "seconds between syncs; <= 0 syncs only once, at the end")
 	fs.Var((*Seconds)(&c.Settle), "settle", "seconds a file must stay unmodified before it is uploaded (the final sync takes files as they are)")
-	fs.Var((*Seconds)(&c.ShutdownTimeout), "shutdown-timeout", "seconds the final sync may take after SIGTERM or the command's exit")
+	fs.Var((*Seconds)(&c.ShutdownTimeout), "shutdown-timeout", "seconds the final sync may take after SIGTERM (after the command's own exit: may go without progress)")
 	fs.IntVar(&c.RescanEvery, "rescan-every", c.RescanEvery, "scan the whole folder every N passes (1: every pass); the others sync what file system events marked")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "files uploaded at once")
 	fs.Var(&c.PartSize, "part-size", "size of one part of a multipart upload (e.g. 8MiB; at least 5MiB)")
 	fs.IntVar(&c.PartConcurrency, "part-concurrency", c.PartConcurrency, "parts of one file uploaded at once")
-	fs.Var(&c.MemoryBudget, "memory-budget", "upload buffers held at once, at most (e.g. 96MiB)")
+	fs.Var(&c.MemoryBudget, "memory-budget", "upload buffers held at once, at most (e.g. 64MiB); the Go memory limit is this plus 32MiB unless GOMEMLIMIT is set")
 	fs.BoolVar(&c.KeepDeleted, "keep-deleted", c.KeepDeleted, "keep objects in the store when their files are deleted locally")
 	fs.Var(&globsFlag{dst: &c.Include}, "include", "only sync paths matching this glob (repeatable or comma-separated)")
 	fs.Var(&globsFlag{dst: &c.Exclude}, "exclude", "skip paths matching this glob (repeatable or comma-separated; the first one given replaces the defaults)")

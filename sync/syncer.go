@@ -144,22 +144,52 @@ func (s *Syncer) Manifest() manifest.Manifest {
 	return s.entries.Clone()
 }
 
-// Run syncs until ctx ends, then runs the final sync under its own timeout
-// (Config.ShutdownTimeout) and returns its error. With an interval, a pass
-// runs every Config.Interval, and file system events bring a pass forward:
-// once the tree has been quiet for the settle time, the paths they marked are
-// synced without a scan. Every Config.RescanEvery passes, and whenever the
-// watcher lost track (an overflow, a folder renamed, a watch limit), the pass
-// scans the whole folder: events are hints, the scan is the truth.
-func (s *Syncer) Run(ctx context.Context) error {
+// Run syncs until ctx ends, then runs the final sync and returns its error.
+// The final sync has Config.ShutdownTimeout once term ends (SIGTERM: the
+// orchestrator's grace period is running); until then it goes on as long as
+// it makes progress. In sidecar mode ctx and term are the same context; in
+// wrapper mode ctx ends when the command exits, and a job that ended by
+// itself has all its outputs uploaded, however long that takes.
+//
+// With an interval, a pass runs every Config.Interval, and file system events
+// bring a pass forward: once the tree has been quiet for the settle time, the
+// paths they marked are synced without a scan. Every Config.RescanEvery
+// passes, and whenever the watcher lost track (an overflow, a folder renamed,
+// a watch limit), the pass scans the whole folder: events are hints, the scan
+// is the truth.
+func (s *Syncer) Run(ctx, term context.Context) error {
 	if s.cfg.Interval > 0 {
 		s.loop(ctx)
 	} else {
 		<-ctx.Done()
 	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	fctx, cancel := shutdownContext(term, s.cfg.ShutdownTimeout)
 	defer cancel()
 	return s.Final(fctx)
+}
+
+// errShutdownTimeout ends a final sync that outlived the grace period.
+var errShutdownTimeout = errors.New("the shutdown timeout passed")
+
+// shutdownContext returns a context that ends grace after term ends.
+func shutdownContext(term context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(term))
+	var mu stdsync.Mutex
+	var timer *time.Timer
+	stop := context.AfterFunc(term, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		timer = time.AfterFunc(grace, func() { cancel(errShutdownTimeout) })
+	})
+	return ctx, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(context.Canceled)
+	}
 }
 
 func (s *Syncer) loop(ctx context.Context) {
@@ -245,14 +275,24 @@ func (s *Syncer) incremental(ctx context.Context, w *watcher) (PassStats, error)
 }
 
 // Final syncs every file as it is, retrying what fails until everything is in
-// the store or ctx ends. It returns an error naming how much was left behind.
+// the store, ctx ends, or Config.ShutdownTimeout passes without a pass that
+// uploaded or deleted anything (a store that stays down does not hold a
+// finished job forever). It returns an error naming how much was left behind.
 func (s *Syncer) Final(ctx context.Context) error {
 	backoff := 200 * time.Millisecond
+	lastProgress := s.now()
 	for attempt := 1; ; attempt++ {
 		st, err := s.Pass(ctx, true)
 		if err == nil && st.Failed == 0 && st.Pending == 0 {
 			s.log.Info("final sync done", "attempts", attempt)
 			return nil
+		}
+		if st.Uploaded+st.Deleted > 0 {
+			lastProgress = s.now()
+		}
+		if s.now().Sub(lastProgress) >= s.cfg.ShutdownTimeout {
+			return fmt.Errorf("final sync gave up after %v without progress, with %d files not uploaded (%d failed, %d changing)",
+				s.cfg.ShutdownTimeout, st.Failed+st.Pending, st.Failed, st.Pending)
 		}
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gocloud.dev/blob"
@@ -327,7 +328,7 @@ func TestRunSyncsOnEventsWithoutWaitingForTheInterval(t *testing.T) {
 	s := newSyncer(t, cfg, dir, b, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- s.Run(ctx, ctx) }()
 	time.Sleep(100 * time.Millisecond) // let the watcher start
 	write(t, dir, "new/folder/metrics.csv", "step,loss\n")
 	deadline := time.Now().Add(5 * time.Second)
@@ -370,4 +371,29 @@ func TestIncrementalPassStatsOnlyDirtyPathsUnlessRescan(t *testing.T) {
 		t.Fatalf("pass after a rescan request = %+v, %v; want the unseen file uploaded", st, err)
 	}
 	mirrors(t, dir, b)
+}
+
+// TestShutdownContextStartsAtTermination: the final sync's timeout runs from
+// SIGTERM, not from when the sync loop stopped.
+func TestShutdownContextStartsAtTermination(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		term, terminate := context.WithCancel(context.Background())
+		ctx, cancel := shutdownContext(term, 25*time.Second)
+		defer cancel()
+		time.Sleep(time.Hour) // a long final sync after the job's own exit
+		if ctx.Err() != nil {
+			t.Fatal("the final sync's context ended without a termination signal")
+		}
+		terminate()
+		time.Sleep(24 * time.Second)
+		synctest.Wait()
+		if ctx.Err() != nil {
+			t.Fatal("the final sync's context ended before the shutdown timeout")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if cause := context.Cause(ctx); cause != errShutdownTimeout {
+			t.Fatalf("after the shutdown timeout: cause %v, want %v", cause, errShutdownTimeout)
+		}
+	})
 }

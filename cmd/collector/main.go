@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 
@@ -41,9 +42,29 @@ func main() {
 	// Signals first: a SIGTERM that arrives while we start must still get a
 	// final sync, not kill us.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	limitMemory = true
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// limitMemory is set by main (not by tests running run in-process): the
+// process's Go memory is then held near the upload budget.
+var limitMemory bool
+
+// memoryOverhead is what the collector needs beside its upload buffers: the
+// runtime, the SDKs' clients, the manifest, the garbage the GC has not yet
+// collected.
+const memoryOverhead = 32 << 20
+
+// setMemoryLimit makes the garbage collector keep the process's Go memory
+// under the upload budget plus the overhead, unless GOMEMLIMIT says
+// otherwise: a sidecar's memory limit is set from the budget, and the GC's
+// default (twice the live heap) would overshoot it under a burst of uploads.
+func setMemoryLimit(budget int64, getenv func(string) string) {
+	if limitMemory && getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(budget + memoryOverhead)
+	}
 }
 
 // usageError is a bad setting found after the settings were parsed.
@@ -86,6 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	level, _ := parseLevel(set.LogLevel)
 	log := newLogger(stderr, set.LogFormat, level)
+	setMemoryLimit(int64(set.Sync.MemoryBudget), getenv)
 
 	c, err := open(ctx, set, getenv, mode != "restore", log)
 	if err != nil {
@@ -233,16 +255,18 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 		c.log.Error("cannot start the sync", "err", err)
 		return exitFailure
 	}
-	runSync := func(ctx context.Context) error {
+	// runSync syncs until ctx ends; term is the termination signal, from
+	// which the final sync has the shutdown timeout.
+	runSync := func(ctx, term context.Context) error {
 		if !c.set.Plugins.CollectArtifactsOn() {
 			<-ctx.Done()
 			return nil
 		}
-		return syncer.Run(ctx)
+		return syncer.Run(ctx, term)
 	}
 
 	if mode == "sidecar" {
-		if err := runSync(ctx); err != nil {
+		if err := runSync(ctx, ctx); err != nil {
 			c.log.Error("stopped with outputs not in the store", "err", err)
 			return exitFailure
 		}
@@ -252,7 +276,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	// Wrapper mode: sync until the command ends, then once more.
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	syncDone := make(chan error, 1)
-	go func() { syncDone <- runSync(syncCtx) }()
+	go func() { syncDone <- runSync(syncCtx, ctx) }()
 	absOutputs, _ := filepath.Abs(c.set.OutputsPath)
 	code, err := job.Command{
 		Args:  c.set.Command,

@@ -178,3 +178,24 @@ func TestStateOfAnotherStore(t *testing.T) {
 		t.Errorf("the first store's state was not moved aside: %v", aside)
 	}
 }
+
+// TestWrapperFinalSyncOutlastsShutdownTimeout: a job that ended by itself is
+// not under a grace period; its final sync takes as long as the uploads need,
+// even well past --shutdown-timeout.
+func TestWrapperFinalSyncOutlastsShutdownTimeout(t *testing.T) {
+	store, env, traffic, f := s3Store(t)
+	traffic.BytesPerSecond.Store(1 << 20) // 3 MiB take about 3 s
+	work := t.TempDir()
+	out := filepath.Join(work, "outputs")
+	data := make([]byte, 3<<20)
+	_, _ = rand.Read(data)
+	writeFile(t, filepath.Join(out, "model.pt"), data)
+	p := start(t, work, env, "--store", store, "--run", "slow", "--outputs-path", out, "--state-dir", filepath.Join(work, "state"),
+		"--sync-interval", "0", "--shutdown-timeout", "1", "--", "true")
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, p.stderr.String())
+	}
+	if diff := storetest.Diff(map[string][]byte{"model.pt": data}, storetest.Objects(t, f.Open(t), "slow/outputs/")); diff != "" {
+		t.Fatalf("store after the final sync: %s", diff)
+	}
+}
