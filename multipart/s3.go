@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob"
@@ -98,7 +100,7 @@ func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, met
 			md := md5.Sum(data)
 			in.ContentMD5 = aws.String(base64.StdEncoding.EncodeToString(md[:]))
 		}
-		out, err := u.client.UploadPart(ctx, in)
+		out, err := u.client.UploadPart(ctx, in, unsignedPayload)
 		if err != nil {
 			return Part{}, err
 		}
@@ -220,16 +222,38 @@ func (u *s3Uploader) Abort(ctx context.Context, p Progress) error {
 	return nil
 }
 
+// abort aborts an upload and checks that it is gone. A part whose request
+// was cancelled may still be landing on the server while the abort runs, and
+// bring the upload back: as S3's documentation advises, abort again until
+// listing the upload's parts says it no longer exists.
 func (u *s3Uploader) abort(ctx context.Context, key, id string) error {
-	_, err := u.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-		Bucket:   aws.String(u.bucket),
-		Key:      aws.String(key),
-		UploadId: aws.String(id),
-	})
-	if isNoSuchUpload(err) {
-		return nil
+	for attempt := 0; ; attempt++ {
+		_, err := u.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket:   aws.String(u.bucket),
+			Key:      aws.String(key),
+			UploadId: aws.String(id),
+		})
+		if err != nil && !isNoSuchUpload(err) {
+			return err
+		}
+		_, err = u.client.ListParts(ctx, &s3.ListPartsInput{
+			Bucket:   aws.String(u.bucket),
+			Key:      aws.String(key),
+			UploadId: aws.String(id),
+			MaxParts: aws.Int32(1),
+		})
+		if err != nil || attempt == 3 {
+			// Gone (NoSuchUpload), or the check failed, or still there after
+			// four aborts: the abort itself succeeded, and what is left
+			// expires by the bucket's lifecycle rules.
+			return nil
+		}
+		select { // still there: give the straggling part a moment
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return err
 }
 
 // isNoSuchUpload tells whether err says the upload does not exist (any more):
@@ -241,4 +265,13 @@ func isNoSuchUpload(err error) bool {
 	}
 	var ae interface{ ErrorCode() string } // smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
+}
+
+// unsignedPayload sends a part's body as UNSIGNED-PAYLOAD, the way the SDK
+// does over HTTPS, also over plain HTTP, where it would otherwise hash every
+// part with SHA-256 once more to sign it. The part's integrity is checked by
+// the store all the same, through the CRC32 or Content-MD5 header, which
+// stays signed; the file's SHA-256 is in the object's metadata.
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }

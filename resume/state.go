@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	stdsync "sync"
 
 	"gocloud.dev/blob"
@@ -50,8 +51,9 @@ type State struct {
 	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
 }
 
-// Load reads a state file. A missing file returns ErrNoCheckpoint; anything
-// unreadable is an error naming the path.
+// Load reads a state file, and the progress of large uploads saved beside it
+// since (see Keeper.SaveProgress). A missing file returns ErrNoCheckpoint;
+// anything unreadable is an error naming the path.
 func Load(path string) (*State, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -64,7 +66,22 @@ func Load(path string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
+	// Newer than the state's own Uploads when there. An unreadable one (a
+	// machine crash before its data reached the disk) is ignored: the
+	// uploads' parts are listed again from the store.
+	if data, err := os.ReadFile(progressPath(path)); err == nil {
+		var uploads map[string]multipart.Progress
+		if json.Unmarshal(data, &uploads) == nil {
+			st.Uploads = uploads
+		}
+	}
 	return st, nil
+}
+
+// progressPath is where the Keeper saves the progress of large uploads
+// between checkpoints: beside the state, small, rewritten after each part.
+func progressPath(statePath string) string {
+	return strings.TrimSuffix(statePath, ".json") + ".uploads.json"
 }
 
 func decode(data []byte) (*State, error) {
@@ -83,12 +100,31 @@ func decode(data []byte) (*State, error) {
 }
 
 // Save writes the state to path atomically: a temp file in the same folder,
-// fsync, rename, fsync of the folder. Mode 0600.
+// fsync, rename, fsync of the folder. Mode 0600. The progress file beside it
+// is removed, since the state now holds the uploads' progress.
 func Save(path string, st *State) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
+	return saveEncoded(path, data)
+}
+
+func saveEncoded(path string, data []byte) error {
+	if err := writeFileAtomic(path, data, true); err != nil {
+		return err
+	}
+	if err := os.Remove(progressPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data through a temp file in the same
+// folder and a rename, so a killed process leaves the old file or the new,
+// never a torn one. With durable, the data and the folder are fsynced too,
+// which a machine crash needs and a killed process does not.
+func writeFileAtomic(path string, data []byte, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -107,9 +143,11 @@ func Save(path string, st *State) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -117,9 +155,11 @@ func Save(path string, st *State) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if durable {
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			d.Close()
+		}
 	}
 	return nil
 }
@@ -145,35 +185,35 @@ func (k *Keeper) State() *State {
 	return k.state
 }
 
-// SaveProgress records a large upload's progress in the local state, durably.
+// SaveProgress records a large upload's progress. It runs after every part,
+// so it writes only the uploads' progress, to a small file beside the state,
+// without fsync: what it guards against is a killed process, and a part lost
+// with the machine is listed again from the store.
 func (k *Keeper) SaveProgress(_ context.Context, p multipart.Progress) error {
-	return k.update(func(st *State) {
-		st.Uploads = maps.Clone(st.Uploads)
-		if st.Uploads == nil {
-			st.Uploads = map[string]multipart.Progress{}
-		}
-		st.Uploads[p.Key] = p
-	})
+	return k.updateUploads(func(uploads map[string]multipart.Progress) { uploads[p.Key] = p })
 }
 
 // DropProgress forgets a large upload that finished or was abandoned.
 func (k *Keeper) DropProgress(_ context.Context, key string) error {
-	return k.update(func(st *State) {
-		if _, ok := st.Uploads[key]; ok {
-			st.Uploads = maps.Clone(st.Uploads)
-			delete(st.Uploads, key)
-		}
-	})
+	return k.updateUploads(func(uploads map[string]multipart.Progress) { delete(uploads, key) })
 }
 
-// update changes a copy of the state and saves it locally.
-func (k *Keeper) update(change func(*State)) error {
+// updateUploads changes a copy of the uploads' progress and saves it.
+func (k *Keeper) updateUploads(change func(map[string]multipart.Progress)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	next := *k.state
-	change(&next)
-	if err := Save(k.path, &next); err != nil {
-		return fmt.Errorf("save state %s: %w", k.path, err)
+	next.Uploads = maps.Clone(next.Uploads)
+	if next.Uploads == nil {
+		next.Uploads = map[string]multipart.Progress{}
+	}
+	change(next.Uploads)
+	data, err := json.Marshal(next.Uploads)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(progressPath(k.path), data, false); err != nil {
+		return fmt.Errorf("save upload progress %s: %w", progressPath(k.path), err)
 	}
 	k.state = &next
 	return nil
@@ -185,16 +225,16 @@ func (k *Keeper) Checkpoint(ctx context.Context, outputs manifest.Manifest) erro
 	defer k.mu.Unlock()
 	next := *k.state
 	next.Outputs = outputs
-	if err := Save(k.path, &next); err != nil {
+	data, err := json.Marshal(&next)
+	if err != nil {
+		return err
+	}
+	if err := saveEncoded(k.path, data); err != nil {
 		return fmt.Errorf("save state %s: %w", k.path, err)
 	}
 	k.state = &next
 	if k.bucket == nil {
 		return nil
-	}
-	data, err := json.Marshal(&next)
-	if err != nil {
-		return err
 	}
 	if err := stores.Upload(ctx, k.bucket, StateKey, bytes.NewReader(data), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return fmt.Errorf("save state to the store: %w", err)

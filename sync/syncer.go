@@ -63,6 +63,8 @@ type Syncer struct {
 	entries manifest.Manifest
 	lastErr map[string]string   // last error logged per path, to log repeats quietly
 	pending map[string]struct{} // paths to look at again: unsettled, changed while read, failed
+	// checkpointTook is how long the last checkpoint took (guarded by mu).
+	checkpointTook time.Duration
 }
 
 // PassStats counts what one pass did.
@@ -306,13 +308,31 @@ func (s *Syncer) Final(ctx context.Context) error {
 	}
 }
 
-// checkpointEvery is how often a long pass checkpoints while it runs.
-const checkpointEvery = time.Second
+// checkpointEvery is how often a long pass checkpoints while it runs, at
+// most; checkpointShare keeps checkpoints of a large run's state (a few MB for
+// 100,000 files) under a tenth of the pass's time by spacing them further.
+const (
+	checkpointEvery = time.Second
+	checkpointShare = 10
+)
 
 func (s *Syncer) checkpoint(ctx context.Context) {
+	start := s.now()
 	if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx), s.Manifest()); err != nil {
 		s.log.Warn("checkpoint failed; the next pass tries again", "err", err)
 	}
+	s.mu.Lock()
+	s.checkpointTook = s.now().Sub(start)
+	s.mu.Unlock()
+}
+
+// checkpointDue tells whether a pass that last checkpointed at last should
+// checkpoint now.
+func (s *Syncer) checkpointDue(last time.Time) bool {
+	s.mu.Lock()
+	took := s.checkpointTook
+	s.mu.Unlock()
+	return s.now().Sub(last) >= max(checkpointEvery, checkpointShare*took)
 }
 
 // uploadAttempts is how often a pass tries one file when the store's errors
@@ -367,7 +387,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 			mu.Lock()
 			// Long passes checkpoint as they go, so a killed collector
 			// redoes at most this much.
-			due := err == nil && s.ckpt != nil && s.now().Sub(lastCheckpoint) >= checkpointEvery
+			due := err == nil && s.ckpt != nil && s.checkpointDue(lastCheckpoint)
 			if due {
 				lastCheckpoint = s.now()
 			}
