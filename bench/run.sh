@@ -227,21 +227,37 @@ OBJ[s1-host-rclone]=$(count_files "$HOST/s1-rclone")
 rm -rf "$HOST"/s1-*
 
 # ---------------------------------------------------------------- 2. one large file
-log "scenario 2: one file of $BIG_MIB MiB to S3"
-timed s2-collector "$COLLECTOR" --sync-interval 0 --outputs-path "$BIG" --store "$S3URL" \
-	--run s2-collector --state-dir "$STATE" -- true
-OBJ[s2-collector]=$(stat -c %s "$S3_ROOT/bench/s2-collector/outputs/big.bin" 2>/dev/null || echo missing)
-rm -rf "$S3_ROOT/bench/s2-collector"
-if [ -n "$RCLONE" ]; then
-	timed s2-rclone "$RCLONE" copy "$BIG" bench:bench/s2-rclone/
-	OBJ[s2-rclone]=$(stat -c %s "$S3_ROOT/bench/s2-rclone/big.bin" 2>/dev/null || echo missing)
-	rm -rf "$S3_ROOT/bench/s2-rclone"
-fi
-if [ -n "$MC" ]; then
-	timed s2-mc "$MC" --config-dir "$MCCFG" mirror "$BIG" bench/bench/s2-mc/
-	OBJ[s2-mc]=$(stat -c %s "$S3_ROOT/bench/s2-mc/big.bin" 2>/dev/null || echo missing)
-	rm -rf "$S3_ROOT/bench/s2-mc"
-fi
+S2_ROUNDS=${S2_ROUNDS:-$([ "$SMOKE" = 1 ] && echo 1 || echo 3)}
+log "scenario 2: one file of $BIG_MIB MiB to S3, $S2_ROUNDS rounds, tools taking turns"
+# keep_best NAME ROUND: the round's run becomes NAME's figure when it is the fastest so far (the disk
+# the server writes to is shared and noisy; taking turns and the best of each is fair to every tool).
+keep_best() {
+	local r=$1-r$2
+	if [ -z "${WALL[$1]+x}" ] || { ok "$r" && awk -v a="${WALL[$r]}" -v b="${WALL[$1]}" 'BEGIN{exit !(a < b)}'; }; then
+		WALL[$1]=${WALL[$r]} RC[$1]=${RC[$r]}
+	fi
+	if [ -z "${RSS[$1]+x}" ] || [ "${RSS[$r]:-0}" -gt "${RSS[$1]:-0}" ]; then RSS[$1]=${RSS[$r]}; fi
+	TOOK[$1]=${TOOK[$r]:-}
+}
+for round in $(seq "$S2_ROUNDS"); do
+	timed "s2-collector-r$round" "$COLLECTOR" --sync-interval 0 --outputs-path "$BIG" --store "$S3URL" \
+		--run s2-collector --state-dir "$STATE/s2-r$round" -- true
+	keep_best s2-collector "$round"
+	OBJ[s2-collector]=$(stat -c %s "$S3_ROOT/bench/s2-collector/outputs/big.bin" 2>/dev/null || echo missing)
+	rm -rf "$S3_ROOT/bench/s2-collector"
+	if [ -n "$RCLONE" ]; then
+		timed "s2-rclone-r$round" "$RCLONE" copy "$BIG" bench:bench/s2-rclone/
+		keep_best s2-rclone "$round"
+		OBJ[s2-rclone]=$(stat -c %s "$S3_ROOT/bench/s2-rclone/big.bin" 2>/dev/null || echo missing)
+		rm -rf "$S3_ROOT/bench/s2-rclone"
+	fi
+	if [ -n "$MC" ]; then
+		timed "s2-mc-r$round" "$MC" --config-dir "$MCCFG" mirror "$BIG" bench/bench/s2-mc/
+		keep_best s2-mc "$round"
+		OBJ[s2-mc]=$(stat -c %s "$S3_ROOT/bench/s2-mc/big.bin" 2>/dev/null || echo missing)
+		rm -rf "$S3_ROOT/bench/s2-mc"
+	fi
+done
 
 # The memory budget under the worst mix: the big file and every small file in one outputs folder
 # (hard links, so no extra disk).
@@ -286,7 +302,7 @@ OBJ[s3-init-collector]=$(stored s3-collector/outputs)
 OBJ[s3-init-rclone]=$(stored s3-rclone)
 OBJ[s3-init-mc]=$(stored s3-mc)
 
-CHANGED_REL=$(cd "$TREE" && find . -type f -name '*.bin' | sort | awk -v n="$((TREE_FILES / 2))" 'NR == n {print; exit}')
+CHANGED_REL=$(cd "$TREE" && find . -type f -name '*.bin' | sort | awk -v n="$((TREE_FILES / 2))" 'NR == n {print}')
 CHANGED_REL=${CHANGED_REL#./}
 sleep 1 # a visibly newer mtime, whatever the file system's timestamp granularity
 printf 'changed by bench/run.sh at %s\n' "$(date +%s.%N)" >>"$TREE/$CHANGED_REL"
@@ -334,7 +350,7 @@ wait_log() { # file pattern count seconds: waits until pattern has matched count
 SIDE_STATUS=ok SIDE_TOOK="" SIDE_REQ="" SIDE_REQDETAIL="" SIDE_LATENCY=""
 if wait_log "$SIDE_LOG" 'msg="sync pass"' 1 300; then
 	sleep 2 # the first pass's checkpoint
-	CHANGED2_REL=$(cd "$TREE" && find . -type f -name '*.bin' | sort | awk -v n="$((TREE_FILES / 3))" 'NR == n {print; exit}')
+	CHANGED2_REL=$(cd "$TREE" && find . -type f -name '*.bin' | sort | awk -v n="$((TREE_FILES / 3))" 'NR == n {print}')
 	CHANGED2_REL=${CHANGED2_REL#./}
 	curl -fsS -X POST "$PURL/__reset" >/dev/null
 	t0=$(date +%s.%N)
@@ -431,12 +447,15 @@ for item in files:$R5 big:$R5BIG; do
 	sync
 	mkdir -p "$WORK/restored"
 	timed "s5-$k-host-cp" cp -r "$R5HOST/r5-$k/outputs" "$WORK/restored/cp-$k"
+	# cp leaves its bytes in the page cache; the collector fsyncs each file before the rename that
+	# makes it visible. cp followed by sync is the same durability.
+	timed "s5-$k-host-cpsync" sh -c 'cp -r "$1" "$2" && sync' sh "$R5HOST/r5-$k/outputs" "$WORK/restored/cpsync-$k"
 	timed "s5-$k-host-collector" "$COLLECTOR" restore --run "r5-$k" --outputs-path "$WORK/restored/host-$k" \
 		--store "$R5HOST" --state-dir "$WORK/state5-host"
 	timed "s5-$k-s3-collector" "$COLLECTOR" restore --run "r5-$k" --outputs-path "$WORK/restored/s3-$k" \
 		--store "$S3URL" --state-dir "$WORK/state5-s3"
 	[ -n "$RCLONE" ] && timed "s5-$k-s3-rclone" "$RCLONE" copy "bench:bench/r5-$k/outputs" "$WORK/restored/rclone-$k"
-	for who in cp host s3 rclone; do
+	for who in cp cpsync host s3 rclone; do
 		[ -d "$WORK/restored/$who-$k" ] || continue
 		if diff -r "$src" "$WORK/restored/$who-$k" >/dev/null 2>&1; then R5SAME[$who-$k]=yes; else R5SAME[$who-$k]=no; fi
 	done
@@ -503,6 +522,8 @@ REPORT=$WORK/report.md
 	echo
 	echo "## 2. One file of $BIG_MIB MiB (random) to S3"
 	echo
+	echo "Best wall time of $S2_ROUNDS rounds per tool, the tools taking turns; peak RSS is the highest of the rounds."
+	echo
 	row " tool " " wall s " " MB/s (10⁶ B) " " peak RSS MiB " " object size "
 	row "---" "---:" "---:" "---:" "---:"
 	row " collector " " $(fmt_s s2-collector) " " $S2_C " " $(fmt_rss s2-collector) " " $(obj s2-collector) "
@@ -549,10 +570,10 @@ REPORT=$WORK/report.md
 	row "---" "---" "---:" "---:" "---:" "---"
 	for k in files big; do
 		if [ $k = files ]; then what="$RESTORE_FILES × $SMALL_SIZE B"; else what="1 × $RESTORE_MIB MiB"; fi
-		for who in host-cp:"cp -r (host path)" host-collector:"collector (host path)" s3-collector:"collector (S3)" s3-rclone:"rclone copy (S3)"; do
+		for who in host-cp:"cp -r (host path)" host-cpsync:"cp -r; sync (host path)" host-collector:"collector (host path)" s3-collector:"collector (S3)" s3-rclone:"rclone copy (S3)"; do
 			n=s5-$k-${who%%:*} label=${who#*:}
 			if [ $k = files ]; then r="$(rate "$RESTORE_FILES" "${WALL[$n]:-}") files/s"; else r="$(rate1 "$(awk -v b="$RESTORE_BYTES" 'BEGIN{print b/1e6}')" "${WALL[$n]:-}") MB/s"; fi
-			case ${who%%:*} in host-cp) same=${R5SAME[cp-$k]:-n/a} ;; host-collector) same=${R5SAME[host-$k]:-n/a} ;; s3-collector) same=${R5SAME[s3-$k]:-n/a} ;; s3-rclone) same=${R5SAME[rclone-$k]:-n/a} ;; esac
+			case ${who%%:*} in host-cp) same=${R5SAME[cp-$k]:-n/a} ;; host-cpsync) same=${R5SAME[cpsync-$k]:-n/a} ;; host-collector) same=${R5SAME[host-$k]:-n/a} ;; s3-collector) same=${R5SAME[s3-$k]:-n/a} ;; s3-rclone) same=${R5SAME[rclone-$k]:-n/a} ;; esac
 			row " $what " " $label " " $(fmt_s "$n") " " $(cell "$n" "$r") " " $(fmt_rss "$n") " " $same "
 		done
 	done
@@ -575,6 +596,7 @@ REPORT=$WORK/report.md
 	row " (4) idle RSS, MiB (avg / max) " " $IDLE_RSS_AVG / $IDLE_RSS_MAX "
 	row " (restore) collector ÷ cp -r, $RESTORE_FILES files, host path " " $(ratio "$(rate "$RESTORE_FILES" "${WALL[s5-files-host-collector]:-}")" "$(rate "$RESTORE_FILES" "${WALL[s5-files-host-cp]:-}")") "
 	row " (restore) collector ÷ cp -r, $RESTORE_MIB MiB file, host path " " $(ratio "$(rate "$RESTORE_BYTES" "${WALL[s5-big-host-collector]:-}")" "$(rate "$RESTORE_BYTES" "${WALL[s5-big-host-cp]:-}")") "
+	row " (restore) collector ÷ (cp -r; sync), $RESTORE_FILES files / $RESTORE_MIB MiB file, host path " " $(ratio "$(rate "$RESTORE_FILES" "${WALL[s5-files-host-collector]:-}")" "$(rate "$RESTORE_FILES" "${WALL[s5-files-host-cpsync]:-}")") / $(ratio "$(rate "$RESTORE_BYTES" "${WALL[s5-big-host-collector]:-}")" "$(rate "$RESTORE_BYTES" "${WALL[s5-big-host-cpsync]:-}")") "
 	echo
 	echo "Logs of every run: \`bench/results/logs/\`."
 } >"$REPORT"

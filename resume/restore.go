@@ -317,19 +317,22 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 			return entryOf(fi, k.SHA256), true, nil
 		}
 	}
-	attrs, err := r.bucket.Attributes(ctx, it.key)
-	if err != nil {
-		return manifest.Entry{}, false, err
+	// The hash to verify against: the run's state has it for every file it
+	// uploaded, which saves a request per object; otherwise the object's
+	// metadata (absent on host paths).
+	size, want, fromMetadata := it.size, "", false
+	if k, ok := r.known[it.rel]; ok && k.Size == it.size {
+		want = k.SHA256
 	}
-	want, fromMetadata := attrs.Metadata[manifest.HashMetadataKey], true
 	if want == "" {
-		fromMetadata = false
-		if k, ok := r.known[it.rel]; ok && k.Size == attrs.Size {
-			want = k.SHA256
+		attrs, err := r.bucket.Attributes(ctx, it.key)
+		if err != nil {
+			return manifest.Entry{}, false, err
 		}
+		size, want, fromMetadata = attrs.Size, attrs.Metadata[manifest.HashMetadataKey], true
 	}
 	if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() {
-		e, same, err := present(target, attrs.Size, want)
+		e, same, err := present(target, size, want)
 		if err != nil {
 			return manifest.Entry{}, false, err
 		}
@@ -342,7 +345,7 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 		// engine uploads it.
 		r.log.Info("keeping the local file, which differs from the store's", "key", it.key)
 		r.kept.Add(1)
-		r.bytesDone.Add(attrs.Size)
+		r.bytesDone.Add(size)
 		return manifest.Entry{}, true, errKeptLocal
 	}
 
@@ -379,16 +382,27 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 	if err != nil {
 		return manifest.Entry{}, false, err
 	}
-	if n != attrs.Size {
-		return manifest.Entry{}, false, fmt.Errorf("read %d bytes, the store says the object has %d", n, attrs.Size)
+	if n != size {
+		return manifest.Entry{}, false, fmt.Errorf("read %d bytes, the store says the object has %d", n, size)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if want != "" && !strings.EqualFold(sum, want) {
-		if fromMetadata {
-			return manifest.Entry{}, false, fmt.Errorf("downloaded bytes have sha256 %s, the object's metadata says %s", sum, want)
+	if want != "" && !strings.EqualFold(sum, want) && !fromMetadata {
+		// The state can lag behind an object uploaded again in the pass
+		// that was interrupted: the object's own metadata decides.
+		attrs, err := r.bucket.Attributes(ctx, it.key)
+		if err != nil {
+			return manifest.Entry{}, false, err
 		}
-		r.log.Warn("restored file differs from the run's state; keeping the store's copy",
-			"key", it.key, "sha256", sum, "state_sha256", want)
+		if meta := attrs.Metadata[manifest.HashMetadataKey]; meta != "" {
+			want, fromMetadata = meta, true
+		} else {
+			r.log.Warn("restored file differs from the run's state; keeping the store's copy",
+				"key", it.key, "sha256", sum, "state_sha256", want)
+			want = sum
+		}
+	}
+	if want != "" && !strings.EqualFold(sum, want) {
+		return manifest.Entry{}, false, fmt.Errorf("downloaded bytes have sha256 %s, the object's metadata says %s", sum, want)
 	}
 	if err := f.Chmod(0o644); err != nil {
 		return manifest.Entry{}, false, err
