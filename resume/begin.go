@@ -98,11 +98,12 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 
 	if opts.AutoResume && hasOutputs {
 		m, rs, err := Restore(ctx, opts.Bucket, opts.Outputs, RestoreOptions{
-			Include:  opts.Include,
-			Workers:  opts.Workers,
-			Known:    st.Outputs,
-			Logger:   log,
-			Progress: opts.Progress,
+			Include:   opts.Include,
+			Workers:   opts.Workers,
+			Known:     st.Outputs,
+			FromKnown: local,
+			Logger:    log,
+			Progress:  opts.Progress,
 		})
 		if err != nil {
 			return nil, rs, err

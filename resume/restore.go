@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	stdsync "sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/manifest"
@@ -39,8 +41,14 @@ type RestoreOptions struct {
 	// Known holds the hashes recorded in the run's state. They are used for
 	// objects that carry no sha256 metadata (host_path stores keep none).
 	// May be nil.
-	Known  manifest.Manifest
-	Logger *slog.Logger
+	Known manifest.Manifest
+	// FromKnown restores what Known lists and the folder lacks, without
+	// listing the store: Known is then this machine's own state, saved by
+	// the collector that ran here before (a restarted container), and the
+	// folder is most likely whole. An entry the store no longer has is left
+	// out with a warning.
+	FromKnown bool
+	Logger    *slog.Logger
 	// Progress, if set, is called from one goroutine at most every 200ms
 	// while files are restored, and once at the end.
 	Progress func(done, total int, bytesDone, bytesTotal int64)
@@ -117,7 +125,13 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 		workers = defaultRestoreWorkers
 	}
 
-	items, err := listOutputs(ctx, run, opts.Include)
+	var items []restoreItem
+	var err error
+	if opts.FromKnown {
+		items, err = knownOutputs(opts.Known, opts.Include)
+	} else {
+		items, err = listOutputs(ctx, run, opts.Include)
+	}
 	if err != nil {
 		return nil, RestoreStats{}, err
 	}
@@ -152,6 +166,11 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 				r.done.Add(1)
 				return nil
 			}
+			if err != nil && opts.FromKnown && gcerrors.Code(err) == gcerrors.NotFound {
+				r.log.Warn("in the run's state but no longer in the store; not restored", "key", it.key)
+				r.done.Add(1)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("restore %q: %w", it.key, err)
 			}
@@ -181,6 +200,23 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 		return nil, stats, err
 	}
 	return out, stats, nil
+}
+
+// knownOutputs returns the files of a state's manifest that Include selects,
+// in path order, checking every path as listOutputs checks keys.
+func knownOutputs(known manifest.Manifest, include []string) ([]restoreItem, error) {
+	items := make([]restoreItem, 0, len(known))
+	for rel, e := range known {
+		if reason := unsafeRel(rel); reason != "" {
+			return nil, &UnsafeKeyError{Key: OutputsPrefix + rel, Reason: reason}
+		}
+		if len(include) > 0 && !pathglob.List(include).Match(rel, false) {
+			continue
+		}
+		items = append(items, restoreItem{key: OutputsPrefix + rel, rel: rel, size: e.Size})
+	}
+	slices.SortFunc(items, func(a, b restoreItem) int { return strings.Compare(a.rel, b.rel) })
+	return items, nil
 }
 
 // listOutputs lists the objects under outputs/, checks every key and returns

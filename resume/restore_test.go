@@ -537,3 +537,32 @@ func TestRestoreSkipsFolderMarkers(t *testing.T) {
 		t.Errorf("manifest = %v, want only logs/x.txt", m)
 	}
 }
+
+// TestRestoreFromKnown: a restarted container with its own state restores
+// what the state lists and the folder lacks, without listing the store.
+func TestRestoreFromKnown(t *testing.T) {
+	ctx := context.Background()
+	b := openFileBucket(t)
+	put(t, b, map[string]string{"a.pt": "kept", "b.pt": "missing locally", "d.pt": "not in the state"})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.pt"), []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	known := manifest.Manifest{
+		"a.pt": {Size: 4, SHA256: sha([]byte("kept"))},
+		"b.pt": {Size: 15, SHA256: sha([]byte("missing locally"))},
+		"c.pt": {Size: 1, SHA256: sha([]byte("x"))}, // gone from the store
+	}
+	var logs bytes.Buffer
+	m, _, err := Restore(ctx, b, dir, RestoreOptions{Known: known, FromKnown: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertTree(t, dir, map[string]string{"a.pt": "kept", "b.pt": "missing locally"})
+	if _, ok := m["c.pt"]; ok || len(m) != 2 {
+		t.Errorf("manifest after restore: %v, want a.pt and b.pt", m)
+	}
+	if !strings.Contains(logs.String(), "no longer in the store") || !strings.Contains(logs.String(), "c.pt") {
+		t.Errorf("no warning about c.pt; logs:\n%s", logs.String())
+	}
+}

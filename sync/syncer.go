@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	stdsync "sync"
 	"time"
@@ -223,6 +224,7 @@ func (s *Syncer) loop(ctx context.Context) {
 	if _, err := s.Pass(ctx, false); err != nil && ctx.Err() == nil {
 		s.log.Error("sync pass failed", "err", err)
 	}
+	idle()
 	passes := 0
 	for {
 		var st PassStats
@@ -249,11 +251,21 @@ func (s *Syncer) loop(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("sync pass failed", "err", err)
 		}
+		if st.Uploaded+st.Deleted > 0 {
+			idle()
+		}
 		if st.Unsettled > 0 && w != nil {
 			debounce.Reset(quiet) // come back when they have settled
 		}
 	}
 }
+
+// idle hands the memory a pass used back to the system: a sidecar spends
+// most of its life waiting, and its RSS should be what it holds then, not the
+// peak of its last burst of uploads (the Go runtime returns freed memory only
+// slowly by itself). It costs one garbage collection, after passes that did
+// work.
+func idle() { debug.FreeOSMemory() }
 
 // incremental syncs the paths the watcher marked and those left pending by
 // earlier passes, or scans everything when the watcher asks for it.

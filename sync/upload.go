@@ -12,11 +12,11 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	stdsync "sync"
 
 	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	stdsync "sync"
 
 	"gocloud.dev/blob"
 	"golang.org/x/sync/semaphore"
@@ -114,8 +114,20 @@ func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want
 // again as it goes: if the bytes or the file's identity differ at the end, the
 // reader fails before the store commits the object.
 func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string, want fileState) (manifest.Entry, error) {
-	sha, crc := sha256.New(), crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	if _, err := io.Copy(io.MultiWriter(sha, crc), io.NewSectionReader(f, 0, want.Size)); err != nil {
+	// The SHA-256 goes into the object's metadata, which S3 and Azure take
+	// when the upload starts: the file is read once before. GCS verifies
+	// the whole object by its CRC32C, computed in the same read.
+	sha := sha256.New()
+	var crc hash.Hash32
+	var w io.Writer = sha
+	if u.resumable == nil {
+		crc = crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		w = io.MultiWriter(sha, crc)
+	}
+	buf := hashBuffers.Get().(*[]byte)
+	_, err := io.CopyBuffer(w, struct{ io.Reader }{io.NewSectionReader(f, 0, want.Size)}, *buf)
+	hashBuffers.Put(buf)
+	if err != nil {
 		return manifest.Entry{}, err
 	}
 	sum := sha.Sum(nil)
@@ -157,6 +169,10 @@ func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string,
 	}
 	return entryFor(want, sum), nil
 }
+
+// hashBuffers are the read buffers of the hash before a large upload: 1 MiB
+// reads take a 2 GiB file in 2,048 system calls rather than 65,536.
+var hashBuffers = stdsync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // writerOptions asks each store to verify what it receives: S3 by the SDK's
 // per-part CRC32 (on by default), GCS by the object's CRC32C, Azure by a
