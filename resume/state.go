@@ -178,13 +178,6 @@ func NewKeeper(path string, bucket *blob.Bucket, st *State) *Keeper {
 	return &Keeper{path: path, bucket: bucket, state: st}
 }
 
-// State returns the state as last checkpointed; the caller must not change it.
-func (k *Keeper) State() *State {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.state
-}
-
 // SaveProgress records a large upload's progress. It runs after every part,
 // so it writes only the uploads' progress, to a small file beside the state,
 // without fsync: what it guards against is a killed process, and a part lost
@@ -232,6 +225,9 @@ func (k *Keeper) Checkpoint(ctx context.Context, outputs manifest.Manifest) erro
 	if err := saveEncoded(k.path, data); err != nil {
 		return fmt.Errorf("save state %s: %w", k.path, err)
 	}
+	// The manifest is the sync engine's, passed again at each checkpoint:
+	// keeping this copy would double what an idle sidecar holds.
+	next.Outputs = nil
 	k.state = &next
 	if k.bucket == nil {
 		return nil
