@@ -177,20 +177,12 @@ var errShutdownTimeout = errors.New("the shutdown timeout passed")
 // shutdownContext returns a context that ends grace after term ends.
 func shutdownContext(term context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(term))
-	var mu stdsync.Mutex
-	var timer *time.Timer
 	stop := context.AfterFunc(term, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		timer = time.AfterFunc(grace, func() { cancel(errShutdownTimeout) })
+		timer := time.AfterFunc(grace, func() { cancel(errShutdownTimeout) })
+		context.AfterFunc(ctx, func() { timer.Stop() })
 	})
 	return ctx, func() {
 		stop()
-		mu.Lock()
-		if timer != nil {
-			timer.Stop()
-		}
-		mu.Unlock()
 		cancel(context.Canceled)
 	}
 }
