@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -14,6 +16,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"gocloud.dev/blob"
+
+	"github.com/mlsidecar/collector/manifest"
 )
 
 const (
@@ -42,19 +46,18 @@ func blockID(id string, n int32) string {
 }
 
 // Upload implements Uploader.
-func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) error {
+func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) ([]byte, error) {
 	if err := p.check(); err != nil {
-		return err
+		return nil, err
 	}
 	if n := p.numParts(); n > azureMaxBlocks {
-		return fmt.Errorf("upload %q: %d parts of %d bytes is over Azure's limit of %d blocks; use larger parts", p.Key, n, p.PartSize, azureMaxBlocks)
+		return nil, fmt.Errorf("upload %q: %d parts of %d bytes is over Azure's limit of %d blocks; use larger parts", p.Key, n, p.PartSize, azureMaxBlocks)
 	}
 	if p.PartSize > azureMaxBlockSize {
-		return fmt.Errorf("upload %q: part size %d is over Azure's block limit of %d bytes", p.Key, p.PartSize, azureMaxBlockSize)
+		return nil, fmt.Errorf("upload %q: part size %d is over Azure's block limit of %d bytes", p.Key, p.PartSize, azureMaxBlockSize)
 	}
-	md, err := azureMetadata(metadata)
-	if err != nil {
-		return fmt.Errorf("upload %q: %w", p.Key, err)
+	if _, err := azureMetadata(metadata); err != nil {
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	bb := u.client.NewBlockBlobClient(azureKey(u.prefix + p.Key))
 	t := &tracker{p: p, journal: journal}
@@ -64,21 +67,25 @@ func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, 
 	}
 	var done map[int32]Part
 	if id != "" {
+		var err error
 		if done, err = u.stagedParts(ctx, bb, id, p); err != nil {
-			return fmt.Errorf("upload %q: list staged blocks: %w", p.Key, err)
+			return nil, fmt.Errorf("upload %q: list staged blocks: %w", p.Key, err)
 		}
 		// Committing drops the uncommitted blocks: with none left, the upload
 		// may have been committed before the crash.
-		if len(done) == 0 && alreadyThere(ctx, u.b, p, metadata) {
-			return nil
+		if len(done) == 0 {
+			sum, there, err := alreadyThere(ctx, u.b, r, p)
+			if err != nil || there {
+				return sum, err
+			}
 		}
 	} else {
 		id = newID()
 	}
 	if err := t.start(ctx, id, done); err != nil {
-		return err
+		return nil, err
 	}
-	err = sendParts(ctx, r, p, missing(p, done), concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
+	sums, err := sendParts(ctx, r, p, missing(p, done), concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
 		_, err := bb.StageBlock(ctx, blockID(id, n), streaming.NopCloser(bytes.NewReader(data)), &blockblob.StageBlockOptions{
 			TransactionalValidation: azblobblob.TransferValidationTypeComputeCRC64(),
 		})
@@ -88,10 +95,21 @@ func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, 
 		return Part{Number: n, Size: int64(len(data)), Checksum: sum}, nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := verify(r, p.Key); err != nil {
-		return err
+		return nil, err
+	}
+	// Azure takes the metadata at the commit: the hash of the bytes just
+	// read goes with it.
+	withHash := maps.Clone(metadata)
+	if withHash == nil {
+		withHash = map[string]string{}
+	}
+	withHash[manifest.HashMetadataKey] = hex.EncodeToString(sums.sha256)
+	md, err := azureMetadata(withHash)
+	if err != nil {
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	ids := make([]string, p.numParts())
 	for i := range ids {
@@ -103,9 +121,9 @@ func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, 
 		HTTPHeaders: &azblobblob.HTTPHeaders{BlobContentType: &contentType},
 	})
 	if err != nil {
-		return fmt.Errorf("upload %q: commit block list: %w", p.Key, err)
+		return nil, fmt.Errorf("upload %q: commit block list: %w", p.Key, err)
 	}
-	return nil
+	return sums.sha256, nil
 }
 
 // stagedParts returns the parts of upload id that the service holds as

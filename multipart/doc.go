@@ -6,9 +6,11 @@
 //
 // New picks the mechanism for a store kind:
 //   - s3: an S3 multipart upload (CreateMultipartUpload, UploadPart with a
-//     CRC32 the server verifies, CompleteMultipartUpload; a Content-MD5
-//     instead when the client was built with checksum=when_required, for
-//     servers without S3's flexible checksums). On resume the
+//     CRC32 the server verifies, CompleteMultipartUpload with the whole
+//     file's CRC32, which the server checks against the parts and keeps as
+//     the object's full-object checksum; a Content-MD5 per part instead
+//     when the client was built with checksum=when_required, for servers
+//     without S3's flexible checksums). On resume the
 //     server's ListParts is the truth; an upload the server no longer knows
 //     starts over. Other multipart uploads of the same key left by earlier
 //     attempts are aborted once the object is complete. A bucket lifecycle
@@ -25,6 +27,10 @@
 //     compose-based parts would leave temporary objects to clean. The caller
 //     uses its ordinary upload there.
 //
+// The file is read once, in order, part after part: the parts are hashed
+// (SHA-256, the content hash Upload returns) as they are read and sent, with
+// no pass over the file before the upload starts.
+//
 // The caller decides whether a saved Progress still belongs to the file on
-// disk (size, mtime, inode, SHA-256) and calls Abort when it does not.
+// disk (size, mtime, inode) and calls Abort when it does not.
 package multipart

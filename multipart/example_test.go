@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log"
 	"os"
@@ -34,14 +33,13 @@ func ExampleNew() {
 		log.Fatal("no resumable upload for this store: use an ordinary one")
 	}
 	data := bytes.Repeat([]byte("weights "), 1250) // the file: 10000 bytes
-	sum := sha256.Sum256(data)
 	// A restarted collector takes p from its state file instead, after
 	// checking that it still describes the file (else u.Abort(ctx, p)).
-	p := multipart.Progress{Key: "model.bin", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), PartSize: 4096}
+	p := multipart.Progress{Key: "model.bin", Size: int64(len(data)), PartSize: 4096}
 	journal := multipart.JournalFunc(func(ctx context.Context, p multipart.Progress) error {
 		return nil // a real journal writes p to the state file and fsyncs it
 	})
-	err = u.Upload(ctx, bytes.NewReader(data), &p, map[string]string{"sha256": p.SHA256}, 2, journal)
+	sum, err := u.Upload(ctx, bytes.NewReader(data), &p, nil, 2, journal)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -49,6 +47,7 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(len(p.Parts), "parts, whole:", bytes.Equal(got, data))
-	// Output: 3 parts, whole: true
+	want := sha256.Sum256(data)
+	fmt.Println(len(p.Parts), "parts, whole:", bytes.Equal(got, data), "sha256:", bytes.Equal(sum, want[:]))
+	// Output: 3 parts, whole: true sha256: true
 }

@@ -1,9 +1,9 @@
 package multipart
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -57,13 +57,13 @@ func partialPath(final, id string) string {
 
 // Upload implements Uploader. Metadata is not written: the file stores are
 // opened with fileblob's metadata off, so objects are plain files.
-func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) error {
+func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) ([]byte, error) {
 	if err := p.check(); err != nil {
-		return err
+		return nil, err
 	}
 	final, err := u.path(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t := &tracker{p: p, journal: journal}
 	id := p.ID
@@ -76,27 +76,28 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, m
 		f, err = os.OpenFile(partialPath(final, id), os.O_RDWR, 0)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			if sameFile(final, p.Size, hashOf(metadata)) {
-				return nil
+			sum, there, err := renamedInPlace(ctx, final, r, p)
+			if err != nil || there {
+				return sum, err
 			}
 			id = ""
 		case err != nil:
-			return fmt.Errorf("upload %q: %w", p.Key, err)
+			return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 		default:
 			if done, err = intactParts(f, p); err != nil {
 				f.Close()
-				return fmt.Errorf("upload %q: check partial file: %w", p.Key, err)
+				return nil, fmt.Errorf("upload %q: check partial file: %w", p.Key, err)
 			}
 		}
 	}
 	if id == "" {
 		id = newID()
 		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-			return fmt.Errorf("upload %q: %w", p.Key, err)
+			return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 		}
 		f, err = os.OpenFile(partialPath(final, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
-			return fmt.Errorf("upload %q: %w", p.Key, err)
+			return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 		}
 	}
 	partial := f.Name()
@@ -106,12 +107,12 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, m
 		}
 	}()
 	if err := f.Truncate(p.Size); err != nil {
-		return fmt.Errorf("upload %q: %w", p.Key, err)
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	if err := t.start(ctx, id, done); err != nil {
-		return err
+		return nil, err
 	}
-	err = sendParts(ctx, r, p, missing(p, done), concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
+	sums, err := sendParts(ctx, r, p, missing(p, done), concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
 		off, _ := p.partRange(n)
 		if _, err := f.WriteAt(data, off); err != nil {
 			return Part{}, err
@@ -123,29 +124,29 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, m
 		return Part{Number: n, Size: int64(len(data)), Checksum: sum}, nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := verify(r, p.Key); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("upload %q: %w", p.Key, err)
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("upload %q: %w", p.Key, err)
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return fmt.Errorf("upload %q: %w", p.Key, err)
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	if err := os.Rename(partial, final); err != nil {
-		return fmt.Errorf("upload %q: %w", p.Key, err)
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	syncDir(filepath.Dir(final))
 	// Partial files of this object that earlier attempts lost track of.
 	removeOtherPartials(final)
-	return nil
+	return sums.sha256, nil
 }
 
 // intactParts returns the parts p records whose bytes in the partial file f
@@ -176,25 +177,30 @@ func intactParts(f *os.File, p *Progress) (map[int32]Part, error) {
 	return done, nil
 }
 
-// sameFile tells whether the file at path has the size and SHA-256 (hex)
-// given: an upload that was renamed into place before the crash.
-func sameFile(path string, size int64, sha string) bool {
-	if sha == "" {
-		return false
-	}
-	f, err := os.Open(path)
+// renamedInPlace tells whether the object at final holds the file of p: an
+// upload that was renamed into place before the crash. It hashes the file
+// only when the object could be it.
+func renamedInPlace(ctx context.Context, final string, r io.ReaderAt, p *Progress) (sum []byte, there bool, err error) {
+	f, err := os.Open(final)
 	if err != nil {
-		return false
+		return nil, false, nil
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
-		return false
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != p.Size {
+		return nil, false, nil
+	}
+	sums, err := hashFile(ctx, r, p)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := verify(r, p.Key); err != nil {
+		return nil, false, err
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return false
+		return nil, false, nil
 	}
-	return hex.EncodeToString(h.Sum(nil)) == sha
+	return sums.sha256, bytes.Equal(h.Sum(nil), sums.sha256), nil
 }
 
 // removeOtherPartials removes the partial files of final that are left.

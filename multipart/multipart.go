@@ -3,11 +3,13 @@ package multipart
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"path/filepath"
@@ -28,13 +30,12 @@ import (
 type Progress struct {
 	// Key is the object key, relative to the bucket given to New.
 	Key string `json:"key"`
-	// Size, ModTime (Unix nanoseconds), Inode and SHA256 (hex) identify the
-	// file being uploaded, so the caller can tell whether a saved Progress
-	// still belongs to the file on disk. Upload uses only Size.
+	// Size, ModTime (Unix nanoseconds) and Inode identify the file being
+	// uploaded, so the caller can tell whether a saved Progress still
+	// belongs to the file on disk. Upload uses only Size.
 	Size    int64  `json:"size"`
 	ModTime int64  `json:"mtime"`
 	Inode   uint64 `json:"inode,omitempty"`
-	SHA256  string `json:"sha256"`
 	// PartSize is the size of every part but the last.
 	PartSize int64 `json:"partSize"`
 	// ID names the upload in the store: the S3 upload id, the Azure block-id
@@ -72,26 +73,34 @@ func (f JournalFunc) SaveProgress(ctx context.Context, p Progress) error { retur
 
 // Uploader uploads one large file in parts that survive a restart.
 type Uploader interface {
-	// Upload sends the bytes of r (exactly p.Size bytes) to p.Key. If p.ID is
-	// set, it continues that upload: parts the store already holds (checked
-	// against the store, not only against p.Parts) are not sent again; an
-	// upload the store no longer has starts over under a new ID, unless the
-	// object is already there, whole, with metadata's "sha256" (an upload
-	// completed just before a crash), which ends it at once.
+	// Upload sends the bytes of r (exactly p.Size bytes) to p.Key and
+	// returns their SHA-256, taken in the same read: r is read once, in
+	// order, and not before. If p.ID is set, it continues that upload: parts
+	// the store already holds (checked against the store, not only against
+	// p.Parts) are read again for the hash but not sent; an upload the store
+	// no longer has starts over under a new ID, unless the object is already
+	// there, whole, with this file's checksum (an upload completed just
+	// before a crash), which ends it at once.
 	//
 	// It calls journal.SaveProgress after starting the upload (ID known) and
 	// after each completed part (a nil journal saves nothing); a journal
-	// error stops the upload. It updates
-	// *p as it goes, so p must not be read until Upload returns. metadata
-	// goes on the final object. At most concurrency parts are in flight, each
-	// read into a buffer of PartSize bytes (memory = concurrency × PartSize).
-	// If r implements Verifier, Verify is called after the last part is sent
-	// and before the object is committed.
+	// error stops the upload. It updates *p as it goes, so p must not be read
+	// until Upload returns. metadata goes on the final object; where the
+	// store takes metadata at the commit (Azure), the SHA-256 is added under
+	// manifest.HashMetadataKey. S3 takes metadata when the upload starts,
+	// before the hash is known: there the object carries S3's full-object
+	// CRC32, which the server checks against the parts at the commit and the
+	// SDK against the bytes of every download; only a client built with
+	// checksum=when_required (a server without S3's flexible checksums)
+	// hashes the file before the upload, for the metadata. At most concurrency parts are
+	// in flight, each read into a buffer of PartSize bytes (memory =
+	// concurrency × PartSize). If r implements Verifier, Verify is called
+	// after the last part is sent and before the object is committed.
 	//
 	// On success the object exists, whole, and nothing of the upload is left
 	// behind. On failure the upload stays in the store, to be continued with
 	// the Progress last saved or dropped with Abort.
-	Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) error
+	Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) (sha256 []byte, err error)
 	// Abort drops an upload in flight (its parts), e.g. when the file changed
 	// since; an upload that no longer exists is not an error. Azure has no
 	// way to drop staged blocks: there Abort does nothing and they expire.
@@ -144,7 +153,6 @@ func New(b *blob.Bucket, t Target) (u Uploader, ok bool) {
 			client:    sc,
 			bucket:    t.Bucket,
 			prefix:    t.Prefix,
-			b:         b,
 			checksums: sc.Options().RequestChecksumCalculation != aws.RequestChecksumCalculationWhenRequired,
 		}, true
 	}
@@ -197,8 +205,13 @@ func (p *Progress) recorded() map[int32]Part {
 
 // checksum is the part checksum format: base64 of the big-endian CRC32 (IEEE).
 func checksum(data []byte) string {
+	return crc32Base64(crc32.ChecksumIEEE(data))
+}
+
+// crc32Base64 is S3's form of a CRC32: base64 of its 4 big-endian bytes.
+func crc32Base64(crc uint32) string {
 	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], crc32.ChecksumIEEE(data))
+	binary.BigEndian.PutUint32(b[:], crc)
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
@@ -207,11 +220,6 @@ func newID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails
 	return hex.EncodeToString(b)
-}
-
-// hashOf returns the SHA-256 the caller put in the metadata, if any.
-func hashOf(metadata map[string]string) string {
-	return metadata[manifest.HashMetadataKey]
 }
 
 // tracker applies completed parts to the Progress and saves it, one save at
@@ -271,49 +279,101 @@ func (t *tracker) parts() []Part {
 // returns the completed part.
 type sendFunc func(ctx context.Context, n int32, data []byte, sum string) (Part, error)
 
-// sendParts reads every part of todo from r and sends it, with at most
-// concurrency parts in flight, each in its own PartSize buffer, recording
-// each completed part with t.
-func sendParts(ctx context.Context, r io.ReaderAt, p *Progress, todo []int32, concurrency int, t *tracker, send sendFunc) error {
-	if len(todo) == 0 {
-		return ctx.Err()
-	}
+// sums are the checksums of a whole file, taken as its parts are read.
+type sums struct {
+	sha256 []byte // the content hash: the manifest's and the metadata's
+	crc32  uint32 // IEEE: S3's full-object checksum
+}
+
+// fileHash hashes a file's bytes, fed in order.
+type fileHash struct {
+	sha hash.Hash
+	crc uint32
+}
+
+func (h *fileHash) Write(b []byte) (int, error) {
+	h.sha.Write(b)
+	h.crc = crc32.Update(h.crc, crc32.IEEETable, b)
+	return len(b), nil
+}
+
+// readBuffers are the buffers that read the parts the store already holds,
+// only to hash them.
+var readBuffers = stdsync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// sendParts reads the whole file from r, part after part, and hashes it as
+// it goes; the parts of todo it sends as well, with at most concurrency in
+// flight, each in its own PartSize buffer, recording each completed part
+// with t. The parts not in todo (the store holds them) are read only for the
+// hash. One sequential read serves both: there is no pass over the file
+// before the upload, and the hash is of the very bytes sent.
+func sendParts(ctx context.Context, r io.ReaderAt, p *Progress, todo []int32, concurrency int, t *tracker, send sendFunc) (sums, error) {
+	h := &fileHash{sha: sha256.New()}
 	parent := ctx
 	g, ctx := errgroup.WithContext(ctx)
-	jobs := make(chan int32)
+	sending := make(map[int32]bool, len(todo))
+	for _, n := range todo {
+		sending[n] = true
+	}
+	workers := min(max(concurrency, 1), len(todo))
+	type job struct {
+		n    int32
+		data []byte
+	}
+	jobs := make(chan job)
+	free := make(chan []byte, workers)
+	for range workers {
+		free <- nil // allocated when first needed
+	}
 	g.Go(func() error {
 		defer close(jobs)
-		for _, n := range todo {
+		for n := int32(1); int64(n) <= max(p.numParts(), 1); n++ {
 			if err := ctx.Err(); err != nil {
 				return err // select would pick a ready worker half the time
 			}
+			off, size := p.partRange(n)
+			if !sending[n] {
+				if err := hashRange(r, off, size, h); err != nil {
+					return fmt.Errorf("read part %d of %q at %d: %w", n, p.Key, off, err)
+				}
+				continue
+			}
+			var buf []byte
 			select {
-			case jobs <- n:
+			case buf = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if buf == nil {
+				buf = make([]byte, min(p.PartSize, p.Size))
+			}
+			data := buf[:size]
+			if k, err := r.ReadAt(data, off); k < len(data) {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return fmt.Errorf("read part %d of %q at %d: %w", n, p.Key, off, err)
+			}
+			h.Write(data)
+			select {
+			case jobs <- job{n, data}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
 		return nil
 	})
-	for range min(max(concurrency, 1), len(todo)) {
+	for range workers {
 		g.Go(func() error {
-			buf := make([]byte, min(p.PartSize, p.Size))
-			for n := range jobs {
+			for j := range jobs {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				off, size := p.partRange(n)
-				data := buf[:size]
-				if k, err := r.ReadAt(data, off); k < len(data) {
-					if err == nil || err == io.EOF {
-						err = io.ErrUnexpectedEOF
-					}
-					return fmt.Errorf("read part %d of %q at %d: %w", n, p.Key, off, err)
-				}
-				pt, err := send(ctx, n, data, checksum(data))
+				pt, err := send(ctx, j.n, j.data, checksum(j.data))
 				if err != nil {
-					return fmt.Errorf("upload part %d of %q: %w", n, p.Key, err)
+					return fmt.Errorf("upload part %d of %q: %w", j.n, p.Key, err)
 				}
+				free <- j.data[:cap(j.data)]
 				if err := t.add(ctx, pt); err != nil {
 					return err
 				}
@@ -322,11 +382,30 @@ func sendParts(ctx context.Context, r io.ReaderAt, p *Progress, todo []int32, co
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return sums{}, err
 	}
 	// Stopped means stopped, even if every part made it: the caller commits
 	// nothing after it cancelled, and a later Upload finishes the job.
-	return parent.Err()
+	if err := parent.Err(); err != nil {
+		return sums{}, err
+	}
+	return sums{sha256: h.sha.Sum(nil), crc32: h.crc}, nil
+}
+
+// hashFile reads the whole file of p from r only to hash it.
+func hashFile(ctx context.Context, r io.ReaderAt, p *Progress) (sums, error) {
+	return sendParts(ctx, r, p, nil, 0, nil, nil)
+}
+
+// hashRange hashes size bytes of r at off into h.
+func hashRange(r io.ReaderAt, off, size int64, h io.Writer) error {
+	buf := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(buf)
+	n, err := io.CopyBuffer(h, io.NewSectionReader(r, off, size), *buf)
+	if err == nil && n < size {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // missing returns the part numbers of p that done lacks, in order.
@@ -350,13 +429,23 @@ func verify(r io.ReaderAt, key string) error {
 	return nil
 }
 
-// alreadyThere tells whether b holds key, whole, with the size and SHA-256 of
-// the upload: an upload completed before the crash that lost its record.
-func alreadyThere(ctx context.Context, b *blob.Bucket, p *Progress, metadata map[string]string) bool {
-	want := hashOf(metadata)
-	if b == nil || want == "" {
-		return false
+// alreadyThere tells whether b holds p's object, whole, with the size of the
+// file and its SHA-256 in the metadata: an upload committed before a crash
+// that lost its record. It hashes the file only when the object could be it.
+func alreadyThere(ctx context.Context, b *blob.Bucket, r io.ReaderAt, p *Progress) (sum []byte, there bool, err error) {
+	if b == nil {
+		return nil, false, nil
 	}
 	attrs, err := b.Attributes(ctx, p.Key)
-	return err == nil && attrs.Size == p.Size && attrs.Metadata[manifest.HashMetadataKey] == want
+	if err != nil || attrs.Size != p.Size || attrs.Metadata[manifest.HashMetadataKey] == "" {
+		return nil, false, nil
+	}
+	sums, err := hashFile(ctx, r, p)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := verify(r, p.Key); err != nil {
+		return nil, false, err
+	}
+	return sums.sha256, attrs.Metadata[manifest.HashMetadataKey] == hex.EncodeToString(sums.sha256), nil
 }

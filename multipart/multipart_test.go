@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash/crc32"
 	"io"
 	"net/url"
 	"os"
@@ -46,8 +49,12 @@ type kind struct {
 	fixture func(testing.TB) storetest.Fixture
 	// target is the Target the caller builds for the fixture's store.
 	target func(t *testing.T, f storetest.Fixture) multipart.Target
-	// metadata tells whether the store keeps object metadata.
-	metadata bool
+	// checksum is what the store keeps of a whole object's content:
+	// sha256Metadata, fullObjectCRC32, or nothing (file stores, whose
+	// objects are the files).
+	checksum string
+	// reads is how many times a fresh upload reads the file.
+	reads int
 	// inFlight counts what the store holds of uploads of key in flight:
 	// multipart uploads, partial files or uncommitted blocks.
 	inFlight func(t *testing.T, e *env, key string) int
@@ -58,6 +65,11 @@ type kind struct {
 	stale func(t *testing.T, e *env, key string)
 }
 
+const (
+	sha256Metadata  = "metadata sha256"
+	fullObjectCRC32 = "S3 full-object CRC32"
+)
+
 var kinds = []kind{
 	{
 		name:       stores.KindHostPath,
@@ -66,6 +78,7 @@ var kinds = []kind{
 		inFlight:   partialFiles,
 		abortDrops: true,
 		stale:      stalePartial,
+		reads:      1,
 	},
 	{
 		name:       stores.KindVolumeClaim,
@@ -74,14 +87,16 @@ var kinds = []kind{
 		inFlight:   partialFiles,
 		abortDrops: true,
 		stale:      stalePartial,
+		reads:      1,
 	},
-	s3Kind(stores.KindS3, storetest.S3),
-	// For S3-compatible servers without S3's flexible checksums.
+	s3Kind(stores.KindS3, storetest.S3, fullObjectCRC32, 1),
+	// For S3-compatible servers without S3's flexible checksums: the file
+	// is hashed before the upload, for the metadata.
 	s3Kind(stores.KindS3+"_when_required", func(t testing.TB) storetest.Fixture {
 		f := storetest.S3(t)
 		f.Conn.Schema.Bucket += "?checksum=when_required"
 		return f
-	}),
+	}, sha256Metadata, 2),
 	{
 		name:    stores.KindWASB,
 		fixture: storetest.Azure,
@@ -89,12 +104,13 @@ var kinds = []kind{
 			u := mustParse(t, f.Conn.Schema.Bucket) // wasbs://container@account.../runs
 			return multipart.Target{Bucket: u.User.Username(), Prefix: strings.Trim(u.Path, "/") + "/" + runPrefix}
 		},
-		metadata: true,
+		checksum: sha256Metadata,
+		reads:    1,
 		inFlight: azureBlocks,
 	},
 }
 
-func s3Kind(name string, fixture func(testing.TB) storetest.Fixture) kind {
+func s3Kind(name string, fixture func(testing.TB) storetest.Fixture, checksum string, reads int) kind {
 	return kind{
 		name:    name,
 		fixture: fixture,
@@ -102,7 +118,8 @@ func s3Kind(name string, fixture func(testing.TB) storetest.Fixture) kind {
 			u := mustParse(t, f.Conn.Schema.Bucket) // s3://bucket/team/artifacts
 			return multipart.Target{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/") + "/" + runPrefix}
 		},
-		metadata:   true,
+		checksum:   checksum,
+		reads:      reads,
 		inFlight:   s3Uploads,
 		abortDrops: true,
 		stale: func(t *testing.T, e *env, key string) {
@@ -150,13 +167,44 @@ func each(t *testing.T, fn func(t *testing.T, e *env)) {
 }
 
 // uploader returns a new Uploader, as a restarted collector builds one.
-func (e *env) uploader(t *testing.T) multipart.Uploader {
+func (e *env) uploader(t *testing.T) *checkedUploader {
 	t.Helper()
 	u, ok := multipart.New(e.bucket, e.target)
 	if !ok {
 		t.Fatalf("New(%s) has no resumable uploader", e.kind.name)
 	}
-	return u
+	return &checkedUploader{t: t, u: u}
+}
+
+// checkedUploader checks that every Upload that succeeds returns the SHA-256
+// of the file's bytes.
+type checkedUploader struct {
+	t *testing.T
+	u multipart.Uploader
+}
+
+func (c *checkedUploader) Upload(ctx context.Context, r io.ReaderAt, p *multipart.Progress, metadata map[string]string, concurrency int, j multipart.Journal) error {
+	c.t.Helper()
+	size := p.Size
+	sum, err := c.u.Upload(ctx, r, p, metadata, concurrency, j)
+	if err != nil {
+		return err
+	}
+	if cr, ok := r.(*countingReader); ok {
+		r = cr.r // not counted: the test counts the uploader's reads
+	}
+	want := sha256.New()
+	if _, err := io.Copy(want, io.NewSectionReader(r, 0, size)); err != nil {
+		c.t.Fatal(err)
+	}
+	if !bytes.Equal(sum, want.Sum(nil)) {
+		c.t.Errorf("Upload returned sha256 %x, want %x", sum, want.Sum(nil))
+	}
+	return nil
+}
+
+func (c *checkedUploader) Abort(ctx context.Context, p multipart.Progress) error {
+	return c.u.Abort(ctx, p)
 }
 
 func (e *env) s3Client(t *testing.T) *s3.Client {
@@ -289,27 +337,29 @@ var bigFile = stdsync.OnceValue(func() []byte {
 	return b
 })
 
-// file is a file to upload: its bytes, Progress and metadata.
+// file is a file to upload: its bytes, SHA-256 (hex), Progress and metadata
+// (none: the sync engine gives none).
 type file struct {
 	key      string
 	data     []byte
+	sha      string
 	progress multipart.Progress
 	metadata map[string]string
 }
 
 func newFile(key string, data []byte, partSize int64) file {
 	sum := sha256.Sum256(data)
-	sha := hex.EncodeToString(sum[:])
 	return file{
 		key:      key,
 		data:     data,
-		progress: multipart.Progress{Key: key, Size: int64(len(data)), ModTime: 1700000000e9, Inode: 42, SHA256: sha, PartSize: partSize},
-		metadata: map[string]string{manifest.HashMetadataKey: sha},
+		sha:      hex.EncodeToString(sum[:]),
+		progress: multipart.Progress{Key: key, Size: int64(len(data)), ModTime: 1700000000e9, Inode: 42, PartSize: partSize},
 	}
 }
 
-// checkStored checks that the store holds f whole, with its SHA-256, and
-// nothing of its upload besides.
+// checkStored checks that the store holds f whole, with its checksum (S3's
+// full-object CRC32; Azure's metadata SHA-256), and nothing of its upload
+// besides.
 func checkStored(t *testing.T, e *env, f file) {
 	t.Helper()
 	ctx := context.Background()
@@ -320,13 +370,27 @@ func checkStored(t *testing.T, e *env, f file) {
 	if !bytes.Equal(got, f.data) {
 		t.Fatalf("%q: store holds %d bytes that differ from the file's %d", f.key, len(got), len(f.data))
 	}
-	if e.kind.metadata {
+	if e.kind.checksum != "" {
 		attrs, err := e.bucket.Attributes(ctx, f.key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := attrs.Metadata[manifest.HashMetadataKey], f.metadata[manifest.HashMetadataKey]; got != want {
-			t.Errorf("%q: metadata sha256 = %q, want %q", f.key, got, want)
+		if e.kind.checksum == fullObjectCRC32 {
+			// The server checked the whole file's CRC32 against the parts'
+			// and keeps it.
+			out, err := e.s3Client(t).HeadObject(ctx, &s3.HeadObjectInput{
+				Bucket: aws.String(e.target.Bucket), Key: aws.String(multipart.S3Key(e.target.Prefix + f.key)), ChecksumMode: types.ChecksumModeEnabled,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var crc [4]byte
+			binary.BigEndian.PutUint32(crc[:], crc32.ChecksumIEEE(f.data))
+			if got, want := aws.ToString(out.ChecksumCRC32), base64.StdEncoding.EncodeToString(crc[:]); got != want || out.ChecksumType != types.ChecksumTypeFullObject {
+				t.Errorf("%q: object checksum %s CRC32 %q, want FULL_OBJECT %q", f.key, out.ChecksumType, got, want)
+			}
+		} else if got := attrs.Metadata[manifest.HashMetadataKey]; got != f.sha {
+			t.Errorf("%q: metadata sha256 = %q, want %q", f.key, got, f.sha)
 		}
 		if got, want := attrs.ContentType, "application/octet-stream"; got != want {
 			t.Errorf("%q: content type = %q, want %q", f.key, got, want)
@@ -380,8 +444,8 @@ func TestUpload(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkStored(t, e, f)
-		if got, want := r.n.Load(), int64(fileSize); got != want {
-			t.Errorf("read %d bytes of the file, want %d", got, want)
+		if got, want := r.n.Load(), int64(e.kind.reads*fileSize); got != want {
+			t.Errorf("read %d bytes of the file, want %d (%d times its size)", got, want, e.kind.reads)
 		}
 		if got, want := len(j.saves), 1+fileSize/partSize; got != want {
 			t.Errorf("%d progress saves, want %d (the start and one per part)", got, want)
@@ -393,19 +457,6 @@ func TestUpload(t *testing.T) {
 		for i, pt := range last.Parts {
 			if pt.Number != int32(i+1) || pt.Size != partSize || pt.Checksum == "" {
 				t.Errorf("part %d recorded as %+v", i+1, pt)
-			}
-		}
-		if e.kind.name == stores.KindS3 {
-			// The server verified every part's CRC32: the object has a
-			// composite CRC32 over the 8 parts.
-			out, err := e.s3Client(t).HeadObject(context.Background(), &s3.HeadObjectInput{
-				Bucket: aws.String(e.target.Bucket), Key: aws.String(e.target.Prefix + f.key), ChecksumMode: types.ChecksumModeEnabled,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := aws.ToString(out.ChecksumCRC32); !strings.HasSuffix(got, "-8") {
-				t.Errorf("object CRC32 = %q, want a composite checksum of 8 parts", got)
 			}
 		}
 		if p.ID != last.ID || len(p.Parts) != len(last.Parts) {
@@ -422,16 +473,22 @@ func TestResume(t *testing.T) {
 		// A restarted collector: a new Uploader and the Progress from its state file.
 		r := &countingReader{r: bytes.NewReader(f.data)}
 		p := saved
-		if err := e.uploader(t).Upload(context.Background(), r, &p, f.metadata, concurrency, &journal{}); err != nil {
+		j := &journal{}
+		if err := e.uploader(t).Upload(context.Background(), r, &p, f.metadata, concurrency, j); err != nil {
 			t.Fatal(err)
 		}
 		checkStored(t, e, f)
 		if p.ID != saved.ID {
 			t.Errorf("resume started a new upload %q instead of continuing %q", p.ID, saved.ID)
 		}
-		limit := int64(fileSize) - int64(len(saved.Parts))*partSize
-		if got := r.n.Load(); got > limit || got == 0 {
-			t.Errorf("resume read %d bytes of the file; want 1 to %d (%d parts were saved)", got, limit, len(saved.Parts))
+		// The file is read once, for the hash; only the parts the store
+		// lacks are sent (one save each after the start).
+		if got, want := r.n.Load(), int64(fileSize); got != want {
+			t.Errorf("resume read %d bytes of the file, want %d (once)", got, want)
+		}
+		limit := fileSize/partSize - len(saved.Parts)
+		if sent := len(j.saves) - 1; sent > limit || sent < 1 {
+			t.Errorf("resume sent %d parts; want 1 to %d (%d parts were saved)", sent, limit, len(saved.Parts))
 		}
 	})
 }
@@ -464,8 +521,8 @@ func TestResumeAfterAbort(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkStored(t, e, f)
-		if got, want := r.n.Load(), int64(fileSize); got != want {
-			t.Errorf("read %d bytes, want the whole file (%d)", got, want)
+		if got, want := r.n.Load(), int64(e.kind.reads*fileSize); got != want {
+			t.Errorf("read %d bytes, want %d (%d times the file)", got, want, e.kind.reads)
 		}
 		if p.ID == saved.ID {
 			t.Errorf("upload id %q was reused after it was aborted", p.ID)
@@ -484,8 +541,8 @@ func TestResumeUnknownUpload(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkStored(t, e, f)
-		if got, want := r.n.Load(), int64(len(f.data)); got != want {
-			t.Errorf("read %d bytes, want the whole file (%d)", got, want)
+		if got, want := r.n.Load(), int64(e.kind.reads*len(f.data)); got != want {
+			t.Errorf("read %d bytes, want %d (%d times the file)", got, want, e.kind.reads)
 		}
 	})
 }
@@ -503,12 +560,16 @@ func TestResumeCompletedUpload(t *testing.T) {
 		}
 		r := &countingReader{r: bytes.NewReader(f.data)}
 		again := j.last(t)
-		if err := e.uploader(t).Upload(ctx, r, &again, f.metadata, concurrency, &journal{}); err != nil {
+		j2 := &journal{}
+		if err := e.uploader(t).Upload(ctx, r, &again, f.metadata, concurrency, j2); err != nil {
 			t.Fatal(err)
 		}
 		checkStored(t, e, f)
-		if got := r.n.Load(); got != 0 {
-			t.Errorf("read %d bytes of a file the store already holds", got)
+		if got, want := r.n.Load(), int64(len(f.data)); got != want {
+			t.Errorf("read %d bytes of a file the store already holds, want %d (once, for the hash)", got, want)
+		}
+		if len(j2.saves) != 0 {
+			t.Errorf("%d progress saves, want none: nothing is uploaded again", len(j2.saves))
 		}
 	})
 }
@@ -669,12 +730,16 @@ func TestResumeRewritesDamagedPart(t *testing.T) {
 
 			r := &countingReader{r: bytes.NewReader(f.data)}
 			p := saved
-			if err := e.uploader(t).Upload(context.Background(), r, &p, f.metadata, concurrency, &journal{}); err != nil {
+			j := &journal{}
+			if err := e.uploader(t).Upload(context.Background(), r, &p, f.metadata, concurrency, j); err != nil {
 				t.Fatal(err)
 			}
 			checkStored(t, e, f)
-			if got, want := r.n.Load(), int64(fileSize)-int64(len(saved.Parts)-1)*partSize; got != want {
-				t.Errorf("resume read %d bytes, want %d (the missing parts and the damaged one)", got, want)
+			if got, want := r.n.Load(), int64(fileSize); got != want {
+				t.Errorf("resume read %d bytes, want %d (once)", got, want)
+			}
+			if got, want := len(j.saves)-1, fileSize/partSize-len(saved.Parts)+1; got != want {
+				t.Errorf("resume wrote %d parts, want %d (the missing parts and the damaged one)", got, want)
 			}
 			fi, err := os.Stat(final)
 			if err != nil {

@@ -5,16 +5,19 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"gocloud.dev/blob"
+
+	"github.com/mlsidecar/collector/manifest"
 )
 
 // s3MaxParts is S3's limit on the parts of one upload.
@@ -25,7 +28,6 @@ type s3Uploader struct {
 	client *s3.Client
 	bucket string
 	prefix string
-	b      *blob.Bucket
 	// checksums says the server takes S3's flexible checksums: unless the
 	// client was built with checksum=when_required (for servers that do
 	// not), each part carries a CRC32 the server verifies; otherwise a
@@ -36,55 +38,74 @@ type s3Uploader struct {
 func (u *s3Uploader) key(p *Progress) string { return s3Key(u.prefix + p.Key) }
 
 // Upload implements Uploader.
-func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) error {
+func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) ([]byte, error) {
 	if err := p.check(); err != nil {
-		return err
+		return nil, err
 	}
 	if n := p.numParts(); n > s3MaxParts {
-		return fmt.Errorf("upload %q: %d parts of %d bytes is over S3's limit of %d parts; use larger parts", p.Key, n, p.PartSize, s3MaxParts)
+		return nil, fmt.Errorf("upload %q: %d parts of %d bytes is over S3's limit of %d parts; use larger parts", p.Key, n, p.PartSize, s3MaxParts)
 	}
 	key := u.key(p)
 	t := &tracker{p: p, journal: journal}
 	id := p.ID
-	crc := u.checksums
+	var ck s3Checksums
 	var done map[int32]Part
 	if id != "" {
 		var err error
-		done, crc, err = u.listParts(ctx, key, p)
+		done, ck, err = u.listParts(ctx, key, p)
 		switch {
 		case isNoSuchUpload(err):
-			if alreadyThere(ctx, u.b, p, metadata) {
-				return nil
+			sum, there, err := u.alreadyThere(ctx, key, r, p)
+			if err != nil || there {
+				return sum, err
 			}
-			id, done, crc = "", nil, u.checksums
+			id, done = "", nil
 		case err != nil:
-			return fmt.Errorf("upload %q: list parts of upload %s: %w", p.Key, id, err)
+			return nil, fmt.Errorf("upload %q: list parts of upload %s: %w", p.Key, id, err)
 		}
 	}
 	if id == "" {
+		if !u.checksums {
+			// No full-object checksum on this server: the SHA-256 goes into
+			// the metadata, which S3 takes now, at the cost of one more
+			// read of the file before the upload.
+			sums, err := hashFile(ctx, r, p)
+			if err != nil {
+				return nil, err
+			}
+			metadata = maps.Clone(metadata)
+			if metadata == nil {
+				metadata = map[string]string{}
+			}
+			metadata[manifest.HashMetadataKey] = hex.EncodeToString(sums.sha256)
+		}
 		in := &s3.CreateMultipartUploadInput{
 			Bucket:      aws.String(u.bucket),
 			Key:         aws.String(key),
 			ContentType: aws.String("application/octet-stream"),
 			Metadata:    s3Metadata(metadata),
 		}
-		if crc {
+		if u.checksums {
 			in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+			in.ChecksumType = types.ChecksumTypeFullObject
 		}
 		out, err := u.client.CreateMultipartUpload(ctx, in)
 		if err != nil {
-			return fmt.Errorf("upload %q: start multipart upload: %w", p.Key, err)
+			return nil, fmt.Errorf("upload %q: start multipart upload: %w", p.Key, err)
 		}
 		id = aws.ToString(out.UploadId)
+		// A server without full-object checksums does not say FULL_OBJECT:
+		// it takes the parts' CRC32s and composes its own.
+		ck = s3Checksums{parts: u.checksums, fullObject: u.checksums && out.ChecksumType == types.ChecksumTypeFullObject}
 	}
 	if err := t.start(ctx, id, done); err != nil {
-		return err
+		return nil, err
 	}
 	todo := missing(p, done)
 	if p.Size == 0 && len(done) == 0 {
 		todo = []int32{1} // S3 needs one part, which may be empty
 	}
-	err := sendParts(ctx, r, p, todo, concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
+	sums, err := sendParts(ctx, r, p, todo, concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (Part, error) {
 		in := &s3.UploadPartInput{
 			Bucket:        aws.String(u.bucket),
 			Key:           aws.String(key),
@@ -93,7 +114,7 @@ func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, met
 			Body:          bytes.NewReader(data),
 			ContentLength: aws.Int64(int64(len(data))),
 		}
-		if crc {
+		if ck.parts {
 			in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
 			in.ChecksumCRC32 = aws.String(sum)
 		} else {
@@ -107,41 +128,80 @@ func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, met
 		return Part{Number: n, Size: int64(len(data)), ETag: aws.ToString(out.ETag), Checksum: sum}, nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := verify(r, p.Key); err != nil {
-		return err
+		return nil, err
 	}
 	parts := t.parts()
 	completed := make([]types.CompletedPart, len(parts))
 	for i, pt := range parts {
 		completed[i] = types.CompletedPart{PartNumber: aws.Int32(pt.Number), ETag: aws.String(pt.ETag)}
-		if crc {
+		if ck.parts {
 			completed[i].ChecksumCRC32 = aws.String(pt.Checksum)
 		}
 	}
-	_, err = u.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(u.bucket),
 		Key:             aws.String(key),
 		UploadId:        aws.String(id),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-	})
-	if err != nil {
-		return fmt.Errorf("upload %q: complete multipart upload: %w", p.Key, err)
+	}
+	if ck.fullObject {
+		// The server checks the whole file's CRC32 against its parts' and
+		// keeps it with the object.
+		in.ChecksumCRC32 = aws.String(crc32Base64(sums.crc32))
+		in.ChecksumType = types.ChecksumTypeFullObject
+	}
+	if _, err := u.client.CompleteMultipartUpload(ctx, in); err != nil {
+		return nil, fmt.Errorf("upload %q: complete multipart upload: %w", p.Key, err)
 	}
 	// The object is whole; what is left is tidying. Uploads of this key that
 	// earlier attempts started and lost track of (a crash before their ID was
 	// saved) would otherwise be billed until a lifecycle rule drops them.
 	// Failing to drop them does not undo the upload, so errors are ignored.
 	_ = u.abortOthers(ctx, key, id)
-	return nil
+	return sums.sha256, nil
+}
+
+// s3Checksums says which checksums an upload carries: a CRC32 on every part
+// (else a Content-MD5), and the whole file's CRC32 at the commit.
+type s3Checksums struct {
+	parts, fullObject bool
+}
+
+// alreadyThere tells whether the object holds this file, whole: an upload
+// completed before a crash that lost its record. It hashes the file, which
+// the caller needs either way, and compares the object's full-object CRC32,
+// or the SHA-256 in its metadata, with the file's.
+func (u *s3Uploader) alreadyThere(ctx context.Context, key string, r io.ReaderAt, p *Progress) ([]byte, bool, error) {
+	out, err := u.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket:       aws.String(u.bucket),
+		Key:          aws.String(key),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil || aws.ToInt64(out.ContentLength) != p.Size {
+		return nil, false, nil // not there (or not known to be): upload
+	}
+	sums, err := hashFile(ctx, r, p)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := verify(r, p.Key); err != nil {
+		return nil, false, err
+	}
+	full := out.ChecksumType == types.ChecksumTypeFullObject && aws.ToString(out.ChecksumCRC32) == crc32Base64(sums.crc32)
+	if full || out.Metadata[manifest.HashMetadataKey] == hex.EncodeToString(sums.sha256) {
+		return sums.sha256, true, nil
+	}
+	return nil, false, nil
 }
 
 // listParts returns the parts the server holds for p's upload that fit p:
 // the right size, and the checksum p recorded if it recorded one. It also
-// says whether the upload was started with CRC32 checksums, which then
-// every part and the completion must carry.
-func (u *s3Uploader) listParts(ctx context.Context, key string, p *Progress) (done map[int32]Part, crc bool, err error) {
+// says which checksums the upload was started with, which every part and the
+// completion must then carry.
+func (u *s3Uploader) listParts(ctx context.Context, key string, p *Progress) (done map[int32]Part, ck s3Checksums, err error) {
 	recorded := p.recorded()
 	done = map[int32]Part{}
 	pages := s3.NewListPartsPaginator(u.client, &s3.ListPartsInput{
@@ -154,11 +214,12 @@ func (u *s3Uploader) listParts(ctx context.Context, key string, p *Progress) (do
 	for pages.HasMorePages() {
 		out, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, false, err
+			return nil, s3Checksums{}, err
 		}
 		if first {
 			// Servers that do not say follow this uploader's setting.
-			crc = out.ChecksumAlgorithm == types.ChecksumAlgorithmCrc32 || (out.ChecksumAlgorithm == "" && u.checksums)
+			ck.parts = out.ChecksumAlgorithm == types.ChecksumAlgorithmCrc32 || (out.ChecksumAlgorithm == "" && u.checksums)
+			ck.fullObject = ck.parts && out.ChecksumType == types.ChecksumTypeFullObject
 			first = false
 		}
 		for _, sp := range out.Parts {
@@ -178,13 +239,13 @@ func (u *s3Uploader) listParts(ctx context.Context, key string, p *Progress) (do
 			case sum != "" && ok && rec.Checksum != "" && rec.Checksum != sum:
 				continue // not the bytes this file's part had: send it again
 			}
-			if sum == "" && crc {
+			if sum == "" && ck.parts {
 				continue // the completion needs the checksum
 			}
 			done[num] = Part{Number: num, Size: size, ETag: aws.ToString(sp.ETag), Checksum: sum}
 		}
 	}
-	return done, crc, nil
+	return done, ck, nil
 }
 
 // abortOthers aborts the multipart uploads of key other than keep.
@@ -271,7 +332,7 @@ func isNoSuchUpload(err error) bool {
 // does over HTTPS, also over plain HTTP, where it would otherwise hash every
 // part with SHA-256 once more to sign it. The part's integrity is checked by
 // the store all the same, through the CRC32 or Content-MD5 header, which
-// stays signed; the file's SHA-256 is in the object's metadata.
+// stays signed, and the whole file's CRC32 at the commit.
 func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }

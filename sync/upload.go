@@ -110,37 +110,36 @@ func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want
 	return entryFor(want, sum[:]), nil
 }
 
-// uploadLarge hashes the file, then streams it in parts. The stream is hashed
-// again as it goes: if the bytes or the file's identity differ at the end, the
+// uploadLarge streams the file in parts, within the memory budget. A
+// resumable upload hashes the parts as it reads and sends them. The ordinary
+// upload (GCS) hashes the file first, for the object's metadata and CRC32C,
+// which GCS takes when the upload starts; the stream is hashed again as it
+// goes, and if the bytes or the file's identity differ at the end, the
 // reader fails before the store commits the object.
 func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string, want fileState) (manifest.Entry, error) {
-	// The SHA-256 goes into the object's metadata, which S3 and Azure take
-	// when the upload starts: the file is read once before. GCS verifies
-	// the whole object by its CRC32C, computed in the same read.
-	sha := sha256.New()
-	var crc hash.Hash32
-	var w io.Writer = sha
-	if u.resumable == nil {
-		crc = crc32.New(crc32.MakeTable(crc32.Castagnoli))
-		w = io.MultiWriter(sha, crc)
+	concurrency := int(min(int64(u.partConcurrency), max(u.budget/u.partSize, 1)))
+	weight := min(u.partSize*int64(concurrency), u.budget)
+	if u.resumable != nil {
+		if err := u.mem.Acquire(ctx, weight); err != nil {
+			return manifest.Entry{}, err
+		}
+		defer u.mem.Release(weight)
+		return u.uploadResumable(ctx, f, abs, key, want, concurrency)
 	}
+
+	sha := sha256.New()
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	buf := hashBuffers.Get().(*[]byte)
-	_, err := io.CopyBuffer(w, struct{ io.Reader }{io.NewSectionReader(f, 0, want.Size)}, *buf)
+	_, err := io.CopyBuffer(io.MultiWriter(sha, crc), struct{ io.Reader }{io.NewSectionReader(f, 0, want.Size)}, *buf)
 	hashBuffers.Put(buf)
 	if err != nil {
 		return manifest.Entry{}, err
 	}
 	sum := sha.Sum(nil)
-
-	concurrency := int(min(int64(u.partConcurrency), max(u.budget/u.partSize, 1)))
-	weight := min(u.partSize*int64(concurrency), u.budget)
 	if err := u.mem.Acquire(ctx, weight); err != nil {
 		return manifest.Entry{}, err
 	}
 	defer u.mem.Release(weight)
-	if u.resumable != nil {
-		return u.uploadResumable(ctx, f, abs, key, want, sum, concurrency)
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -225,18 +224,17 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 // uploadResumable uploads a large file in parts whose progress is saved after
 // each one, continuing the upload a killed collector left behind when it is
 // still for the same file.
-func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key string, want fileState, sum []byte, concurrency int) (manifest.Entry, error) {
-	sumHex := hex.EncodeToString(sum)
+func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key string, want fileState, concurrency int) (manifest.Entry, error) {
 	u.mu.Lock()
 	p, ok := u.inFlight[key]
 	u.mu.Unlock()
-	if ok && (p.Size != want.Size || p.ModTime != want.ModTime || p.Inode != want.Inode || p.SHA256 != sumHex || p.PartSize != u.partSize) {
+	if ok && (p.Size != want.Size || p.ModTime != want.ModTime || p.Inode != want.Inode || p.PartSize != u.partSize) {
 		// The file changed since: its old parts are of no use.
 		_ = u.resumable.Abort(ctx, p)
 		ok = false
 	}
 	if !ok {
-		p = multipart.Progress{Key: key, Size: want.Size, ModTime: want.ModTime, Inode: want.Inode, SHA256: sumHex, PartSize: u.partSize}
+		p = multipart.Progress{Key: key, Size: want.Size, ModTime: want.ModTime, Inode: want.Inode, PartSize: u.partSize}
 	}
 	journal := multipart.JournalFunc(func(ctx context.Context, p multipart.Progress) error {
 		u.mu.Lock()
@@ -245,7 +243,8 @@ func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key str
 		return u.journal.SaveProgress(ctx, p)
 	})
 	r := &unchangedFile{f: f, abs: abs, want: want}
-	if err := u.resumable.Upload(ctx, r, &p, map[string]string{manifest.HashMetadataKey: sumHex}, concurrency, journal); err != nil {
+	sum, err := u.resumable.Upload(ctx, r, &p, nil, concurrency, journal)
+	if err != nil {
 		if errors.Is(err, errChanged) {
 			_ = u.resumable.Abort(context.WithoutCancel(ctx), p)
 			u.forget(ctx, key)
@@ -268,7 +267,7 @@ func (u *uploader) forget(ctx context.Context, key string) {
 }
 
 // unchangedFile reads a file by offset for a resumable upload, and tells it
-// before the commit whether the file is still the one that was hashed.
+// before the commit whether the file is still the one the scan saw.
 type unchangedFile struct {
 	f    *os.File
 	abs  string
@@ -277,7 +276,7 @@ type unchangedFile struct {
 
 func (u *unchangedFile) ReadAt(p []byte, off int64) (int, error) { return u.f.ReadAt(p, off) }
 
-// Verify fails when the file changed since it was hashed.
+// Verify fails when the file changed since the scan saw it.
 func (u *unchangedFile) Verify() error {
 	fi, err := u.f.Stat()
 	if err != nil || stateOf(fi) != u.want {
