@@ -66,9 +66,27 @@ func (l List) Match(rel string, dir bool) bool {
 		if strings.Contains(p, "/") {
 			target = rel
 		}
-		if ok, _ := path.Match(p, target); ok {
+		if match(p, target) {
 			return true
 		}
 	}
 	return false
+}
+
+// match is path.Match, with the common forms of exclude globs ("*.tmp",
+// ".nfs*", a plain name) answered without it: a scan asks every glob about
+// every file.
+func match(pattern, name string) bool {
+	if n := len(pattern); n > 0 {
+		switch {
+		case pattern[0] == '*' && !strings.ContainsAny(pattern[1:], `*?[\`):
+			return strings.HasSuffix(name, pattern[1:]) && !strings.Contains(name[:len(name)-(n-1)], "/")
+		case pattern[n-1] == '*' && !strings.ContainsAny(pattern[:n-1], `*?[\`):
+			return strings.HasPrefix(name, pattern[:n-1]) && !strings.Contains(name[n-1:], "/")
+		case !strings.ContainsAny(pattern, `*?[\`):
+			return name == pattern
+		}
+	}
+	ok, _ := path.Match(pattern, name)
+	return ok
 }

@@ -1,6 +1,9 @@
 package pathglob
 
-import "testing"
+import (
+	"path"
+	"testing"
+)
 
 func TestMatch(t *testing.T) {
 	globs := List{"*.pt", "logs/*.txt", ".git/"}
@@ -33,5 +36,20 @@ func TestSetAndValidate(t *testing.T) {
 	}
 	if err := (List{"[a-"}).Validate(); err == nil || err.Error() != `"[a-" is not a valid glob: syntax error in pattern` {
 		t.Errorf("Validate of a broken glob: %v", err)
+	}
+}
+
+// The shortcuts for plain, "*suffix" and "prefix*" globs answer as path.Match.
+func TestMatchAgreesWithPathMatch(t *testing.T) {
+	patterns := []string{"*.tmp", ".nfs*", "*~", ".#*", "*", "model.bin", "ckpt/*", "*/x.bin", "a*b", "*.[ch]", `\*x`, "", "logs/*.txt"}
+	names := []string{"a.tmp", ".tmp", "a/b.tmp", ".nfs0001", ".nfs/x", "file~", "~", ".#lock", "model.bin", "model.bin2",
+		"ckpt/1.pt", "ckpt/a/1.pt", "d/x.bin", "x.bin", "a/d/x.bin", "ab", "axxb", "a.c", "*x", "", "logs/1.txt", "logs/a/1.txt"}
+	for _, p := range patterns {
+		for _, n := range names {
+			want, _ := path.Match(p, n)
+			if got := match(p, n); got != want {
+				t.Errorf("match(%q, %q) = %v, path.Match says %v", p, n, got, want)
+			}
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,44 +34,49 @@ type scanner struct {
 // scan returns the files to sync, keyed by slash path relative to root.
 func (s *scanner) scan() (map[string]fileState, error) {
 	files := make(map[string]fileState)
-	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == s.root {
-				return err
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // deleted while we walked
-			}
-			return nil // unreadable entry: skip it, the next scan tries again
+	return files, s.walk(s.root, "", files)
+}
+
+// walk adds the files of the folder abs (rel from root, "" for root itself)
+// to files. Only a root that cannot be read is an error: an entry deleted
+// while we walk, or one that cannot be read, is skipped, and the next scan
+// tries again. It reads each folder once and stats each file by its name
+// in the open folder (a rescan of a large tree is most of an idle
+// sidecar's CPU).
+func (s *scanner) walk(abs, rel string, files map[string]fileState) error {
+	d, err := os.Open(abs)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil && len(entries) == 0 {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		r := name
+		if rel != "" {
+			r = rel + "/" + name
 		}
-		if p == s.root {
-			return nil
-		}
-		rel := filepath.ToSlash(p[len(s.root)+1:])
-		if d.IsDir() {
-			if s.exclude.Match(rel, true) || s.skipped(p) {
-				return filepath.SkipDir
+		switch t := e.Type(); {
+		case t.IsDir():
+			p := filepath.Join(abs, name)
+			if !s.exclude.Match(r, true) && !s.skipped(p) {
+				_ = s.walk(p, r, files)
 			}
-			return nil
-		}
-		if !s.wanted(rel) {
-			return nil
-		}
-		switch {
-		case d.Type().IsRegular():
-			fi, err := d.Info()
-			if err != nil {
-				return nil
+		case !s.wanted(r):
+		case t.IsRegular():
+			if st, ok := statAt(d, name); ok {
+				files[r] = st
 			}
-			files[rel] = stateOf(fi)
-		case d.Type()&fs.ModeSymlink != 0:
-			if fi, ok := s.followLink(p, rel); ok {
-				files[rel] = stateOf(fi)
+		case t&fs.ModeSymlink != 0:
+			if fi, ok := s.followLink(filepath.Join(abs, name), r); ok {
+				files[r] = stateOf(fi)
 			}
 		}
-		return nil
-	})
-	return files, err
+	}
+	return nil
 }
 
 func (s *scanner) wanted(rel string) bool {
