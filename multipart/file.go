@@ -193,9 +193,6 @@ func renamedInPlace(ctx context.Context, final string, r io.ReaderAt, p *Progres
 	if err != nil {
 		return nil, false, err
 	}
-	if err := verify(r, p.Key); err != nil {
-		return nil, false, err
-	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return nil, false, nil

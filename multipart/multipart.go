@@ -392,9 +392,14 @@ func sendParts(ctx context.Context, r io.ReaderAt, p *Progress, todo []int32, co
 	return sums{sha256: h.sha.Sum(nil), crc32: h.crc}, nil
 }
 
-// hashFile reads the whole file of p from r only to hash it.
+// hashFile reads the whole file of p from r only to hash it, and checks
+// with r's Verify, if it has one, that the file did not change meanwhile.
 func hashFile(ctx context.Context, r io.ReaderAt, p *Progress) (sums, error) {
-	return sendParts(ctx, r, p, nil, 0, nil, nil)
+	sums, err := sendParts(ctx, r, p, nil, 0, nil, nil)
+	if err != nil {
+		return sums, err
+	}
+	return sums, verify(r, p.Key)
 }
 
 // hashRange hashes size bytes of r at off into h.
@@ -442,9 +447,6 @@ func alreadyThere(ctx context.Context, b *blob.Bucket, r io.ReaderAt, p *Progres
 	}
 	sums, err := hashFile(ctx, r, p)
 	if err != nil {
-		return nil, false, err
-	}
-	if err := verify(r, p.Key); err != nil {
 		return nil, false, err
 	}
 	return sums.sha256, attrs.Metadata[manifest.HashMetadataKey] == hex.EncodeToString(sums.sha256), nil

@@ -187,9 +187,6 @@ func (u *s3Uploader) alreadyThere(ctx context.Context, key string, r io.ReaderAt
 	if err != nil {
 		return nil, false, err
 	}
-	if err := verify(r, p.Key); err != nil {
-		return nil, false, err
-	}
 	full := out.ChecksumType == types.ChecksumTypeFullObject && aws.ToString(out.ChecksumCRC32) == crc32Base64(sums.crc32)
 	if full || out.Metadata[manifest.HashMetadataKey] == hex.EncodeToString(sums.sha256) {
 		return sums.sha256, true, nil
