@@ -27,6 +27,7 @@ import (
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/mlsidecar/collector/stores"
 )
@@ -280,6 +281,11 @@ func Objects(t testing.TB, b *blob.Bucket, prefix string) map[string][]byte {
 			continue
 		}
 		data, err := b.ReadAll(ctx, obj.Key)
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			// Gone since the listing, as a store that is being written to
+			// allows: a host path's temp file renamed into place, say.
+			continue
+		}
 		if err != nil {
 			t.Fatalf("read %q: %v", obj.Key, err)
 		}
