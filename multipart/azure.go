@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"maps"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -16,8 +14,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"gocloud.dev/blob"
-
-	"github.com/mlsidecar/collector/manifest"
 )
 
 const (
@@ -102,12 +98,7 @@ func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, 
 	}
 	// Azure takes the metadata at the commit: the hash of the bytes just
 	// read goes with it.
-	withHash := maps.Clone(metadata)
-	if withHash == nil {
-		withHash = map[string]string{}
-	}
-	withHash[manifest.HashMetadataKey] = hex.EncodeToString(sums.sha256)
-	md, err := azureMetadata(withHash)
+	md, err := azureMetadata(withHash(metadata, sums.sha256))
 	if err != nil {
 		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"maps"
 	"path/filepath"
 	"slices"
 	stdsync "sync"
@@ -92,10 +93,11 @@ type Uploader interface {
 	// CRC32, which the server checks against the parts at the commit and the
 	// SDK against the bytes of every download; only a client built with
 	// checksum=when_required (a server without S3's flexible checksums)
-	// hashes the file before the upload, for the metadata. At most concurrency parts are
-	// in flight, each read into a buffer of PartSize bytes (memory =
-	// concurrency × PartSize). If r implements Verifier, Verify is called
-	// after the last part is sent and before the object is committed.
+	// hashes the file before the upload, for the metadata. At most
+	// concurrency parts are in flight, each read into a buffer of PartSize
+	// bytes (memory = concurrency × PartSize). If r implements Verifier,
+	// Verify is called after the last part is sent and before the object is
+	// committed.
 	//
 	// On success the object exists, whole, and nothing of the upload is left
 	// behind. On failure the upload stays in the store, to be continued with
@@ -390,6 +392,15 @@ func sendParts(ctx context.Context, r io.ReaderAt, p *Progress, todo []int32, co
 		return sums{}, err
 	}
 	return sums{sha256: h.sha.Sum(nil), crc32: h.crc}, nil
+}
+
+// withHash returns a copy of metadata with the SHA-256 (hex) under
+// manifest.HashMetadataKey.
+func withHash(metadata map[string]string, sha256 []byte) map[string]string {
+	md := make(map[string]string, len(metadata)+1)
+	maps.Copy(md, metadata)
+	md[manifest.HashMetadataKey] = hex.EncodeToString(sha256)
+	return md
 }
 
 // hashFile reads the whole file of p from r only to hash it, and checks

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -73,11 +72,7 @@ func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *Progress, met
 			if err != nil {
 				return nil, err
 			}
-			metadata = maps.Clone(metadata)
-			if metadata == nil {
-				metadata = map[string]string{}
-			}
-			metadata[manifest.HashMetadataKey] = hex.EncodeToString(sums.sha256)
+			metadata = withHash(metadata, sums.sha256)
 		}
 		in := &s3.CreateMultipartUploadInput{
 			Bucket:      aws.String(u.bucket),
