@@ -2,6 +2,7 @@ package resume
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +12,6 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
-
-	"github.com/mlsidecar/collector/manifest"
 )
 
 // BeginOptions say how a run starts.
@@ -70,7 +69,7 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 		local, st = false, nil
 	}
 	if !local {
-		if st, err = fromStore(ctx, opts.Bucket); err != nil {
+		if st, err = fromStore(ctx, opts.Bucket, opts.Run); err != nil {
 			return nil, stats, err
 		}
 	}
@@ -80,10 +79,10 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 	}
 	switch {
 	case st == nil && !hasOutputs:
-		st = &State{Version: Version, Run: opts.Run, Attempt: 0, Outputs: manifest.Manifest{}}
+		st = &State{Version: Version, Run: opts.Run, Attempt: 0, Outputs: Manifest{}}
 	case st == nil:
 		// Outputs but no state: the earlier attempt died before its first checkpoint.
-		st = &State{Version: Version, Run: opts.Run, Attempt: 1, Outputs: manifest.Manifest{}}
+		st = &State{Version: Version, Run: opts.Run, Attempt: 1, Outputs: Manifest{}}
 	}
 	if st.Restored && !opts.ForRestore {
 		st.Restored = false // `collector restore` counted this attempt already
@@ -120,17 +119,32 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 }
 
 // fromStore reads the run's state from the store; nil when there is none.
-func fromStore(ctx context.Context, b *blob.Bucket) (*State, error) {
+func fromStore(ctx context.Context, b *blob.Bucket, run string) (*State, error) {
+	var st *State
 	data, err := b.ReadAll(ctx, StateKey)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return nil, nil
-	}
-	if err != nil {
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
+	case err != nil:
 		return nil, fmt.Errorf("read the run's state from the store: %w", err)
+	default:
+		if st, err = decode(data); err != nil {
+			return nil, fmt.Errorf("the run's state in the store (%s): %w", StateKey, err)
+		}
 	}
-	st, err := decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("the run's state in the store (%s): %w", StateKey, err)
+	data, err = b.ReadAll(ctx, SectionsKey)
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
+	case err != nil:
+		return nil, fmt.Errorf("read the run's state sections from the store: %w", err)
+	default:
+		if st == nil {
+			// Components checkpointed, the outputs never did: an earlier
+			// attempt ran.
+			st = &State{Version: Version, Run: run, Attempt: 1, Outputs: Manifest{}}
+		}
+		if err := json.Unmarshal(data, &st.Extensions); err != nil {
+			return nil, fmt.Errorf("the run's state sections in the store (%s): corrupt: %w", SectionsKey, err)
+		}
 	}
 	return st, nil
 }

@@ -24,9 +24,8 @@ import (
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/mlsidecar/collector/manifest"
-	"github.com/mlsidecar/collector/multipart"
-	"github.com/mlsidecar/collector/pathglob"
+	"github.com/mlsidecar/collector/internal/pathglob"
+	"github.com/mlsidecar/collector/stores"
 )
 
 // RestoreOptions tune Restore.
@@ -41,7 +40,7 @@ type RestoreOptions struct {
 	// Known holds the hashes recorded in the run's state. They are used for
 	// objects that carry no sha256 metadata (host_path stores keep none).
 	// May be nil.
-	Known manifest.Manifest
+	Known Manifest
 	// FromKnown restores what Known lists and the folder lacks, without
 	// listing the store: Known is then this machine's own state, saved by
 	// the collector that ran here before (a restarted container), and the
@@ -108,7 +107,7 @@ type restoreItem struct {
 // against the hash in Known when Known has the same size; a mismatch there
 // is only logged, since a state checkpointed at the end of a sync pass can lag
 // behind objects uploaded during it, and the store's copy is the one kept.
-func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOptions) (manifest.Manifest, RestoreStats, error) {
+func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOptions) (Manifest, RestoreStats, error) {
 	start := time.Now()
 	r := &restorer{
 		bucket:  run,
@@ -151,7 +150,7 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 	}
 	stopProgress := r.reportProgress(opts.Progress, len(items), bytesTotal)
 
-	out := make(manifest.Manifest, len(items))
+	out := make(Manifest, len(items))
 	var mu stdsync.Mutex
 	var skipped int
 	g, gctx := errgroup.WithContext(ctx)
@@ -204,7 +203,7 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 
 // knownOutputs returns the files of a state's manifest that Include selects,
 // in path order, checking every path as listOutputs checks keys.
-func knownOutputs(known manifest.Manifest, include []string) ([]restoreItem, error) {
+func knownOutputs(known Manifest, include []string) ([]restoreItem, error) {
 	items := make([]restoreItem, 0, len(known))
 	for rel, e := range known {
 		if reason := unsafeRel(rel); reason != "" {
@@ -235,7 +234,7 @@ func listOutputs(ctx context.Context, b *blob.Bucket, include []string) ([]resto
 		if strings.HasSuffix(obj.Key, "/") {
 			continue // a folder marker written by some tools: no file to restore
 		}
-		if multipart.IsPartial(obj.Key) {
+		if stores.IsPartial(obj.Key) {
 			continue // a host path's upload in flight, not an output
 		}
 		rel := strings.TrimPrefix(obj.Key, OutputsPrefix)
@@ -324,7 +323,7 @@ func checkTargets(dir string, items []restoreItem) error {
 type restorer struct {
 	bucket *blob.Bucket
 	dir    string
-	known  manifest.Manifest
+	known  Manifest
 	log    *slog.Logger
 
 	done      atomic.Int64 // files finished
@@ -343,7 +342,7 @@ var errKeptLocal = errors.New("local file kept")
 
 // restoreOne brings one object to its target and returns its manifest entry,
 // and whether the file was already there.
-func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Entry, bool, error) {
+func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (Entry, bool, error) {
 	target := filepath.Join(r.dir, filepath.FromSlash(it.rel))
 	// The file the state says the store holds, untouched since: no request,
 	// no hashing (a restarted container still has its folder).
@@ -363,14 +362,14 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 	if want == "" {
 		attrs, err := r.bucket.Attributes(ctx, it.key)
 		if err != nil {
-			return manifest.Entry{}, false, err
+			return Entry{}, false, err
 		}
-		size, want, fromMetadata = attrs.Size, attrs.Metadata[manifest.HashMetadataKey], true
+		size, want, fromMetadata = attrs.Size, attrs.Metadata[stores.HashMetadataKey], true
 	}
 	if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() {
 		e, same, err := present(target, size, want)
 		if err != nil {
-			return manifest.Entry{}, false, err
+			return Entry{}, false, err
 		}
 		if same {
 			r.bytesDone.Add(e.Size)
@@ -382,16 +381,16 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 		r.log.Info("keeping the local file, which differs from the store's", "key", it.key)
 		r.kept.Add(1)
 		r.bytesDone.Add(size)
-		return manifest.Entry{}, true, errKeptLocal
+		return Entry{}, true, errKeptLocal
 	}
 
 	parent, err := r.mkdirs(it)
 	if err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	f, err := os.CreateTemp(parent, tempPattern(path.Base(it.rel)))
 	if err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	tmp, renamed := f.Name(), false
 	defer func() {
@@ -403,7 +402,7 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 
 	rd, err := r.bucket.NewReader(ctx, it.key, nil)
 	if err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	h := sha256.New()
 	// A pooled buffer, and the reader hidden behind io.Reader: blob.Reader's
@@ -416,10 +415,10 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 		err = cerr
 	}
 	if err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	if n != size {
-		return manifest.Entry{}, false, fmt.Errorf("read %d bytes, the store says the object has %d", n, size)
+		return Entry{}, false, fmt.Errorf("read %d bytes, the store says the object has %d", n, size)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if want != "" && !strings.EqualFold(sum, want) && !fromMetadata {
@@ -427,9 +426,9 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 		// that was interrupted: the object's own metadata decides.
 		attrs, err := r.bucket.Attributes(ctx, it.key)
 		if err != nil {
-			return manifest.Entry{}, false, err
+			return Entry{}, false, err
 		}
-		if meta := attrs.Metadata[manifest.HashMetadataKey]; meta != "" {
+		if meta := attrs.Metadata[stores.HashMetadataKey]; meta != "" {
 			want, fromMetadata = meta, true
 		} else {
 			r.log.Warn("restored file differs from the run's state; keeping the store's copy",
@@ -438,23 +437,23 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 		}
 	}
 	if want != "" && !strings.EqualFold(sum, want) {
-		return manifest.Entry{}, false, fmt.Errorf("downloaded bytes have sha256 %s, the object's metadata says %s", sum, want)
+		return Entry{}, false, fmt.Errorf("downloaded bytes have sha256 %s, the object's metadata says %s", sum, want)
 	}
 	if err := f.Chmod(0o644); err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	if err := f.Sync(); err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	if err := f.Close(); err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	if err := os.Rename(tmp, target); err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	renamed = true
 	r.mu.Lock()
@@ -467,26 +466,26 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (manifest.Ent
 
 // present returns the entry of the regular file at target when it has the
 // object's size and, when known, its hash.
-func present(target string, size int64, want string) (manifest.Entry, bool, error) {
+func present(target string, size int64, want string) (Entry, bool, error) {
 	fi, err := os.Lstat(target)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
-		return manifest.Entry{}, false, nil
+		return Entry{}, false, nil
 	}
 	f, err := os.Open(target)
 	if err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if want != "" && !strings.EqualFold(sum, want) {
-		return manifest.Entry{}, false, nil
+		return Entry{}, false, nil
 	}
 	if fi, err = f.Stat(); err != nil || fi.Size() != size {
-		return manifest.Entry{}, false, err
+		return Entry{}, false, err
 	}
 	return entryOf(fi, sum), true, nil
 }
@@ -618,8 +617,8 @@ func (w progressWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func entryOf(fi fs.FileInfo, sum string) manifest.Entry {
-	return manifest.Entry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: sum}
+func entryOf(fi fs.FileInfo, sum string) Entry {
+	return Entry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: sum}
 }
 
 // inodeOf returns the file's inode, or 0 where the platform has none.

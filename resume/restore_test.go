@@ -17,11 +17,10 @@ import (
 	stdsync "sync"
 	"testing"
 
+	"github.com/mlsidecar/collector/stores"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
-
-	"github.com/mlsidecar/collector/manifest"
 )
 
 // storeKinds are the stores every restore test that does not depend on
@@ -57,19 +56,19 @@ func sha(data []byte) string {
 // put writes the files (rel path -> bytes) under outputs/ the way the
 // collector does, with their sha256 metadata, and returns the manifest a
 // state would hold for them.
-func put(t *testing.T, b *blob.Bucket, files map[string]string) manifest.Manifest {
+func put(t *testing.T, b *blob.Bucket, files map[string]string) Manifest {
 	t.Helper()
-	known := manifest.Manifest{}
+	known := Manifest{}
 	for rel, data := range files {
 		putKey(t, b, OutputsPrefix+rel, []byte(data), sha([]byte(data)))
-		known[rel] = manifest.Entry{Size: int64(len(data)), SHA256: sha([]byte(data))}
+		known[rel] = Entry{Size: int64(len(data)), SHA256: sha([]byte(data))}
 	}
 	return known
 }
 
 func putKey(t *testing.T, b *blob.Bucket, key string, data []byte, sum string) {
 	t.Helper()
-	opts := &blob.WriterOptions{Metadata: map[string]string{manifest.HashMetadataKey: sum}}
+	opts := &blob.WriterOptions{Metadata: map[string]string{stores.HashMetadataKey: sum}}
 	if err := b.WriteAll(context.Background(), key, data, opts); err != nil {
 		t.Fatalf("write %q: %v", key, err)
 	}
@@ -191,7 +190,7 @@ func TestRestore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got, want := e, (manifest.Entry{Size: int64(len(data)), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: sha([]byte(data))}); got != want {
+				if got, want := e, (Entry{Size: int64(len(data)), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: sha([]byte(data))}); got != want {
 					t.Errorf("manifest[%s] = %+v, want %+v", rel, got, want)
 				}
 				if !e.SameFile(fi.Size(), fi.ModTime().UnixNano(), inodeOf(fi)) {
@@ -307,7 +306,7 @@ func TestRestoreStaleStateHash(t *testing.T) {
 	ctx := context.Background()
 	b := openFileBucket(t)
 	put(t, b, map[string]string{"ckpt/latest.pt": "epoch 2"})
-	known := manifest.Manifest{
+	known := Manifest{
 		"ckpt/latest.pt": {Size: int64(len("epoch 1")), SHA256: sha([]byte("epoch 1"))},
 	}
 	var logs bytes.Buffer
@@ -548,7 +547,7 @@ func TestRestoreFromKnown(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "a.pt"), []byte("kept"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	known := manifest.Manifest{
+	known := Manifest{
 		"a.pt": {Size: 4, SHA256: sha([]byte("kept"))},
 		"b.pt": {Size: 15, SHA256: sha([]byte("missing locally"))},
 		"c.pt": {Size: 1, SHA256: sha([]byte("x"))}, // gone from the store

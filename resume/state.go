@@ -15,8 +15,6 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/mlsidecar/collector/manifest"
-	"github.com/mlsidecar/collector/multipart"
 	"github.com/mlsidecar/collector/stores"
 )
 
@@ -42,10 +40,10 @@ type State struct {
 	// next takes over its attempt instead of counting another.
 	Restored bool `json:"restored,omitempty"`
 	// Outputs is what the store holds of the outputs folder.
-	Outputs manifest.Manifest `json:"outputs"`
+	Outputs Manifest `json:"outputs"`
 	// Uploads are the large uploads in flight, by object key under outputs/,
 	// so a restarted collector continues them from their completed parts.
-	Uploads map[string]multipart.Progress `json:"uploads,omitempty"`
+	Uploads map[string]stores.Progress `json:"uploads,omitempty"`
 	// Extensions hold the cursors of other components (log sources, resource
 	// series), each under its own name, so they continue across attempts.
 	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
@@ -70,12 +68,25 @@ func Load(path string) (*State, error) {
 	// machine crash before its data reached the disk) is ignored: the
 	// uploads' parts are listed again from the store.
 	if data, err := os.ReadFile(progressPath(path)); err == nil {
-		var uploads map[string]multipart.Progress
+		var uploads map[string]stores.Progress
 		if json.Unmarshal(data, &uploads) == nil {
 			st.Uploads = uploads
 		}
 	}
+	if data, err := os.ReadFile(sectionsPath(path)); err == nil {
+		var sections map[string]json.RawMessage
+		if err := json.Unmarshal(data, &sections); err != nil {
+			return nil, fmt.Errorf("state sections %s: corrupt: %w", sectionsPath(path), err)
+		}
+		st.Extensions = sections
+	}
 	return st, nil
+}
+
+// sectionsPath is where the Keeper saves the components' sections between
+// checkpoints (see Section.Save).
+func sectionsPath(statePath string) string {
+	return strings.TrimSuffix(statePath, ".json") + ".sections.json"
 }
 
 // progressPath is where the Keeper saves the progress of large uploads
@@ -94,14 +105,14 @@ func decode(data []byte) (*State, error) {
 		return nil, fmt.Errorf("version %d is not one this build reads (1 to %d)", st.Version, Version)
 	}
 	if st.Outputs == nil {
-		st.Outputs = manifest.Manifest{}
+		st.Outputs = Manifest{}
 	}
 	return &st, nil
 }
 
 // Save writes the state to path atomically: a temp file in the same folder,
 // fsync, rename, fsync of the folder. Mode 0600. The progress file beside it
-// is removed, since the state now holds the uploads' progress.
+// and the sections file are removed, since the state now holds them.
 func Save(path string, st *State) error {
 	data, err := json.Marshal(st)
 	if err != nil {
@@ -114,8 +125,10 @@ func saveEncoded(path string, data []byte) error {
 	if err := writeFileAtomic(path, data, true); err != nil {
 		return err
 	}
-	if err := os.Remove(progressPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	for _, side := range []string{progressPath(path), sectionsPath(path)} {
+		if err := os.Remove(side); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }
@@ -171,6 +184,9 @@ type Keeper struct {
 	bucket *blob.Bucket // rooted at the run's prefix; may be nil
 	mu     stdsync.Mutex
 	state  *State
+	// sectionsDirty says a section was saved since the sections last went
+	// to the store.
+	sectionsDirty bool
 }
 
 // NewKeeper returns a Keeper for st, saving to path and to bucket.
@@ -182,23 +198,23 @@ func NewKeeper(path string, bucket *blob.Bucket, st *State) *Keeper {
 // so it writes only the uploads' progress, to a small file beside the state,
 // without fsync: what it guards against is a killed process, and a part lost
 // with the machine is listed again from the store.
-func (k *Keeper) SaveProgress(_ context.Context, p multipart.Progress) error {
-	return k.updateUploads(func(uploads map[string]multipart.Progress) { uploads[p.Key] = p })
+func (k *Keeper) SaveProgress(_ context.Context, p stores.Progress) error {
+	return k.updateUploads(func(uploads map[string]stores.Progress) { uploads[p.Key] = p })
 }
 
 // DropProgress forgets a large upload that finished or was abandoned.
 func (k *Keeper) DropProgress(_ context.Context, key string) error {
-	return k.updateUploads(func(uploads map[string]multipart.Progress) { delete(uploads, key) })
+	return k.updateUploads(func(uploads map[string]stores.Progress) { delete(uploads, key) })
 }
 
 // updateUploads changes a copy of the uploads' progress and saves it.
-func (k *Keeper) updateUploads(change func(map[string]multipart.Progress)) error {
+func (k *Keeper) updateUploads(change func(map[string]stores.Progress)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	next := *k.state
 	next.Uploads = maps.Clone(next.Uploads)
 	if next.Uploads == nil {
-		next.Uploads = map[string]multipart.Progress{}
+		next.Uploads = map[string]stores.Progress{}
 	}
 	change(next.Uploads)
 	data, err := json.Marshal(next.Uploads)
@@ -213,7 +229,7 @@ func (k *Keeper) updateUploads(change func(map[string]multipart.Progress)) error
 }
 
 // Checkpoint records the outputs manifest and saves the state.
-func (k *Keeper) Checkpoint(ctx context.Context, outputs manifest.Manifest) error {
+func (k *Keeper) Checkpoint(ctx context.Context, outputs Manifest) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	next := *k.state
@@ -235,5 +251,11 @@ func (k *Keeper) Checkpoint(ctx context.Context, outputs manifest.Manifest) erro
 	if err := stores.Upload(ctx, k.bucket, StateKey, bytes.NewReader(data), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return fmt.Errorf("save state to the store: %w", err)
 	}
+	if len(k.state.Extensions) > 0 {
+		if err := k.uploadSections(ctx); err != nil {
+			return err
+		}
+	}
+	k.sectionsDirty = false
 	return nil
 }

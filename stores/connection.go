@@ -93,7 +93,8 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return e.Setting + ": " + e.Msg }
 
-func configErrorf(setting, format string, args ...any) error {
+// ConfigErrorf returns a ConfigError for setting.
+func ConfigErrorf(setting, format string, args ...any) error {
 	return &ConfigError{Setting: setting, Msg: fmt.Sprintf(format, args...)}
 }
 
@@ -107,7 +108,7 @@ const (
 func LoadCatalog(path string) (*Catalog, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, configErrorf("--connections", "cannot read %q: %v", path, unwrapPathError(err))
+		return nil, ConfigErrorf("--connections", "cannot read %q: %v", path, UnwrapPathError(err))
 	}
 	cat, err := parseCatalog(data, "--connections "+path)
 	if err != nil {
@@ -133,7 +134,7 @@ func CatalogFromEnv(getenv func(string) string) (*Catalog, error) {
 	}
 	cat.ArtifactsStoreName = name
 	if name != "" && cat.ArtifactsStore == nil && cat.find(name) == nil {
-		return nil, configErrorf(EnvArtifactsStoreName, "names connection %q, which the catalog does not hold (it has: %s)", name, cat.names())
+		return nil, ConfigErrorf(EnvArtifactsStoreName, "names connection %q, which the catalog does not hold (it has: %s)", name, cat.names())
 	}
 	return cat, nil
 }
@@ -143,7 +144,7 @@ func parseCatalog(data []byte, source string) (*Catalog, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cat); err != nil && !errors.Is(err, io.EOF) {
-		return nil, configErrorf(source, "not a valid connections catalog (want artifactsStore: and connections: in YAML or JSON): %v", err)
+		return nil, ConfigErrorf(source, "not a valid connections catalog (want artifactsStore: and connections: in YAML or JSON): %v", err)
 	}
 	cat.source = source
 	if cat.ArtifactsStore != nil {
@@ -154,10 +155,10 @@ func parseCatalog(data []byte, source string) (*Catalog, error) {
 		c := &cat.Connections[i]
 		c.setting = fmt.Sprintf("%s: connections[%d]", source, i)
 		if c.Name == "" {
-			return nil, configErrorf(c.setting+".name", "is empty; every connection needs a name")
+			return nil, ConfigErrorf(c.setting+".name", "is empty; every connection needs a name")
 		}
 		if seen[c.Name] {
-			return nil, configErrorf(c.setting+".name", "%q appears twice; connection names must be unique", c.Name)
+			return nil, ConfigErrorf(c.setting+".name", "%q appears twice; connection names must be unique", c.Name)
 		}
 		seen[c.Name] = true
 		if err := c.Validate(); err != nil {
@@ -242,7 +243,7 @@ func Resolve(store string, catalogs ...*Catalog) (Connection, error) {
 		if len(names) == 0 {
 			names = []string{"no connections file"}
 		}
-		return Connection{}, configErrorf("--store", "%q is neither a connection name (known: %s) nor a path (write ./%s for a folder) nor a URL (file://, s3://, gs://, azblob://, wasbs://)", store, strings.Join(names, "; "), store)
+		return Connection{}, ConfigErrorf("--store", "%q is neither a connection name (known: %s) nor a path (write ./%s for a folder) nor a URL (file://, s3://, gs://, azblob://, wasbs://)", store, strings.Join(names, "; "), store)
 	}
 	return pathConnection(store, "--store"), nil
 }
@@ -263,7 +264,7 @@ func urlConnection(raw, scheme string) (Connection, error) {
 	case "file":
 		u, err := url.Parse(raw)
 		if err != nil || u.Path == "" {
-			return Connection{}, configErrorf("--store", "%q is not a valid file:// URL; write file:///absolute/path", redactURL(raw))
+			return Connection{}, ConfigErrorf("--store", "%q is not a valid file:// URL; write file:///absolute/path", redactURL(raw))
 		}
 		c.Kind, c.Schema = KindHostPath, Schema{MountPath: u.Path}
 		return c, nil
@@ -276,7 +277,7 @@ func urlConnection(raw, scheme string) (Connection, error) {
 	case "mem":
 		c.Kind = KindMemory
 	default:
-		return Connection{}, configErrorf("--store", "URL scheme %q is not supported; use file://, s3://, gs://, azblob:// or wasbs://", scheme)
+		return Connection{}, ConfigErrorf("--store", "URL scheme %q is not supported; use file://, s3://, gs://, azblob:// or wasbs://", scheme)
 	}
 	return c, c.Validate()
 }
@@ -295,25 +296,25 @@ func (c Connection) Validate() error {
 	switch c.Kind {
 	case KindHostPath, KindVolumeClaim:
 		if c.Schema.MountPath == "" {
-			return configErrorf(s+".schema.mountPath", "is empty; a %s connection needs the folder where the volume is mounted in the container", c.Kind)
+			return ConfigErrorf(s+".schema.mountPath", "is empty; a %s connection needs the folder where the volume is mounted in the container", c.Kind)
 		}
 		if c.Schema.Bucket != "" && c.setting != "--store" {
-			return configErrorf(s+".schema.bucket", "is set on a %s connection; %s uses mountPath, bucket is for s3, gcs and wasb", c.Kind, c.Kind)
+			return ConfigErrorf(s+".schema.bucket", "is set on a %s connection; %s uses mountPath, bucket is for s3, gcs and wasb", c.Kind, c.Kind)
 		}
 	case KindS3, KindGCS, KindWASB, KindMemory:
 		if c.Schema.Bucket == "" {
-			return configErrorf(s+".schema.bucket", "is empty; a %s connection needs a bucket like %s", c.Kind, bucketExample(c.Kind))
+			return ConfigErrorf(s+".schema.bucket", "is empty; a %s connection needs a bucket like %s", c.Kind, bucketExample(c.Kind))
 		}
-		if _, err := parseBucketURL(c.Kind, c.Schema.Bucket); err != nil {
-			return configErrorf(s+".schema.bucket", "%v", err)
+		if _, err := ParseBucketURL(c.Kind, c.Schema.Bucket); err != nil {
+			return ConfigErrorf(s+".schema.bucket", "%v", err)
 		}
 	case "":
-		return configErrorf(s+".kind", "is empty; valid kinds: %s", strings.Join(Kinds, ", "))
+		return ConfigErrorf(s+".kind", "is empty; valid kinds: %s", strings.Join(Kinds, ", "))
 	default:
-		return configErrorf(s+".kind", "%q is not a store kind; valid kinds: %s", c.Kind, strings.Join(Kinds, ", "))
+		return ConfigErrorf(s+".kind", "%q is not a store kind; valid kinds: %s", c.Kind, strings.Join(Kinds, ", "))
 	}
 	if c.Secret != nil && c.Secret.Name == "" && c.Secret.MountPath == "" {
-		return configErrorf(s+".secret", "has neither a name nor a mountPath")
+		return ConfigErrorf(s+".secret", "has neither a name nor a mountPath")
 	}
 	return nil
 }
@@ -330,8 +331,8 @@ func bucketExample(kind string) string {
 	return "mem://"
 }
 
-// bucketURL is a parsed schema.bucket.
-type bucketURL struct {
+// BucketURL is a parsed schema.bucket.
+type BucketURL struct {
 	Bucket  string     // bucket or container
 	Account string     // Azure storage account
 	Domain  string     // Azure storage domain, e.g. blob.core.windows.net
@@ -347,10 +348,11 @@ var bucketParams = map[string][]string{
 	KindMemory: {},
 }
 
-func parseBucketURL(kind, raw string) (bucketURL, error) {
+// ParseBucketURL parses the schema.bucket of a connection of kind.
+func ParseBucketURL(kind, raw string) (BucketURL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return bucketURL{}, fmt.Errorf("%q is not a URL; want %s", redactURL(raw), bucketExample(kind))
+		return BucketURL{}, fmt.Errorf("%q is not a URL; want %s", redactURL(raw), bucketExample(kind))
 	}
 	wantSchemes := map[string][]string{
 		KindS3:     {"s3"},
@@ -359,30 +361,30 @@ func parseBucketURL(kind, raw string) (bucketURL, error) {
 		KindMemory: {"mem"},
 	}[kind]
 	if !contains(wantSchemes, u.Scheme) {
-		return bucketURL{}, fmt.Errorf("%q has scheme %q, which a %s connection does not take; want %s", redactURL(raw), u.Scheme, kind, bucketExample(kind))
+		return BucketURL{}, fmt.Errorf("%q has scheme %q, which a %s connection does not take; want %s", redactURL(raw), u.Scheme, kind, bucketExample(kind))
 	}
-	b := bucketURL{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Params: u.Query()}
+	b := BucketURL{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Params: u.Query()}
 	for name := range b.Params {
 		if !contains(bucketParams[kind], name) {
 			valid := strings.Join(bucketParams[kind], ", ")
 			if valid == "" {
 				valid = "none"
 			}
-			return bucketURL{}, fmt.Errorf("%q has unknown parameter %q; valid for %s: %s", redactURL(raw), name, kind, valid)
+			return BucketURL{}, fmt.Errorf("%q has unknown parameter %q; valid for %s: %s", redactURL(raw), name, kind, valid)
 		}
 	}
 	if kind == KindWASB && u.Scheme != "azblob" {
 		// wasbs://container@account.blob.core.windows.net/prefix
 		if u.User == nil || u.User.Username() == "" {
-			return bucketURL{}, fmt.Errorf("%q has no container; want %s", redactURL(raw), bucketExample(kind))
+			return BucketURL{}, fmt.Errorf("%q has no container; want %s", redactURL(raw), bucketExample(kind))
 		}
 		account, domain, ok := strings.Cut(u.Host, ".")
 		if account == "" || !ok || domain == "" {
-			return bucketURL{}, fmt.Errorf("%q has no storage account; want %s", redactURL(raw), bucketExample(kind))
+			return BucketURL{}, fmt.Errorf("%q has no storage account; want %s", redactURL(raw), bucketExample(kind))
 		}
 		b.Bucket, b.Account, b.Domain = u.User.Username(), account, domain
 		if _, hasPassword := u.User.Password(); hasPassword {
-			return bucketURL{}, fmt.Errorf("%q carries a password; put credentials in the connection's secret", redactURL(raw))
+			return BucketURL{}, fmt.Errorf("%q carries a password; put credentials in the connection's secret", redactURL(raw))
 		}
 	}
 	if kind == KindWASB && u.Scheme == "azblob" {
@@ -390,10 +392,10 @@ func parseBucketURL(kind, raw string) (bucketURL, error) {
 		b.Domain = b.Params.Get("domain")
 	}
 	if b.Bucket == "" && kind != KindMemory {
-		return bucketURL{}, fmt.Errorf("%q has no bucket name; want %s", redactURL(raw), bucketExample(kind))
+		return BucketURL{}, fmt.Errorf("%q has no bucket name; want %s", redactURL(raw), bucketExample(kind))
 	}
 	if u.User != nil && kind != KindWASB {
-		return bucketURL{}, fmt.Errorf("%q carries user information; put credentials in the connection's secret", redactURL(raw))
+		return BucketURL{}, fmt.Errorf("%q carries user information; put credentials in the connection's secret", redactURL(raw))
 	}
 	return b, nil
 }
@@ -423,7 +425,8 @@ func (c Connection) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(c))
 }
 
-func unwrapPathError(err error) error {
+// UnwrapPathError drops the path an *os.PathError repeats, for messages that name it already.
+func UnwrapPathError(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return pe.Err

@@ -6,18 +6,18 @@ import (
 	"strings"
 )
 
-// credentials looks up credential keys: first in the connection's secret
+// Credentials looks up credential keys: first in the connection's secret
 // folder (when it has a mountPath), then in the connection's env list, then in
 // the process environment. Values are never logged or returned in errors.
-type credentials struct {
+type Credentials struct {
 	files  map[string]string // key -> value read from secret.mountPath
 	env    map[string]string // the connection's env list
 	getenv func(string) string
 }
 
 // loadCredentials reads the key files of secret.mountPath, if any.
-func loadCredentials(c Connection, getenv func(string) string) (credentials, error) {
-	creds := credentials{files: map[string]string{}, env: map[string]string{}, getenv: getenv}
+func loadCredentials(c Connection, getenv func(string) string) (Credentials, error) {
+	creds := Credentials{files: map[string]string{}, env: map[string]string{}, getenv: getenv}
 	for _, e := range c.Env {
 		creds.env[e.Name] = e.Value
 	}
@@ -33,7 +33,7 @@ func loadCredentials(c Connection, getenv func(string) string) (credentials, err
 		if len(keys) == 0 {
 			entries, err := os.ReadDir(s.MountPath)
 			if err != nil {
-				return creds, configErrorf(setting, "cannot read the secret folder %q: %v", s.MountPath, unwrapPathError(err))
+				return creds, ConfigErrorf(setting, "cannot read the secret folder %q: %v", s.MountPath, UnwrapPathError(err))
 			}
 			for _, e := range entries {
 				// Kubernetes projects keys as symlinks into ..data; skip its own entries.
@@ -47,7 +47,7 @@ func loadCredentials(c Connection, getenv func(string) string) (credentials, err
 			path := filepath.Join(s.MountPath, key)
 			data, err := os.ReadFile(path)
 			if err != nil {
-				return creds, configErrorf(setting, "cannot read secret key %q in %q: %v", key, s.MountPath, unwrapPathError(err))
+				return creds, ConfigErrorf(setting, "cannot read secret key %q in %q: %v", key, s.MountPath, UnwrapPathError(err))
 			}
 			creds.files[key] = strings.TrimSpace(string(data))
 			// A key file (GCS service account JSON) is also known by its path.
@@ -58,7 +58,7 @@ func loadCredentials(c Connection, getenv func(string) string) (credentials, err
 }
 
 // get returns the first non-empty value among names.
-func (c credentials) get(names ...string) string {
+func (c Credentials) Get(names ...string) string {
 	for _, n := range names {
 		if v := c.files[n]; v != "" {
 			return v
@@ -76,4 +76,13 @@ func (c credentials) get(names ...string) string {
 }
 
 // path returns the file path of a key that was read from a secret folder.
-func (c credentials) path(name string) string { return c.files[name+"@path"] }
+func (c Credentials) Path(name string) string { return c.files[name+"@path"] }
+
+// Getenv reads the process environment, for settings that are not
+// credentials (STORAGE_EMULATOR_HOST).
+func (c Credentials) Getenv(name string) string {
+	if c.getenv == nil {
+		return ""
+	}
+	return c.getenv(name)
+}

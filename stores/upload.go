@@ -26,7 +26,7 @@ func Upload(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *
 		opts.ContentType = "application/octet-stream"
 	}
 	if err := b.Upload(ctx, key, r, opts); err != nil {
-		return fmt.Errorf("upload %q: %w", key, err)
+		return Redact(fmt.Errorf("upload %q: %w", key, err))
 	}
 	return nil
 }

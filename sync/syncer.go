@@ -16,8 +16,8 @@ import (
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/mlsidecar/collector/manifest"
-	"github.com/mlsidecar/collector/multipart"
+	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
 )
 
 // Checkpointer saves the manifest after a pass that changed the store, so a
@@ -25,8 +25,8 @@ import (
 // uploads after each part, so it continues them. The resume package
 // implements it.
 type Checkpointer interface {
-	Checkpoint(ctx context.Context, outputs manifest.Manifest) error
-	multipart.Journal
+	Checkpoint(ctx context.Context, outputs resume.Manifest) error
+	stores.Journal
 	DropProgress(ctx context.Context, key string) error
 }
 
@@ -34,7 +34,7 @@ type Checkpointer interface {
 type Options struct {
 	Logger *slog.Logger
 	// Manifest is what the store already holds (from a checkpoint or a restore).
-	Manifest manifest.Manifest
+	Manifest resume.Manifest
 	// Checkpointer, if set, is called after each pass that changed something.
 	Checkpointer Checkpointer
 	// SkipDirs are absolute folders inside the outputs folder that are never
@@ -42,11 +42,10 @@ type Options struct {
 	SkipDirs []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Resumable, when set, uploads large files in parts that survive a
-	// restart; Uploads are those in flight when the collector last stopped.
-	// Both need a Checkpointer.
-	Resumable multipart.Uploader
-	Uploads   map[string]multipart.Progress
+	// Uploads are the resumable uploads in flight when the collector last
+	// stopped, continued when the target has a resumable uploader and there
+	// is a Checkpointer.
+	Uploads map[string]stores.Progress
 }
 
 // Syncer mirrors one folder into one bucket.
@@ -61,7 +60,7 @@ type Syncer struct {
 	now     func() time.Time
 	passMu  stdsync.Mutex // one pass at a time
 	mu      stdsync.Mutex // guards manifest and lastErr
-	entries manifest.Manifest
+	entries resume.Manifest
 	lastErr map[string]string   // last error logged per path, to log repeats quietly
 	pending map[string]struct{} // paths to look at again: unsettled, changed while read, failed
 	// checkpointTook is how long the last checkpoint took (guarded by mu).
@@ -80,9 +79,9 @@ type PassStats struct {
 	Took      time.Duration // wall time of the pass
 }
 
-// New returns a Syncer for the folder dir and the bucket, which must be rooted
-// where the folder's files go (e.g. <run>/outputs/).
-func New(cfg Config, dir string, bucket *blob.Bucket, opts Options) (*Syncer, error) {
+// New returns a Syncer for the folder dir and the target, which must be
+// rooted where the folder's files go (e.g. <run>/outputs/).
+func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -100,7 +99,7 @@ func New(cfg Config, dir string, bucket *blob.Bucket, opts Options) (*Syncer, er
 	log = log.With("component", "sync")
 	entries := opts.Manifest.Clone()
 	if entries == nil {
-		entries = manifest.Manifest{}
+		entries = resume.Manifest{}
 	}
 	now := opts.Now
 	if now == nil {
@@ -110,8 +109,8 @@ func New(cfg Config, dir string, bucket *blob.Bucket, opts Options) (*Syncer, er
 		cfg:     cfg,
 		root:    root,
 		log:     log,
-		up:      newUploader(bucket, cfg, opts),
-		bucket:  bucket,
+		up:      newUploader(target, cfg, opts),
+		bucket:  target.Bucket,
 		ckpt:    opts.Checkpointer,
 		now:     now,
 		entries: entries,
@@ -141,18 +140,17 @@ func New(cfg Config, dir string, bucket *blob.Bucket, opts Options) (*Syncer, er
 }
 
 // Manifest returns a copy of what the store holds, as far as the Syncer knows.
-func (s *Syncer) Manifest() manifest.Manifest {
+func (s *Syncer) Manifest() resume.Manifest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.entries.Clone()
 }
 
-// Run syncs until ctx ends, then runs the final sync and returns its error.
-// The final sync has Config.ShutdownTimeout once term ends (SIGTERM: the
-// orchestrator's grace period is running); until then it goes on as long as
-// it makes progress. In sidecar mode ctx and term are the same context; in
-// wrapper mode ctx ends when the command exits, and a job that ended by
-// itself has all its outputs uploaded, however long that takes.
+// Run syncs until stop ends, then runs the final sync under deadline and
+// returns its error. deadline ends when the shutdown budget, counted from
+// SIGTERM, is spent; until then the final sync goes on as long as it makes
+// progress, so a job that ended by itself has all its outputs uploaded,
+// however long that takes.
 //
 // With an interval, a pass runs every Config.Interval, and file system events
 // bring a pass forward: once the tree has been quiet for the settle time, the
@@ -160,31 +158,13 @@ func (s *Syncer) Manifest() manifest.Manifest {
 // passes, and whenever the watcher lost track (an overflow, a folder renamed,
 // a watch limit), the pass scans the whole folder: events are hints, the scan
 // is the truth.
-func (s *Syncer) Run(ctx, term context.Context) error {
+func (s *Syncer) Run(stop, deadline context.Context) error {
 	if s.cfg.Interval > 0 {
-		s.loop(ctx)
+		s.loop(stop)
 	} else {
-		<-ctx.Done()
+		<-stop.Done()
 	}
-	fctx, cancel := shutdownContext(term, s.cfg.ShutdownTimeout)
-	defer cancel()
-	return s.Final(fctx)
-}
-
-// errShutdownTimeout ends a final sync that outlived the grace period.
-var errShutdownTimeout = errors.New("the shutdown timeout passed")
-
-// shutdownContext returns a context that ends grace after term ends.
-func shutdownContext(term context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(term))
-	stop := context.AfterFunc(term, func() {
-		timer := time.AfterFunc(grace, func() { cancel(errShutdownTimeout) })
-		context.AfterFunc(ctx, func() { timer.Stop() })
-	})
-	return ctx, func() {
-		stop()
-		cancel(context.Canceled)
-	}
+	return s.Final(deadline)
 }
 
 func (s *Syncer) loop(ctx context.Context) {
@@ -470,11 +450,11 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 }
 
 // do runs one job and records its outcome in the manifest.
-func (s *Syncer) do(ctx context.Context, j job) (manifest.Entry, error) {
+func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 	if j.delete {
 		// The file may have come back since the scan; then the next pass uploads it.
 		if _, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(j.rel))); err == nil {
-			return manifest.Entry{}, errChanged
+			return resume.Entry{}, errChanged
 		}
 		err := retry(ctx, uploadAttempts, func() error {
 			if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
@@ -483,15 +463,15 @@ func (s *Syncer) do(ctx context.Context, j job) (manifest.Entry, error) {
 			return nil
 		})
 		if err != nil {
-			return manifest.Entry{}, fmt.Errorf("delete %q: %w", j.rel, err)
+			return resume.Entry{}, fmt.Errorf("delete %q: %w", j.rel, err)
 		}
 		s.mu.Lock()
 		delete(s.entries, j.rel)
 		delete(s.lastErr, j.rel)
 		s.mu.Unlock()
-		return manifest.Entry{}, nil
+		return resume.Entry{}, nil
 	}
-	var entry manifest.Entry
+	var entry resume.Entry
 	err := retry(ctx, uploadAttempts, func() (err error) {
 		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state)
 		return err
@@ -527,7 +507,7 @@ func (s *Syncer) markPending(rel string) {
 }
 
 // count adds a job's outcome to the pass's stats.
-func (s *Syncer) count(ctx context.Context, st *PassStats, j job, entry manifest.Entry, err error) {
+func (s *Syncer) count(ctx context.Context, st *PassStats, j job, entry resume.Entry, err error) {
 	switch {
 	case err == nil && j.delete:
 		st.Deleted++

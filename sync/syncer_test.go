@@ -7,14 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
-	"github.com/mlsidecar/collector/internal/storetest"
-	"github.com/mlsidecar/collector/manifest"
+	"github.com/mlsidecar/collector/stores"
+	"github.com/mlsidecar/collector/stores/storetest"
 )
 
 func testConfig() Config {
@@ -38,7 +37,7 @@ func write(t *testing.T, dir, rel, data string) {
 
 func newSyncer(t *testing.T, cfg Config, dir string, b *blob.Bucket, opts Options) *Syncer {
 	t.Helper()
-	s, err := New(cfg, dir, b, opts)
+	s, err := New(cfg, dir, stores.Target{Bucket: b}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +83,7 @@ func TestPassUploadsWithHashMetadata(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := attrs.Metadata[manifest.HashMetadataKey]; got != want {
+		if got := attrs.Metadata[stores.HashMetadataKey]; got != want {
 			t.Errorf("%s: sha256 metadata = %q, want %q", rel, got, want)
 		}
 		if got := s.Manifest()[rel].SHA256; got != want {
@@ -328,7 +327,7 @@ func TestRunSyncsOnEventsWithoutWaitingForTheInterval(t *testing.T) {
 	s := newSyncer(t, cfg, dir, b, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ctx) }()
+	go func() { done <- s.Run(ctx, context.Background()) }()
 	time.Sleep(100 * time.Millisecond) // let the watcher start
 	write(t, dir, "new/folder/metrics.csv", "step,loss\n")
 	deadline := time.Now().Add(5 * time.Second)
@@ -371,29 +370,4 @@ func TestIncrementalPassStatsOnlyDirtyPathsUnlessRescan(t *testing.T) {
 		t.Fatalf("pass after a rescan request = %+v, %v; want the unseen file uploaded", st, err)
 	}
 	mirrors(t, dir, b)
-}
-
-// TestShutdownContextStartsAtTermination: the final sync's timeout runs from
-// SIGTERM, not from when the sync loop stopped.
-func TestShutdownContextStartsAtTermination(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		term, terminate := context.WithCancel(context.Background())
-		ctx, cancel := shutdownContext(term, 25*time.Second)
-		defer cancel()
-		time.Sleep(time.Hour) // a long final sync after the job's own exit
-		if ctx.Err() != nil {
-			t.Fatal("the final sync's context ended without a termination signal")
-		}
-		terminate()
-		time.Sleep(24 * time.Second)
-		synctest.Wait()
-		if ctx.Err() != nil {
-			t.Fatal("the final sync's context ended before the shutdown timeout")
-		}
-		time.Sleep(2 * time.Second)
-		synctest.Wait()
-		if cause := context.Cause(ctx); cause != errShutdownTimeout {
-			t.Fatalf("after the shutdown timeout: cause %v, want %v", cause, errShutdownTimeout)
-		}
-	})
 }

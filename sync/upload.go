@@ -14,15 +14,9 @@ import (
 	"os"
 	stdsync "sync"
 
-	"cloud.google.com/go/storage"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	azblobblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-
-	"gocloud.dev/blob"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/mlsidecar/collector/manifest"
-	"github.com/mlsidecar/collector/multipart"
+	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 )
 
@@ -32,29 +26,29 @@ var errChanged = errors.New("file changed while it was read")
 
 // uploader puts one file into the bucket, inside the memory budget.
 type uploader struct {
-	bucket          *blob.Bucket
+	target          stores.Target
 	partSize        int64
 	partConcurrency int
 	budget          int64
 	mem             *semaphore.Weighted
 
-	resumable multipart.Uploader // nil: large files go through gocloud's writer
+	resumable stores.Uploader // nil: large files go through the bucket's writer
 	journal   Checkpointer
 	mu        stdsync.Mutex
-	inFlight  map[string]multipart.Progress // resumable uploads by key, as last saved
+	inFlight  map[string]stores.Progress // resumable uploads by key, as last saved
 }
 
-func newUploader(b *blob.Bucket, cfg Config, opts Options) *uploader {
+func newUploader(t stores.Target, cfg Config, opts Options) *uploader {
 	u := &uploader{
-		bucket:          b,
+		target:          t,
 		partSize:        int64(cfg.PartSize),
 		partConcurrency: cfg.PartConcurrency,
 		budget:          int64(cfg.MemoryBudget),
 		mem:             semaphore.NewWeighted(int64(cfg.MemoryBudget)),
-		inFlight:        map[string]multipart.Progress{},
+		inFlight:        map[string]stores.Progress{},
 	}
-	if opts.Resumable != nil && opts.Checkpointer != nil {
-		u.resumable, u.journal = opts.Resumable, opts.Checkpointer
+	if t.Resumable != nil && opts.Checkpointer != nil {
+		u.resumable, u.journal = t.Resumable, opts.Checkpointer
 		for k, p := range opts.Uploads {
 			u.inFlight[k] = p
 		}
@@ -64,17 +58,17 @@ func newUploader(b *blob.Bucket, cfg Config, opts Options) *uploader {
 
 // upload copies the file at abs to key if it is still the file the scan saw
 // (want), and returns the manifest entry for what the store now holds.
-func (u *uploader) upload(ctx context.Context, abs, key string, want fileState) (manifest.Entry, error) {
+func (u *uploader) upload(ctx context.Context, abs, key string, want fileState) (resume.Entry, error) {
 	f, err := os.Open(abs)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return manifest.Entry{}, errChanged
+			return resume.Entry{}, errChanged
 		}
-		return manifest.Entry{}, err
+		return resume.Entry{}, err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || stateOf(fi) != want {
-		return manifest.Entry{}, errChanged
+		return resume.Entry{}, errChanged
 	}
 	if want.Size <= u.partSize {
 		return u.uploadSmall(ctx, f, key, want)
@@ -84,28 +78,26 @@ func (u *uploader) upload(ctx context.Context, abs, key string, want fileState) 
 
 // uploadSmall reads the whole file once, checks it did not change while read,
 // and uploads that snapshot in one request with its MD5 for the store to verify.
-func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want fileState) (manifest.Entry, error) {
+func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want fileState) (resume.Entry, error) {
 	weight := max(want.Size, 1)
 	if err := u.mem.Acquire(ctx, weight); err != nil {
-		return manifest.Entry{}, err
+		return resume.Entry{}, err
 	}
 	defer u.mem.Release(weight)
 	buf := make([]byte, want.Size)
 	if _, err := io.ReadFull(f, buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return manifest.Entry{}, errChanged // shrank while read
+			return resume.Entry{}, errChanged // shrank while read
 		}
-		return manifest.Entry{}, err
+		return resume.Entry{}, err
 	}
 	if fi, err := f.Stat(); err != nil || stateOf(fi) != want {
-		return manifest.Entry{}, errChanged
+		return resume.Entry{}, errChanged
 	}
 	sum := sha256.Sum256(buf)
 	md := md5.Sum(buf)
-	opts := u.writerOptions(hex.EncodeToString(sum[:]), 0)
-	opts.ContentMD5 = md[:]
-	if err := stores.Upload(ctx, u.bucket, key, bytes.NewReader(buf), opts); err != nil {
-		return manifest.Entry{}, err
+	if err := u.target.Upload(ctx, key, bytes.NewReader(buf), stores.Sums{SHA256: sum[:], MD5: md[:]}, 0, 0); err != nil {
+		return resume.Entry{}, err
 	}
 	return entryFor(want, sum[:]), nil
 }
@@ -116,12 +108,12 @@ func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want
 // which GCS takes when the upload starts; the stream is hashed again as it
 // goes, and if the bytes or the file's identity differ at the end, the
 // reader fails before the store commits the object.
-func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string, want fileState) (manifest.Entry, error) {
+func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string, want fileState) (resume.Entry, error) {
 	concurrency := int(min(int64(u.partConcurrency), max(u.budget/u.partSize, 1)))
 	weight := min(u.partSize*int64(concurrency), u.budget)
 	if u.resumable != nil {
 		if err := u.mem.Acquire(ctx, weight); err != nil {
-			return manifest.Entry{}, err
+			return resume.Entry{}, err
 		}
 		defer u.mem.Release(weight)
 		return u.uploadResumable(ctx, f, abs, key, want, concurrency)
@@ -133,11 +125,11 @@ func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string,
 	_, err := io.CopyBuffer(io.MultiWriter(sha, crc), struct{ io.Reader }{io.NewSectionReader(f, 0, want.Size)}, *buf)
 	hashBuffers.Put(buf)
 	if err != nil {
-		return manifest.Entry{}, err
+		return resume.Entry{}, err
 	}
 	sum := sha.Sum(nil)
 	if err := u.mem.Acquire(ctx, weight); err != nil {
-		return manifest.Entry{}, err
+		return resume.Entry{}, err
 	}
 	defer u.mem.Release(weight)
 
@@ -157,14 +149,11 @@ func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string,
 			return err == nil && stateOf(li) == want
 		},
 	}
-	opts := u.writerOptions(hex.EncodeToString(sum), crc.Sum32())
-	opts.BufferSize = int(u.partSize)
-	opts.MaxConcurrency = concurrency
-	if err := stores.Upload(ctx, u.bucket, key, r, opts); err != nil {
+	if err := u.target.Upload(ctx, key, r, stores.Sums{SHA256: sum, CRC32C: crc.Sum32()}, int(u.partSize), concurrency); err != nil {
 		if r.changed {
-			return manifest.Entry{}, errChanged
+			return resume.Entry{}, errChanged
 		}
-		return manifest.Entry{}, err
+		return resume.Entry{}, err
 	}
 	return entryFor(want, sum), nil
 }
@@ -173,29 +162,8 @@ func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string,
 // reads take a 2 GiB file in 2,048 system calls rather than 65,536.
 var hashBuffers = stdsync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
-// writerOptions asks each store to verify what it receives: S3 by the SDK's
-// per-part CRC32 (on by default), GCS by the object's CRC32C, Azure by a
-// CRC64 on every block.
-func (u *uploader) writerOptions(sha256Hex string, crc32c uint32) *blob.WriterOptions {
-	return &blob.WriterOptions{
-		ContentType: "application/octet-stream",
-		Metadata:    map[string]string{manifest.HashMetadataKey: sha256Hex},
-		BeforeWrite: func(as func(any) bool) error {
-			var gw *storage.Writer
-			if crc32c != 0 && as(&gw) {
-				gw.CRC32C, gw.SendCRC32C = crc32c, true
-			}
-			var ao *azblob.UploadStreamOptions
-			if as(&ao) {
-				ao.TransactionalValidation = azblobblob.TransferValidationTypeComputeCRC64()
-			}
-			return nil
-		},
-	}
-}
-
-func entryFor(st fileState, sum []byte) manifest.Entry {
-	return manifest.Entry{Size: st.Size, ModTime: st.ModTime, Inode: st.Inode, SHA256: hex.EncodeToString(sum)}
+func entryFor(st fileState, sum []byte) resume.Entry {
+	return resume.Entry{Size: st.Size, ModTime: st.ModTime, Inode: st.Inode, SHA256: hex.EncodeToString(sum)}
 }
 
 // verifyingReader hashes what it passes on; at the end it fails instead of
@@ -224,7 +192,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 // uploadResumable uploads a large file in parts whose progress is saved after
 // each one, continuing the upload a killed collector left behind when it is
 // still for the same file.
-func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key string, want fileState, concurrency int) (manifest.Entry, error) {
+func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key string, want fileState, concurrency int) (resume.Entry, error) {
 	u.mu.Lock()
 	p, ok := u.inFlight[key]
 	u.mu.Unlock()
@@ -234,9 +202,9 @@ func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key str
 		ok = false
 	}
 	if !ok {
-		p = multipart.Progress{Key: key, Size: want.Size, ModTime: want.ModTime, Inode: want.Inode, PartSize: u.partSize}
+		p = stores.Progress{Key: key, Size: want.Size, ModTime: want.ModTime, Inode: want.Inode, PartSize: u.partSize}
 	}
-	journal := multipart.JournalFunc(func(ctx context.Context, p multipart.Progress) error {
+	journal := stores.JournalFunc(func(ctx context.Context, p stores.Progress) error {
 		u.mu.Lock()
 		u.inFlight[key] = p
 		u.mu.Unlock()
@@ -249,7 +217,7 @@ func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key str
 			_ = u.resumable.Abort(context.WithoutCancel(ctx), p)
 			u.forget(ctx, key)
 		}
-		return manifest.Entry{}, fmt.Errorf("upload %q: %w", key, err)
+		return resume.Entry{}, fmt.Errorf("upload %q: %w", key, err)
 	}
 	u.forget(ctx, key)
 	return entryFor(want, sum), nil
@@ -294,7 +262,7 @@ func (u *uploader) abandonMissing(ctx context.Context, files map[string]fileStat
 		return
 	}
 	u.mu.Lock()
-	var gone []multipart.Progress
+	var gone []stores.Progress
 	for key, p := range u.inFlight {
 		if _, ok := files[key]; !ok {
 			gone = append(gone, p)

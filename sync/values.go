@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mlsidecar/collector/pathglob"
+	"github.com/mlsidecar/collector/internal/pathglob"
 )
 
 // Seconds is a duration written as a number of seconds ("10", "0.5"), or as a

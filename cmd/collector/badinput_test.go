@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mlsidecar/collector/internal/storetest"
+	"github.com/mlsidecar/collector/stores/storetest"
 )
 
 // TestBadInput checks that each malformed configuration exits with code 2,

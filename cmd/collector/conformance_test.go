@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlsidecar/collector/internal/storetest"
+	"github.com/mlsidecar/collector/stores/storetest"
 )
 
 // TestConformance runs the collector as a process against every store kind

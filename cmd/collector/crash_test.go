@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlsidecar/collector/internal/storetest"
+	"github.com/mlsidecar/collector/stores/storetest"
 )
 
 // TestCrashAndRestart kills the collector with SIGKILL at 20 random moments

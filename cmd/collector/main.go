@@ -20,11 +20,16 @@ import (
 	"github.com/google/uuid"
 	"gocloud.dev/blob"
 
-	"github.com/mlsidecar/collector/job"
-	"github.com/mlsidecar/collector/multipart"
-	"github.com/mlsidecar/collector/probe"
+	"github.com/mlsidecar/collector/internal/child"
+	"github.com/mlsidecar/collector/internal/probe"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
+
+	// The store backends, one per kind, registered with stores.
+	_ "github.com/mlsidecar/collector/stores/azure"
+	_ "github.com/mlsidecar/collector/stores/file"
+	_ "github.com/mlsidecar/collector/stores/gcs"
+	_ "github.com/mlsidecar/collector/stores/s3"
 	"github.com/mlsidecar/collector/sync"
 )
 
@@ -130,7 +135,7 @@ type collector struct {
 	set    *settings
 	log    *slog.Logger
 	conn   stores.Connection
-	root   *blob.Bucket // the store root
+	store  *stores.Store
 	run    *blob.Bucket // rooted at <run>/
 	probe  *probe.Probe
 	listen func(context.Context) error
@@ -143,35 +148,35 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 	if err != nil {
 		return nil, usageError{err}
 	}
-	root, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting})
+	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting})
 	if err == nil {
-		if err = stores.Check(ctx, root, conn); err != nil {
-			root.Close()
+		if err = store.Check(ctx); err != nil {
+			store.Close()
 		}
 	}
 	if err != nil {
 		return nil, usageError{err}
 	}
 	if err := os.MkdirAll(set.OutputsPath, 0o755); err != nil {
-		root.Close()
+		store.Close()
 		return nil, usageError{fmt.Errorf("--outputs-path: cannot create %q: %v", set.OutputsPath, errors.Unwrap(err))}
 	}
 	p := probe.New(set.ProbeAddr, set.ReadyFile, log)
 	p.Remove()
 	l, err := p.Listen()
 	if err != nil {
-		root.Close()
+		store.Close()
 		return nil, usageError{err}
 	}
 	return &collector{
-		set: set, log: log, conn: conn, root: root,
-		run:    blob.PrefixedBucket(root, set.Run+"/"),
+		set: set, log: log, conn: conn, store: store,
+		run:    blob.PrefixedBucket(store.Bucket(), set.Run+"/"),
 		probe:  p,
 		listen: func(ctx context.Context) error { return p.Serve(ctx, l) },
 	}, nil
 }
 
-func (c *collector) close() { c.root.Close() }
+func (c *collector) close() { c.store.Close() }
 
 func (c *collector) statePath() string { return filepath.Join(c.set.StateDir, c.set.Run, "state.json") }
 
@@ -214,7 +219,9 @@ func (c *collector) restoreOnly(ctx context.Context) int {
 	return exitOK
 }
 
-// sync is sidecar and wrapper mode.
+// sync is sidecar and wrapper mode: restore, then run the components until
+// the run ends (SIGTERM, or the wrapped command's exit), within one shutdown
+// budget from SIGTERM.
 func (c *collector) sync(ctx context.Context, mode string) int {
 	probeCtx, stopProbe := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProbe()
@@ -236,49 +243,27 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	}
 	c.log.Info("collector ready", "run", c.set.Run, "attempt", st.Attempt, "files_in_store", len(st.Outputs))
 
-	skip := []string{c.set.StateDir}
-	if c.conn.Kind == stores.KindHostPath || c.conn.Kind == stores.KindVolumeClaim {
-		skip = append(skip, c.conn.Schema.MountPath)
-	}
-	outputs := blob.PrefixedBucket(c.root, c.set.Run+"/outputs/")
-	bucket, prefix, dir := stores.Location(c.conn)
-	resumable, _ := multipart.New(outputs, multipart.Target{Bucket: bucket, Prefix: prefix + c.set.Run + "/outputs/", Dir: dir})
-	syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, outputs, sync.Options{
-		Logger:       c.log,
-		Manifest:     st.Outputs,
-		Checkpointer: resume.NewKeeper(c.statePath(), c.run, st),
-		SkipDirs:     skip,
-		Resumable:    resumable,
-		Uploads:      st.Uploads,
-	})
+	keeper := resume.NewKeeper(c.statePath(), c.run, st)
+	components, err := c.components(st, keeper)
 	if err != nil {
-		c.log.Error("cannot start the sync", "err", err)
+		c.log.Error("cannot start", "err", err)
 		return exitFailure
 	}
-	// runSync syncs until ctx ends; term is the termination signal, from
-	// which the final sync has the shutdown timeout.
-	runSync := func(ctx, term context.Context) error {
-		if !c.set.Plugins.CollectArtifactsOn() {
-			<-ctx.Done()
-			return nil
-		}
-		return syncer.Run(ctx, term)
-	}
-
+	budget, finish := c.set.Sync.ShutdownTimeout, keeper.Flush
 	if mode == "sidecar" {
-		if err := runSync(ctx, ctx); err != nil {
-			c.log.Error("stopped with outputs not in the store", "err", err)
+		if err := runComponents(ctx, ctx, budget, c.log, components, finish); err != nil {
+			c.log.Error("stopped with work not in the store", "err", err)
 			return exitFailure
 		}
 		return exitOK
 	}
 
-	// Wrapper mode: sync until the command ends, then once more.
-	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
-	syncDone := make(chan error, 1)
-	go func() { syncDone <- runSync(syncCtx, ctx) }()
+	// Wrapper mode: the components run until the command ends, then finish.
+	stop, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- runComponents(stop, ctx, budget, c.log, components, finish) }()
 	absOutputs, _ := filepath.Abs(c.set.OutputsPath)
-	code, err := job.Command{
+	code, err := child.Command{
 		Args:  c.set.Command,
 		Grace: c.set.Sync.ShutdownTimeout,
 		Env: []string{
@@ -292,14 +277,37 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 		c.log.Error("cannot run the command", "err", err)
 	}
 	c.log.Info("command exited", "code", code)
-	stopSync()
-	if err := <-syncDone; err != nil {
-		c.log.Error("stopped with outputs not in the store", "err", err)
+	stopComponents()
+	if err := <-done; err != nil {
+		c.log.Error("stopped with work not in the store", "err", err)
 		if code == 0 {
 			code = exitFailure
 		}
 	}
 	return code
+}
+
+// components builds the run's components from the settings and plugins.
+func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]component, error) {
+	var set []component
+	if c.set.Plugins.CollectArtifactsOn() {
+		skip := []string{c.set.StateDir}
+		if c.conn.Kind == stores.KindHostPath || c.conn.Kind == stores.KindVolumeClaim {
+			skip = append(skip, c.conn.Schema.MountPath)
+		}
+		syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, c.store.Target(c.set.Run+"/"+resume.OutputsPrefix), sync.Options{
+			Logger:       c.log,
+			Manifest:     st.Outputs,
+			Checkpointer: keeper,
+			SkipDirs:     skip,
+			Uploads:      st.Uploads,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("outputs sync: %w", err)
+		}
+		set = append(set, componentFunc{name: "outputs", run: syncer.Run})
+	}
+	return set, nil
 }
 
 func boolDigit(b bool) string {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlsidecar/collector/internal/storetest"
+	"github.com/mlsidecar/collector/stores/storetest"
 )
 
 // s3Store returns a --store URL for a fresh S3 bucket reached through a

@@ -15,7 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mlsidecar/collector/plugins"
+	"github.com/mlsidecar/collector/internal/plugins"
 	"github.com/mlsidecar/collector/sync"
 )
 

@@ -1,0 +1,129 @@
+package stores
+
+import (
+	"context"
+	"fmt"
+	"io"
+	stdsync "sync"
+
+	"gocloud.dev/blob"
+)
+
+// Backend opens the stores of one kind. Each package under stores/ (s3, gcs,
+// azure, file) implements one and registers it with Register when it is
+// imported; the collector imports all four.
+type Backend interface {
+	// Open opens the whole bucket of c (container, folder): Open in this
+	// package roots it at the connection's prefix. loc is c's parsed
+	// schema.bucket (zero for host_path and volume_claim), creds its
+	// credentials. A *ConfigError is a bad setting; any other error says the
+	// store cannot be used.
+	Open(ctx context.Context, c Connection, loc BucketURL, creds Credentials) (Driver, error)
+}
+
+// Driver is one open store: the *blob.Bucket gocloud gives for it, and what
+// gocloud cannot do there.
+type Driver interface {
+	// Bucket is the whole bucket, container or folder.
+	Bucket() *blob.Bucket
+	// Resumable returns the uploader of large objects whose keys, in
+	// Bucket, start with prefix ("" or ending in "/"), or nil when the kind
+	// has none: then large objects go through the bucket's own writer.
+	Resumable(prefix string) Uploader
+	// Verify asks the store to check the bytes of one upload through
+	// Bucket: it sets in opts what the backend's SDK takes (a CRC32C, a
+	// CRC64 per block), from sums where it needs them.
+	Verify(opts *blob.WriterOptions, sums Sums)
+}
+
+// Sums are what is known of an object's bytes before it is uploaded.
+type Sums struct {
+	SHA256 []byte // kept in the metadata under HashMetadataKey
+	MD5    []byte // optional: the store checks it on a single-request upload
+	CRC32C uint32 // optional (0: unknown): GCS checks it against the object
+}
+
+var (
+	backendsMu stdsync.RWMutex
+	backends   = map[string]Backend{}
+)
+
+// Register makes a backend the opener of a store kind. It panics when the
+// kind has one already: two packages claim it.
+func Register(kind string, b Backend) {
+	backendsMu.Lock()
+	defer backendsMu.Unlock()
+	if _, dup := backends[kind]; dup {
+		panic(fmt.Sprintf("stores: a backend for kind %q is registered twice", kind))
+	}
+	backends[kind] = b
+}
+
+func backendFor(kind string) Backend {
+	backendsMu.RLock()
+	defer backendsMu.RUnlock()
+	return backends[kind]
+}
+
+// Store is an open artifacts store.
+type Store struct {
+	// Conn is the connection the store was opened from.
+	Conn   Connection
+	drv    Driver
+	prefix string       // the connection's prefix in the bucket ("" or ending in "/")
+	root   *blob.Bucket // the bucket rooted at prefix
+}
+
+// Bucket is the store's root: the bucket rooted at the connection's prefix.
+func (s *Store) Bucket() *blob.Bucket { return s.root }
+
+// Close closes the bucket.
+func (s *Store) Close() error { return s.drv.Bucket().Close() }
+
+// Target returns the place under prefix ("" or ending in "/", relative to
+// the store's root) where a component writes.
+func (s *Store) Target(prefix string) Target {
+	return Target{
+		Bucket:    prefixed(s.root, prefix),
+		Resumable: s.drv.Resumable(s.prefix + prefix),
+		drv:       s.drv,
+	}
+}
+
+// Target is a place in a store that a component writes to: a bucket rooted
+// at a key prefix, the backend's resumable uploader for the same keys, and
+// the backend's checks on what is uploaded.
+type Target struct {
+	// Bucket is rooted at the target's prefix.
+	Bucket *blob.Bucket
+	// Resumable uploads large objects in parts that survive a restart; nil
+	// when the kind has none (GCS).
+	Resumable Uploader
+	drv       Driver
+}
+
+// Upload writes r to key in one call of the bucket's writer, with the SHA-256
+// of sums in the metadata and the store asked to verify what it receives.
+// partSize and concurrency tune a streamed upload of a large object (0: the
+// driver's defaults).
+func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, partSize, concurrency int) error {
+	opts := &blob.WriterOptions{
+		ContentType:    "application/octet-stream",
+		ContentMD5:     sums.MD5,
+		BufferSize:     partSize,
+		MaxConcurrency: concurrency,
+	}
+	if sums.SHA256 != nil {
+		opts.Metadata = map[string]string{HashMetadataKey: fmt.Sprintf("%x", sums.SHA256)}
+	}
+	if t.drv != nil {
+		t.drv.Verify(opts, sums)
+	}
+	return Upload(ctx, t.Bucket, key, r, opts)
+}
+
+// IdleConnsPerHost is how many idle connections to the store the backends'
+// HTTP clients keep. The SDKs' default (10) is below the collector's
+// parallel uploads (16 workers, parts in flight): every request beyond it
+// dialed a new connection and left one in TIME_WAIT.
+const IdleConnsPerHost = 64
