@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -146,6 +147,9 @@ type collector struct {
 func open(ctx context.Context, set *settings, getenv func(string) string, forWriting bool, log *slog.Logger) (*collector, error) {
 	conn, err := resolveStore(set, getenv)
 	if err != nil {
+		return nil, usageError{err}
+	}
+	if err := checkStoreIsNotOutputs(conn, set.OutputsPath, set.Run); err != nil {
 		return nil, usageError{err}
 	}
 	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting})
@@ -315,6 +319,47 @@ func boolDigit(b bool) string {
 		return "1"
 	}
 	return "0"
+}
+
+// checkStoreIsNotOutputs refuses a folder store that is the outputs folder,
+// or that holds it in the run's own folder: the sync would copy the folder
+// into itself, one level deeper every pass. A store inside the outputs
+// folder is fine: the sync skips it.
+func checkStoreIsNotOutputs(conn stores.Connection, outputsPath, run string) error {
+	if conn.Kind != stores.KindHostPath && conn.Kind != stores.KindVolumeClaim {
+		return nil
+	}
+	store, outputs := realPath(conn.Schema.MountPath), realPath(outputsPath)
+	if store == outputs {
+		return fmt.Errorf("--store and --outputs-path: both are the folder %q; the store must be another folder (the outputs would be copied into themselves)", outputs)
+	}
+	if run == "" {
+		return nil
+	}
+	runDir := filepath.Join(store, run)
+	if rel, err := filepath.Rel(runDir, outputs); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		return fmt.Errorf("--outputs-path: %q lies inside the run's folder %q of --store %q; choose an outputs folder outside it", outputs, runDir, store)
+	}
+	return nil
+}
+
+// realPath is path made absolute, with the symbolic links of its longest
+// existing part resolved, so two names of one folder compare equal.
+func realPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	var missing []string
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(append([]string{real}, missing...)...)
+		}
+		if dir == filepath.Dir(dir) {
+			return abs
+		}
+		missing = append([]string{filepath.Base(dir)}, missing...)
+	}
 }
 
 // resolveStore picks the artifacts store from --store, the connections file
