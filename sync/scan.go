@@ -3,6 +3,7 @@ package sync
 import (
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -129,12 +130,13 @@ func (s *scanner) ignored(rel string, dir bool) bool {
 }
 
 // stat looks at the given paths only, with the same filters and symlink
-// policy as scan. Paths that are gone, are folders, or lie in an excluded
-// folder are left out.
+// policy as scan. Paths that are gone, are folders, lie in an excluded
+// folder or under a link to a folder are left out.
 func (s *scanner) stat(rels map[string]struct{}) map[string]fileState {
 	files := make(map[string]fileState, len(rels))
+	folders := map[string]bool{}
 	for rel := range rels {
-		if !s.wanted(rel) || s.inIgnoredDir(rel) {
+		if !s.wanted(rel) || s.inIgnoredDir(rel) || !s.realFolders(rel, folders) {
 			continue
 		}
 		p := filepath.Join(s.root, filepath.FromSlash(rel))
@@ -160,4 +162,25 @@ func (s *scanner) inIgnoredDir(rel string) bool {
 		}
 	}
 	return false
+}
+
+// realFolders reports whether the folders on the way from root to rel are
+// all real folders. The scan does not follow links to folders, so a path
+// under one is not synced either: the link may lead out of the outputs
+// folder. known holds the answer for each folder already looked at.
+func (s *scanner) realFolders(rel string, known map[string]bool) bool {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return true
+	}
+	ok, seen := known[dir]
+	if !seen {
+		ok = s.realFolders(dir, known)
+		if ok {
+			fi, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(dir)))
+			ok = err == nil && fi.IsDir()
+		}
+		known[dir] = ok
+	}
+	return ok
 }

@@ -63,6 +63,13 @@ type Syncer struct {
 	entries resume.Manifest
 	lastErr map[string]string   // last error logged per path, to log repeats quietly
 	pending map[string]struct{} // paths to look at again: unsettled, changed while read, failed
+	// unseen holds the manifest's paths not seen in the folder since the
+	// Syncer started: an earlier attempt's files that this attempt does not
+	// have (autoResume off, a restore narrowed by --include). They stay in
+	// the manifest as the store holds them, and are never deleted: only what
+	// was seen can be (DESIGN.md, the ownership rule). Usually empty, then
+	// nil, so it costs nothing on a large tree.
+	unseen map[string]struct{}
 	// checkpointTook is how long the last checkpoint took (guarded by mu).
 	checkpointTook time.Duration
 }
@@ -116,6 +123,7 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		entries: entries,
 		lastErr: map[string]string{},
 		pending: map[string]struct{}{},
+		unseen:  absent(root, entries),
 	}
 	var skip []string
 	for _, d := range opts.SkipDirs {
@@ -137,6 +145,22 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		},
 	}
 	return s, nil
+}
+
+// absent returns the manifest's paths that are not in the folder at root,
+// or nil when all are there, as they are after a restore or a container
+// restart: files the restore brought back count as seen from the start.
+func absent(root string, m resume.Manifest) map[string]struct{} {
+	var out map[string]struct{}
+	for rel := range m {
+		if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(rel))); err != nil {
+			if out == nil {
+				out = map[string]struct{}{}
+			}
+			out[rel] = struct{}{}
+		}
+	}
+	return out
 }
 
 // Manifest returns a copy of what the store holds, as far as the Syncer knows.
@@ -409,6 +433,14 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 	for rel := range scope {
 		delete(s.pending, rel)
 	}
+	if len(s.unseen) > 0 {
+		for rel := range files {
+			delete(s.unseen, rel) // seen now: this attempt's to sync, and to delete
+		}
+		if len(s.unseen) == 0 {
+			s.unseen = nil
+		}
+	}
 	var jobs []job
 	settleBefore := now.Add(-s.cfg.Settle).UnixNano()
 	skewLimit := now.Add(s.cfg.Settle).UnixNano()
@@ -428,8 +460,11 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 		jobs = append(jobs, job{rel: rel, state: fs})
 	}
 	if !s.cfg.KeepDeleted {
+		// Only what this attempt saw is its to delete: an entry never seen
+		// stays in the store and in the manifest.
 		gone := func(rel string) {
-			if _, ok := files[rel]; !ok && s.scan.wanted(rel) {
+			_, never := s.unseen[rel]
+			if _, ok := files[rel]; !ok && !never && s.scan.wanted(rel) {
 				jobs = append(jobs, job{rel: rel, delete: true})
 			}
 		}
