@@ -1,0 +1,17 @@
+//go:build !linux
+
+package resume
+
+import (
+	"errors"
+	"os"
+)
+
+// syncFilesystem is syncfs(2), which only Linux has: the restore falls back
+// to an fsync of each file and folder.
+func syncFilesystem(string) error {
+	return errors.ErrUnsupported
+}
+
+// startWriteback is sync_file_range(2)'s hint, which only Linux has.
+func startWriteback(*os.File, int64, int64) {}
