@@ -1,18 +1,52 @@
 // Package gcs is the store backend for Google Cloud Storage
-// (cloud.google.com/go/storage through gocloud's gcsblob). Every upload
-// carries the object's CRC32C when it is known, which GCS checks against the
-// bytes it received before it commits the object.
+// (cloud.google.com/go/storage through gocloud's gcsblob). Every ordinary
+// upload carries the object's CRC32C when it is known, which GCS checks
+// against the bytes it received before it commits the object.
+//
+// Beyond the bucket it provides the resumable large-object upload, which the
+// Go client cannot give: its resumable sessions live in one process and are
+// lost with it. Here the session is GCS's JSON API resumable upload
+// (uploadType=resumable), driven over HTTP with an authenticated client built
+// from the same credentials as the bucket's, and its session URI is the
+// Progress ID that the caller journals, so a restarted collector continues it:
+//
+//   - GCS takes the object's metadata when the session starts, before a part
+//     is sent. A new upload therefore reads the file once for its SHA-256 and
+//     CRC32C first, the way the ordinary path does: the session is started
+//     with the SHA-256 in the metadata (HashMetadataKey) and the CRC32C in the
+//     object resource, so the object never exists without its hash, and GCS
+//     refuses to commit bytes whose CRC32C differs from the file's. A resumed
+//     upload reads the file once.
+//   - Parts are sent in order, one at a time (a session takes its bytes in
+//     order), as chunks of PartSize bytes, which must be a multiple of
+//     256 KiB; the last one carries the whole file's CRC32C in X-Goog-Hash,
+//     which GCS checks against the object before it commits it.
+//   - After a restart, a status query (PUT with "Content-Range: bytes */SIZE")
+//     tells how many bytes the session holds; those are read again for the
+//     hash, not sent. A session GCS no longer knows (404, 410; they live a
+//     week) or one already completed ends the upload at once when the object
+//     holds the file whole, with its SHA-256; otherwise the upload starts over.
+//   - Abort cancels the session (DELETE).
+//
+// A session URI is a bearer credential for that one object: the uploader
+// sends it only to the endpoint it was started at, never puts it in an error
+// (every error passes through stores.Redact, which drops upload_id), and
+// hands it to the caller's journal, which keeps it in the local state file.
 package gcs
 
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
 
 	"cloud.google.com/go/storage"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 
 	"github.com/mlsidecar/collector/stores"
 )
@@ -22,22 +56,39 @@ func init() { stores.Register(stores.KindGCS, backend{}) }
 type backend struct{}
 
 func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials) (stores.Driver, error) {
-	b, err := openGCS(ctx, loc, creds)
+	clientOpts, err := clientOptions(creds)
 	if err != nil {
 		return nil, err
 	}
-	return &driver{bucket: b}, nil
+	// storage.NewClient honours STORAGE_EMULATOR_HOST by itself.
+	client, err := storage.NewClient(ctx, clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("create GCS client: %w", err)
+	}
+	b, err := gcsblob.OpenBucket(ctx, nil, loc.Bucket, &gcsblob.Options{Client: client})
+	if err != nil {
+		return nil, err
+	}
+	api, err := newUploadAPI(ctx, loc.Bucket, creds.Getenv("STORAGE_EMULATOR_HOST"), clientOpts)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return &driver{bucket: b, api: api}, nil
 }
 
 // driver is an open GCS bucket.
 type driver struct {
 	bucket *blob.Bucket
+	api    *uploadAPI
 }
 
 func (d *driver) Bucket() *blob.Bucket { return d.bucket }
 
-// Resumable is nil: large objects go through the bucket's writer.
-func (d *driver) Resumable(string) stores.Uploader { return nil }
+// Resumable returns the uploader of resumable upload sessions.
+func (d *driver) Resumable(prefix string) stores.Uploader {
+	return &resumableUploader{api: d.api, prefix: prefix, b: blob.PrefixedBucket(d.bucket, prefix)}
+}
 
 // Verify sends the object's CRC32C, for GCS to check before it commits.
 func (d *driver) Verify(opts *blob.WriterOptions, sums stores.Sums) {
@@ -53,29 +104,73 @@ func (d *driver) Verify(opts *blob.WriterOptions, sums stores.Sums) {
 	}
 }
 
-func openGCS(ctx context.Context, bu stores.BucketURL, creds stores.Credentials) (*blob.Bucket, error) {
-	var clientOpts []option.ClientOption
-	// storage.NewClient honours STORAGE_EMULATOR_HOST by itself.
-	if creds.Getenv("STORAGE_EMULATOR_HOST") == "" {
-		keyPath := creds.Path("GC_KEY_PATH")
-		if keyPath == "" {
-			keyPath = creds.Get("GC_KEY_PATH")
+// clientOptions are the GCS client's credentials: a service account key
+// (GC_KEY_PATH, GC_KEYFILE_DICT), else Google's default chain
+// (GOOGLE_APPLICATION_CREDENTIALS, workload identity). With an emulator
+// (STORAGE_EMULATOR_HOST) there are none.
+func clientOptions(creds stores.Credentials) ([]option.ClientOption, error) {
+	if creds.Getenv("STORAGE_EMULATOR_HOST") != "" {
+		return nil, nil
+	}
+	keyPath := creds.Path("GC_KEY_PATH")
+	if keyPath == "" {
+		keyPath = creds.Get("GC_KEY_PATH")
+	}
+	switch {
+	case keyPath != "":
+		data, err := os.ReadFile(keyPath)
+		if err != nil {
+			return nil, fmt.Errorf("read GC_KEY_PATH %q: %w", keyPath, stores.UnwrapPathError(err))
 		}
-		switch {
-		case keyPath != "":
-			data, err := os.ReadFile(keyPath)
-			if err != nil {
-				return nil, fmt.Errorf("read GC_KEY_PATH %q: %w", keyPath, stores.UnwrapPathError(err))
+		return []option.ClientOption{option.WithAuthCredentialsJSON(option.ServiceAccount, data)}, nil
+	case creds.Get("GC_KEYFILE_DICT") != "":
+		return []option.ClientOption{option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(creds.Get("GC_KEYFILE_DICT")))}, nil
+	}
+	return nil, nil
+}
+
+// defaultEndpoint is GCS's JSON API, where resumable uploads start.
+const defaultEndpoint = "https://storage.googleapis.com"
+
+// uploadAPI is the JSON API endpoint of one bucket's resumable uploads and
+// the HTTP client that reaches it: authenticated with the bucket's
+// credentials, or plain for an emulator.
+type uploadAPI struct {
+	client   *http.Client
+	endpoint *url.URL // scheme and host
+	bucket   string
+}
+
+// newUploadAPI builds the uploads' HTTP client. The storage client does not
+// expose its own, so this one is made from the same credentials; with an
+// emulator host (host:port or a URL, as the storage client reads
+// STORAGE_EMULATOR_HOST) it is a plain client of the emulator.
+func newUploadAPI(ctx context.Context, bucket, emulator string, clientOpts []option.ClientOption) (*uploadAPI, error) {
+	api := &uploadAPI{bucket: bucket}
+	if emulator != "" {
+		u := &url.URL{Scheme: "http", Host: emulator}
+		if strings.Contains(emulator, "://") {
+			var err error
+			if u, err = url.Parse(emulator); err != nil {
+				return nil, fmt.Errorf("STORAGE_EMULATOR_HOST %q is not a host or URL: %w", emulator, err)
 			}
-			clientOpts = append(clientOpts, option.WithAuthCredentialsJSON(option.ServiceAccount, data))
-		case creds.Get("GC_KEYFILE_DICT") != "":
-			clientOpts = append(clientOpts, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(creds.Get("GC_KEYFILE_DICT"))))
 		}
-		// Otherwise: GOOGLE_APPLICATION_CREDENTIALS or workload identity, by the default chain.
+		api.endpoint = &url.URL{Scheme: u.Scheme, Host: u.Host}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConns, transport.MaxIdleConnsPerHost = stores.IdleConnsPerHost, stores.IdleConnsPerHost
+		api.client = &http.Client{Transport: transport}
+	} else {
+		opts := append([]option.ClientOption{option.WithScopes(storage.ScopeReadWrite)}, clientOpts...)
+		// The token source may keep ctx for its refreshes: it must outlive Open.
+		client, _, err := htransport.NewClient(context.WithoutCancel(ctx), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("create GCS upload client: %w", err)
+		}
+		api.endpoint, _ = url.Parse(defaultEndpoint)
+		c := *client // a copy: the redirect policy below is ours
+		api.client = &c
 	}
-	client, err := storage.NewClient(ctx, clientOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("create GCS client: %w", err)
-	}
-	return gcsblob.OpenBucket(ctx, nil, bu.Bucket, &gcsblob.Options{Client: client})
+	// A 308 is GCS's "resume incomplete", not a redirect to follow.
+	api.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return api, nil
 }

@@ -215,9 +215,11 @@ func S3Client(endpoint, key, secret string) *s3.Client {
 	})
 }
 
-// GCS is a fresh bucket on fake-gcs-server.
+// GCS is a fresh bucket on fake-gcs-server, reached through a front that
+// answers resumable-upload status queries and cancellations as GCS does
+// (see gcsFront).
 func GCS(t testing.TB) Fixture {
-	host := server(t, "COLLECTOR_TEST_GCS_HOST")
+	host := gcsFrontFor(server(t, "COLLECTOR_TEST_GCS_HOST")).host
 	// For this test process's own clients; process-wide (not t.Setenv) so
 	// that parallel tests can use it, and only GCS clients read it.
 	os.Setenv("STORAGE_EMULATOR_HOST", host)

@@ -45,6 +45,20 @@ func S3Metadata(md map[string]string) map[string]string {
 	return out
 }
 
+// GCSKey is gcsblob's escapeKey.
+func GCSKey(key string) string {
+	return hexEscape(key, func(r []rune, i int) bool {
+		c := r[i]
+		switch {
+		case c == '\n' || c == '\r':
+			return true
+		case i > 1 && c == '/' && r[i-1] == '.' && r[i-2] == '.':
+			return true
+		}
+		return false
+	})
+}
+
 // AzureKey is azureblob's escapeKey for a full key.
 func AzureKey(key string) string {
 	return hexEscape(key, func(r []rune, i int) bool {
