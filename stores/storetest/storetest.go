@@ -215,14 +215,18 @@ func S3Client(endpoint, key, secret string) *s3.Client {
 	})
 }
 
-// GCS is a fresh bucket on fake-gcs-server, reached through a front that
-// answers resumable-upload status queries and cancellations as GCS does
-// (see gcsFront).
+// GCS is a fresh bucket on fake-gcs-server. The collector's environment
+// (Env) reaches it through a front that answers resumable-upload status
+// queries and cancellations as GCS does (see gcsFront).
 func GCS(t testing.TB) Fixture {
-	host := gcsFrontFor(server(t, "COLLECTOR_TEST_GCS_HOST")).host
-	// For this test process's own clients; process-wide (not t.Setenv) so
-	// that parallel tests can use it, and only GCS clients read it.
-	os.Setenv("STORAGE_EMULATOR_HOST", host)
+	direct := server(t, "COLLECTOR_TEST_GCS_HOST")
+	host := gcsFrontFor(direct).host
+	// For this test process's own storage clients, which read and write
+	// whole objects: straight to the server, without the front's hop (which
+	// doubles the time of reading a large object). Process-wide (not
+	// t.Setenv) so that parallel tests can use it, and only GCS clients
+	// read it.
+	os.Setenv("STORAGE_EMULATOR_HOST", direct)
 	bucket := UniqueName("gcs")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
