@@ -5,14 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
-	stdsync "sync"
 	"testing"
 
 	"gocloud.dev/blob"
@@ -35,87 +33,10 @@ func gcsEnv(t *testing.T, f storetest.Fixture) *env {
 	return nil
 }
 
-// killProxy stands between the uploader and the GCS test server, counts the
-// request body bytes it passes on, and plays a kill: once killAt bytes have
-// passed (0: never), it calls kill (which cancels the upload, as SIGKILL
-// would end it) and cuts the request there, so the server gets that chunk
-// incomplete and keeps none of it, as GCS does.
-type killProxy struct {
-	url string
-
-	mu     stdsync.Mutex
-	sent   int64 // body bytes passed on
-	killAt int64
-	kill   func()
-	dead   bool
+// gcsChunks tells the requests that send bytes of a GCS upload session.
+func gcsChunks(r *http.Request) bool {
+	return r.Method == http.MethodPut && r.URL.Query().Get("upload_id") != ""
 }
-
-func newKillProxy(t *testing.T, target string) *killProxy {
-	p := &killProxy{}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
-	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-		if errors.Is(err, errKilled) {
-			// A killed client hears nothing back: drop the connection.
-			if conn, _, herr := http.NewResponseController(w).Hijack(); herr == nil {
-				conn.Close()
-				return
-			}
-		}
-		w.WriteHeader(http.StatusBadGateway)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = &killReader{p: p, r: r.Body}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.url = strings.TrimPrefix(srv.URL, "http://")
-	return p
-}
-
-// arm counts from zero and kills once killAt bytes have passed.
-func (p *killProxy) arm(killAt int64, kill func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.sent, p.killAt, p.kill, p.dead = 0, killAt, kill, false
-}
-
-func (p *killProxy) bytesSent() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sent
-}
-
-var errKilled = errors.New("killed")
-
-type killReader struct {
-	p *killProxy
-	r io.ReadCloser
-}
-
-func (k *killReader) Read(b []byte) (int, error) {
-	p := k.p
-	p.mu.Lock()
-	if p.dead {
-		p.mu.Unlock()
-		return 0, errKilled
-	}
-	if p.killAt > 0 {
-		b = b[:min(int64(len(b)), p.killAt-p.sent)]
-	}
-	p.mu.Unlock()
-	n, err := k.r.Read(b) // one request at a time: the uploader's are sequential
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.sent += int64(n)
-	if p.killAt > 0 && p.sent >= p.killAt {
-		p.dead = true
-		p.kill()
-		return n, errKilled
-	}
-	return n, err
-}
-
-func (k *killReader) Close() error { return k.r.Close() }
 
 // sessionHolds asks a GCS upload session how many bytes it holds, the way
 // the uploader does after a restart.
@@ -150,22 +71,21 @@ func sessionHolds(t *testing.T, session string, size int64) int64 {
 // again for the hash but not sent again; only the rest is.
 func TestGCSResumeAfterKill(t *testing.T) {
 	f := storetest.GCS(t)
-	proxy := newKillProxy(t, f.Getenv("STORAGE_EMULATOR_HOST"))
-	f.Env = []string{"STORAGE_EMULATOR_HOST=" + proxy.url} // the uploader's way to the server
+	proxy := storetest.NewCutProxy(t, f.Getenv("STORAGE_EMULATOR_HOST"), gcsChunks)
+	f.Env = []string{"STORAGE_EMULATOR_HOST=" + proxy.Host} // the uploader's way to the server
 	e := gcsEnv(t, f)
 	file := newFile("model/weights.bin", bigFile(), partSize)
 
-	// The kill lands half-way through the third part (the session's start
-	// sends a little JSON first).
+	// The kill lands half-way through the third part.
 	ctx, kill := context.WithCancel(context.Background())
 	defer kill()
-	proxy.arm(2*partSize+partSize/2, kill)
+	proxy.Arm(2*partSize+partSize/2, kill)
 	j := &journal{}
 	p := file.progress
 	if err := e.uploader(t).Upload(ctx, bytes.NewReader(file.data), &p, file.metadata, concurrency, j); !errors.Is(err, context.Canceled) {
 		t.Fatalf("killed upload: got %v, want context.Canceled", err)
 	}
-	sentBefore := proxy.bytesSent()
+	sentBefore := proxy.Sent()
 	saved := j.last(t)
 	if got, want := len(saved.Parts), 2; got != want {
 		t.Fatalf("the killed upload saved %d parts, want %d", got, want)
@@ -177,7 +97,7 @@ func TestGCSResumeAfterKill(t *testing.T) {
 	}
 
 	// The restarted collector: a new store and uploader, the saved Progress.
-	proxy.arm(0, nil)
+	proxy.Arm(0, nil)
 	e = gcsEnv(t, f)
 	r := &countingReader{r: bytes.NewReader(file.data)}
 	p = saved
@@ -188,7 +108,7 @@ func TestGCSResumeAfterKill(t *testing.T) {
 	if p.ID != saved.ID {
 		t.Errorf("the restart started a new session instead of continuing the saved one")
 	}
-	sentAfter := proxy.bytesSent()
+	sentAfter := proxy.Sent()
 	resent := sentAfter - (file.progress.Size - committed)
 	t.Logf("killed after %d bytes sent, %d of them committed; after the restart %d bytes sent for the %d left: %d committed bytes sent again",
 		sentBefore, committed, sentAfter, file.progress.Size-committed, resent)
