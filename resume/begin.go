@@ -2,7 +2,6 @@ package resume
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 )
 
 // BeginOptions say how a run starts.
@@ -34,13 +32,17 @@ type BeginOptions struct {
 	// ForRestore is set by `collector restore`: the attempt it counts is
 	// taken over, not counted again, by the collector that starts next.
 	ForRestore bool
+
+	fs fileSystem // the local disk; nil is the real one
 }
 
 // Begin works out the state a run continues from and, with AutoResume,
 // brings its outputs back. The local state is trusted when it is there and
 // readable; otherwise the store is the truth: its copy of the state and the
 // objects under outputs/. A corrupt local state is moved aside, never
-// silently dropped. The state is saved before Begin returns.
+// silently dropped. The state is saved locally before Begin returns, as a
+// snapshot that a Keeper continues; when the local disk refuses it, that is
+// logged and the local state removed, and the run goes on.
 func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error) {
 	log := opts.Logger
 	if log == nil {
@@ -112,41 +114,26 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 		// Include) is not ours to delete: keep only what is on disk.
 		st.Outputs = m
 	}
-	if err := Save(opts.StatePath, st); err != nil {
-		return nil, stats, fmt.Errorf("save state %s: %w", opts.StatePath, err)
+	fsys := opts.fs
+	if fsys == nil {
+		fsys = osFS{}
+	}
+	if err := saveSnapshot(fsys, opts.StatePath, st); err != nil {
+		// A full local disk must not stop the run: the store keeps the
+		// state (the Keeper writes a snapshot there first), and a restart
+		// reads it from there rather than from a stale local copy.
+		if rmErr := removeLocal(fsys, opts.StatePath); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the stale local state: %w", rmErr))
+		}
+		log.Warn("cannot save the run's state locally (is the disk full?); continuing with the store's copy",
+			"path", opts.StatePath, "err", err)
 	}
 	return st, stats, nil
 }
 
 // fromStore reads the run's state from the store; nil when there is none.
 func fromStore(ctx context.Context, b *blob.Bucket, run string) (*State, error) {
-	var st *State
-	data, err := b.ReadAll(ctx, StateKey)
-	switch {
-	case gcerrors.Code(err) == gcerrors.NotFound:
-	case err != nil:
-		return nil, fmt.Errorf("read the run's state from the store: %w", err)
-	default:
-		if st, err = decode(data); err != nil {
-			return nil, fmt.Errorf("the run's state in the store (%s): %w", StateKey, err)
-		}
-	}
-	data, err = b.ReadAll(ctx, SectionsKey)
-	switch {
-	case gcerrors.Code(err) == gcerrors.NotFound:
-	case err != nil:
-		return nil, fmt.Errorf("read the run's state sections from the store: %w", err)
-	default:
-		if st == nil {
-			// Components checkpointed, the outputs never did: an earlier
-			// attempt ran.
-			st = &State{Version: Version, Run: run, Attempt: 1, Outputs: Manifest{}}
-		}
-		if err := json.Unmarshal(data, &st.Extensions); err != nil {
-			return nil, fmt.Errorf("the run's state sections in the store (%s): corrupt: %w", SectionsKey, err)
-		}
-	}
-	return st, nil
+	return readStoreState(ctx, b, run)
 }
 
 func storeHasOutputs(ctx context.Context, b *blob.Bucket) (bool, error) {

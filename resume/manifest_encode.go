@@ -1,6 +1,7 @@
 package resume
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -8,23 +9,34 @@ import (
 )
 
 // MarshalJSON writes the manifest as a JSON object with sorted keys, as
-// encoding/json would, without reflection: the state of a 100,000-file run is
-// checkpointed while it syncs, and reflection made that the pass's main cost.
-func (m Manifest) MarshalJSON() ([]byte, error) {
+// encoding/json would, without reflection: a snapshot of a 100,000-file run's
+// state is written while it syncs, and reflection made that the main cost.
+func (m Manifest) MarshalJSON() ([]byte, error) { return m.appendJSON(nil), nil }
+
+// appendJSON appends the manifest as MarshalJSON writes it. Nil entries (a
+// deletion, in a journal record) are written as null.
+func (m Manifest) appendJSON(b []byte) []byte {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, len(m)*(len(`"":{"size":,"mtime":,"inode":,"sha256":""},`)+96)+2)
+	if b == nil {
+		b = make([]byte, 0, len(m)*(len(`"":{"size":,"mtime":,"inode":,"sha256":""},`)+128)+2)
+	}
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		e := m[k]
 		b = appendString(b, k)
-		b = append(b, `:{"size":`...)
+		b = append(b, ':')
+		e := m[k]
+		if e == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, `{"size":`...)
 		b = strconv.AppendInt(b, e.Size, 10)
 		b = append(b, `,"mtime":`...)
 		b = strconv.AppendInt(b, e.ModTime, 10)
@@ -32,13 +44,14 @@ func (m Manifest) MarshalJSON() ([]byte, error) {
 			b = append(b, `,"inode":`...)
 			b = strconv.AppendUint(b, e.Inode, 10)
 		}
-		if e.SHA256 != "" {
-			b = append(b, `,"sha256":`...)
-			b = appendString(b, e.SHA256)
+		if !e.SHA256.IsZero() {
+			b = append(b, `,"sha256":"`...)
+			b = hex.AppendEncode(b, e.SHA256[:])
+			b = append(b, '"')
 		}
 		b = append(b, '}')
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // appendString appends s as a JSON string: as is when nothing in it needs

@@ -182,7 +182,7 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 			r.done.Add(1)
 			mu.Lock()
 			defer mu.Unlock()
-			out[it.rel] = e
+			out[it.rel] = &e
 			if skip {
 				skipped++
 			}
@@ -378,10 +378,10 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (Entry, bool,
 	target := filepath.Join(r.dir, filepath.FromSlash(it.rel))
 	// The file the state says the store holds, untouched since: no request,
 	// no hashing (a restarted container still has its folder).
-	if k, ok := r.known[it.rel]; ok && k.Size == it.size && k.SHA256 != "" {
+	if k, ok := r.known[it.rel]; ok && k.Size == it.size && !k.SHA256.IsZero() {
 		if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() && k.SameFile(fi.Size(), fi.ModTime().UnixNano(), inodeOf(fi)) {
 			r.bytesDone.Add(fi.Size())
-			return entryOf(fi, k.SHA256), true, nil
+			return entryOf(fi, k.SHA256.String()), true, nil
 		}
 	}
 	// The hash to verify against: the run's state has it for every file it
@@ -389,7 +389,7 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (Entry, bool,
 	// metadata (absent on host paths).
 	size, want, fromMetadata := it.size, "", false
 	if k, ok := r.known[it.rel]; ok && k.Size == it.size {
-		want = k.SHA256
+		want = k.SHA256.String()
 	}
 	if want == "" {
 		attrs, err := r.bucket.Attributes(ctx, it.key)
@@ -656,7 +656,8 @@ func (w progressWriter) Write(p []byte) (int, error) {
 }
 
 func entryOf(fi fs.FileInfo, sum string) Entry {
-	return Entry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: sum}
+	d, _ := ParseDigest(sum) // a hash of ours, or one checked equal to it
+	return Entry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: d}
 }
 
 // inodeOf returns the file's inode, or 0 where the platform has none.

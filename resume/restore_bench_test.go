@@ -40,7 +40,7 @@ func BenchmarkRestoreS3(b *testing.B) {
 		b.Cleanup(func() { bucket.Close() })
 		known := Manifest{}
 		for _, o := range putRandom(b, bucket, c.objs) {
-			known[o.rel] = Entry{Size: o.size, SHA256: o.sum}
+			known[o.rel] = &Entry{Size: o.size, SHA256: hexDigest(o.sum)}
 		}
 		b.Run(c.name, func(b *testing.B) {
 			for range b.N {

@@ -67,7 +67,7 @@ func TestRestoreRanged(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertTree(t, dir, files)
-			if got, want := m["ckpt/model.pt"].SHA256, sha(data); got != want {
+			if got, want := m["ckpt/model.pt"].SHA256, digest(data); got != want {
 				t.Errorf("manifest sha256 = %s, want %s", got, want)
 			}
 			if got, want := stats.Bytes, int64(len(data)+len("small")); got != want {
@@ -125,7 +125,7 @@ func TestRestoreRangedDamaged(t *testing.T) {
 	t.Run("state", func(t *testing.T) { // the run's state and the object's metadata agree, the bytes do not
 		b := openS3(t)
 		putKey(t, b, "outputs/ckpt/model.pt", damaged, sha(data))
-		check(t, b, Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: sha(data)}})
+		check(t, b, Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}})
 	})
 }
 

@@ -61,7 +61,7 @@ func put(t *testing.T, b *blob.Bucket, files map[string]string) Manifest {
 	known := Manifest{}
 	for rel, data := range files {
 		putKey(t, b, OutputsPrefix+rel, []byte(data), sha([]byte(data)))
-		known[rel] = Entry{Size: int64(len(data)), SHA256: sha([]byte(data))}
+		known[rel] = &Entry{Size: int64(len(data)), SHA256: digest([]byte(data))}
 	}
 	return known
 }
@@ -190,7 +190,7 @@ func TestRestore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got, want := e, (Entry{Size: int64(len(data)), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: sha([]byte(data))}); got != want {
+				if got, want := *e, (Entry{Size: int64(len(data)), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: digest([]byte(data))}); got != want {
 					t.Errorf("manifest[%s] = %+v, want %+v", rel, got, want)
 				}
 				if !e.SameFile(fi.Size(), fi.ModTime().UnixNano(), inodeOf(fi)) {
@@ -225,7 +225,7 @@ func TestRestore(t *testing.T) {
 				t.Errorf("second restore: Files = %d, want %d", got, want)
 			}
 			for rel, want := range m {
-				if got := m2[rel]; got != want {
+				if got := m2[rel]; got == nil || *got != *want {
 					t.Errorf("second restore: manifest[%s] = %+v, want %+v (unchanged)", rel, got, want)
 				}
 			}
@@ -307,7 +307,7 @@ func TestRestoreStaleStateHash(t *testing.T) {
 	b := openFileBucket(t)
 	put(t, b, map[string]string{"ckpt/latest.pt": "epoch 2"})
 	known := Manifest{
-		"ckpt/latest.pt": {Size: int64(len("epoch 1")), SHA256: sha([]byte("epoch 1"))},
+		"ckpt/latest.pt": {Size: int64(len("epoch 1")), SHA256: digest([]byte("epoch 1"))},
 	}
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -318,7 +318,7 @@ func TestRestoreStaleStateHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertTree(t, dir, map[string]string{"ckpt/latest.pt": "epoch 2"})
-	if got, want := m["ckpt/latest.pt"].SHA256, sha([]byte("epoch 2")); got != want {
+	if got, want := m["ckpt/latest.pt"].SHA256, digest([]byte("epoch 2")); got != want {
 		t.Errorf("manifest sha256 = %s, want %s (the restored bytes')", got, want)
 	}
 	if !strings.Contains(logs.String(), "differs from the run's state") {
@@ -548,9 +548,9 @@ func TestRestoreFromKnown(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := Manifest{
-		"a.pt": {Size: 4, SHA256: sha([]byte("kept"))},
-		"b.pt": {Size: 15, SHA256: sha([]byte("missing locally"))},
-		"c.pt": {Size: 1, SHA256: sha([]byte("x"))}, // gone from the store
+		"a.pt": {Size: 4, SHA256: digest([]byte("kept"))},
+		"b.pt": {Size: 15, SHA256: digest([]byte("missing locally"))},
+		"c.pt": {Size: 1, SHA256: digest([]byte("x"))}, // gone from the store
 	}
 	var logs bytes.Buffer
 	m, _, err := Restore(ctx, b, dir, RestoreOptions{Known: known, FromKnown: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})

@@ -2,29 +2,27 @@ package resume
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
-	"path/filepath"
 	"strings"
-	stdsync "sync"
-
-	"gocloud.dev/blob"
 
 	"github.com/mlsidecar/collector/stores"
 )
 
-// Version is the state format this build writes. Load accepts it and older ones.
-const Version = 1
+// Version is the state format this build writes. Load accepts it and older
+// ones: 1 is a whole state rewritten at each checkpoint, with side files for
+// the uploads' progress and the sections; 2 is a snapshot followed by a
+// journal of records.
+const Version = 2
 
 // ErrNoCheckpoint says there is no saved state: a fresh start.
 var ErrNoCheckpoint = errors.New("no checkpoint")
 
-// StateKey is the state's key under the run's prefix in the store.
+// StateKey is the key of the state's snapshot under the run's prefix in the
+// store; the journal's records follow it under JournalPrefix.
 const StateKey = ".collector/state.json"
 
 // State is everything the collector needs to continue a run where it stopped.
@@ -39,19 +37,24 @@ type State struct {
 	// Restored is set by `collector restore`, so the collector that starts
 	// next takes over its attempt instead of counting another.
 	Restored bool `json:"restored,omitempty"`
-	// Outputs is what the store holds of the outputs folder.
-	Outputs Manifest `json:"outputs"`
+	// Seq is the last journal record the state holds: in a snapshot, the
+	// records of its journal up to Seq are in it already.
+	Seq uint64 `json:"seq,omitempty"`
 	// Uploads are the large uploads in flight, by object key under outputs/,
 	// so a restarted collector continues them from their completed parts.
 	Uploads map[string]stores.Progress `json:"uploads,omitempty"`
 	// Extensions hold the cursors of other components (log sources, resource
 	// series), each under its own name, so they continue across attempts.
 	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
+	// Outputs is what the store holds of the outputs folder.
+	Outputs Manifest `json:"outputs,omitempty"`
 }
 
-// Load reads a state file, and the progress of large uploads saved beside it
-// since (see Keeper.SaveProgress). A missing file returns ErrNoCheckpoint;
-// anything unreadable is an error naming the path.
+// Load reads a local state: the snapshot at path and the journal beside it
+// (see Keeper). A missing snapshot returns ErrNoCheckpoint; anything
+// unreadable is an error naming the file, but for a last journal record that
+// a crash cut short, which is ignored. A state of version 1 is read with its
+// side files.
 func Load(path string) (*State, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -64,6 +67,37 @@ func Load(path string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
+	if err := loadSideFiles(path, st); err != nil {
+		return nil, err
+	}
+	jpath := journalPath(path)
+	data, err = os.ReadFile(jpath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read state journal %s: %w", jpath, err)
+	default:
+		err := readRecords(data, jpath, true, func(r *record) error {
+			if r.Seq > st.Seq { // records up to Seq are in the snapshot already
+				r.apply(st)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// journalPath is the local journal of the snapshot at statePath.
+func journalPath(statePath string) string {
+	return strings.TrimSuffix(statePath, ".json") + ".journal"
+}
+
+// loadSideFiles reads what a collector of state version 1 saved beside the
+// state between its checkpoints: the uploads' progress and the sections.
+func loadSideFiles(path string, st *State) error {
 	// Newer than the state's own Uploads when there. An unreadable one (a
 	// machine crash before its data reached the disk) is ignored: the
 	// uploads' parts are listed again from the store.
@@ -76,21 +110,21 @@ func Load(path string) (*State, error) {
 	if data, err := os.ReadFile(sectionsPath(path)); err == nil {
 		var sections map[string]json.RawMessage
 		if err := json.Unmarshal(data, &sections); err != nil {
-			return nil, fmt.Errorf("state sections %s: corrupt: %w", sectionsPath(path), err)
+			return fmt.Errorf("state sections %s: corrupt: %w", sectionsPath(path), err)
 		}
 		st.Extensions = sections
 	}
-	return st, nil
+	return nil
 }
 
-// sectionsPath is where the Keeper saves the components' sections between
-// checkpoints (see Section.Save).
+// sectionsPath is where a collector of state version 1 saved the components'
+// sections between checkpoints.
 func sectionsPath(statePath string) string {
 	return strings.TrimSuffix(statePath, ".json") + ".sections.json"
 }
 
-// progressPath is where the Keeper saves the progress of large uploads
-// between checkpoints: beside the state, small, rewritten after each part.
+// progressPath is where a collector of state version 1 saved the progress of
+// large uploads between checkpoints.
 func progressPath(statePath string) string {
 	return strings.TrimSuffix(statePath, ".json") + ".uploads.json"
 }
@@ -110,152 +144,61 @@ func decode(data []byte) (*State, error) {
 	return &st, nil
 }
 
-// Save writes the state to path atomically: a temp file in the same folder,
-// fsync, rename, fsync of the folder. Mode 0600. The progress file beside it
-// and the sections file are removed, since the state now holds them.
+// encodeState writes st as JSON, the manifest through its own encoder
+// (encoding/json would check and copy its megabytes once more).
+func encodeState(st *State) ([]byte, error) {
+	head := *st
+	head.Outputs = nil
+	b, err := json.Marshal(&head)
+	if err != nil {
+		return nil, fmt.Errorf("encode the state: %w", err)
+	}
+	out := make([]byte, 0, len(b)+len(st.Outputs)*160+32)
+	out = append(out, b[:len(b)-1]...) // without its closing brace
+	out = append(out, `,"outputs":`...)
+	out = st.Outputs.appendJSON(out)
+	return append(out, '}'), nil
+}
+
+// Save writes st to path as a snapshot, atomically: a temp file in the same
+// folder, fsync, rename, fsync of the folder. Mode 0600. The journal beside
+// it, and the side files of a version 1 state, are removed, since the
+// snapshot holds what they did.
 func Save(path string, st *State) error {
-	data, err := json.Marshal(st)
+	return saveSnapshot(osFS{}, path, st)
+}
+
+func saveSnapshot(fsys fileSystem, path string, st *State) error {
+	data, err := encodeState(st)
 	if err != nil {
 		return err
 	}
-	return saveEncoded(path, data)
+	_, err = writeSnapshot(fsys, path, data)
+	return err
 }
 
-func saveEncoded(path string, data []byte) error {
-	if err := writeFileAtomic(path, data, true); err != nil {
-		return err
+// writeSnapshot writes an encoded snapshot and removes what it replaces. It
+// returns whether the journal was removed.
+func writeSnapshot(fsys fileSystem, path string, data []byte) (bool, error) {
+	if err := fsys.WriteFile(path, data); err != nil {
+		return false, err
 	}
+	// The journal's records are all in the snapshot: a journal left behind
+	// is skipped on load (its records are up to the snapshot's Seq).
+	removed := fsys.Remove(journalPath(path)) == nil
 	for _, side := range []string{progressPath(path), sectionsPath(path)} {
-		if err := os.Remove(side); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+		_ = fsys.Remove(side)
 	}
-	return nil
+	return removed, nil
 }
 
-// writeFileAtomic replaces path with data through a temp file in the same
-// folder and a rename, so a killed process leaves the old file or the new,
-// never a torn one. With durable, the data and the folder are fsynced too,
-// which a machine crash needs and a killed process does not.
-func writeFileAtomic(path string, data []byte, durable bool) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if durable {
-		if d, err := os.Open(dir); err == nil {
-			_ = d.Sync()
-			d.Close()
-		}
-	}
-	return nil
-}
-
-// Keeper holds a run's state and checkpoints it locally and to the store. It
-// implements the sync engine's Checkpointer.
-type Keeper struct {
-	path   string       // local state file
-	bucket *blob.Bucket // rooted at the run's prefix; may be nil
-	mu     stdsync.Mutex
-	state  *State
-	// sectionsDirty says a section was saved since the sections last went
-	// to the store.
-	sectionsDirty bool
-}
-
-// NewKeeper returns a Keeper for st, saving to path and to bucket.
-func NewKeeper(path string, bucket *blob.Bucket, st *State) *Keeper {
-	return &Keeper{path: path, bucket: bucket, state: st}
-}
-
-// SaveProgress records a large upload's progress. It runs after every part,
-// so it writes only the uploads' progress, to a small file beside the state,
-// without fsync: what it guards against is a killed process, and a part lost
-// with the machine is listed again from the store.
-func (k *Keeper) SaveProgress(_ context.Context, p stores.Progress) error {
-	return k.updateUploads(func(uploads map[string]stores.Progress) { uploads[p.Key] = p })
-}
-
-// DropProgress forgets a large upload that finished or was abandoned.
-func (k *Keeper) DropProgress(_ context.Context, key string) error {
-	return k.updateUploads(func(uploads map[string]stores.Progress) { delete(uploads, key) })
-}
-
-// updateUploads changes a copy of the uploads' progress and saves it.
-func (k *Keeper) updateUploads(change func(map[string]stores.Progress)) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	next := *k.state
-	next.Uploads = maps.Clone(next.Uploads)
-	if next.Uploads == nil {
-		next.Uploads = map[string]stores.Progress{}
-	}
-	change(next.Uploads)
-	data, err := json.Marshal(next.Uploads)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(progressPath(k.path), data, false); err != nil {
-		return fmt.Errorf("save upload progress %s: %w", progressPath(k.path), err)
-	}
-	k.state = &next
-	return nil
-}
-
-// Checkpoint records the outputs manifest and saves the state.
-func (k *Keeper) Checkpoint(ctx context.Context, outputs Manifest) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	next := *k.state
-	next.Outputs = outputs
-	data, err := json.Marshal(&next)
-	if err != nil {
-		return err
-	}
-	if err := saveEncoded(k.path, data); err != nil {
-		return fmt.Errorf("save state %s: %w", k.path, err)
-	}
-	// The manifest is the sync engine's, passed again at each checkpoint:
-	// keeping this copy would double what an idle sidecar holds.
-	next.Outputs = nil
-	k.state = &next
-	if k.bucket == nil {
-		return nil
-	}
-	if err := stores.Upload(ctx, k.bucket, StateKey, bytes.NewReader(data), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("save state to the store: %w", err)
-	}
-	if len(k.state.Extensions) > 0 {
-		if err := k.uploadSections(ctx); err != nil {
-			return err
-		}
-	}
-	k.sectionsDirty = false
-	return nil
+// removeLocal removes the local state, the snapshot last, so that a restart
+// does not read a journal without the snapshot it follows.
+func removeLocal(fsys fileSystem, path string) error {
+	return errors.Join(
+		fsys.Remove(journalPath(path)),
+		fsys.Remove(progressPath(path)),
+		fsys.Remove(sectionsPath(path)),
+		fsys.Remove(path),
+	)
 }

@@ -26,9 +26,9 @@ func TestOnlyWhatWasSeenIsDeleted(t *testing.T) {
 	write(t, dir, "restored.txt", "restored")
 	fi, err := os.Stat(filepath.Join(dir, "restored.txt"))
 	must(t, err)
-	earlier := resume.Entry{Size: 15, ModTime: 1234, SHA256: "e"}
+	earlier := resume.Entry{Size: 15, ModTime: 1234, SHA256: resume.Digest{0xe}}
 	manifest := resume.Manifest{
-		"earlier.txt":  earlier,
+		"earlier.txt":  &earlier,
 		"restored.txt": {Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi)},
 	}
 	s := newSyncer(t, testConfig(), dir, b, Options{Manifest: manifest})
@@ -38,7 +38,7 @@ func TestOnlyWhatWasSeenIsDeleted(t *testing.T) {
 	if st := pass(t, s, false); st.Uploaded+st.Deleted != 0 || !has("earlier.txt") {
 		t.Fatalf("first pass = %+v, store holds %v; want nothing done and earlier.txt kept", st, inStore())
 	}
-	if got := s.Manifest()["earlier.txt"]; got != earlier {
+	if got := s.Manifest()["earlier.txt"]; got == nil || *got != earlier {
 		t.Errorf("manifest entry of the file never seen = %+v, want it unchanged (%+v)", got, earlier)
 	}
 

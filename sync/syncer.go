@@ -20,12 +20,20 @@ import (
 	"github.com/mlsidecar/collector/stores"
 )
 
-// Checkpointer saves the manifest after a pass that changed the store, so a
-// restarted collector knows what is already there, and the progress of large
-// uploads after each part, so it continues them. The resume package
-// implements it.
+// Checkpointer saves what the store holds, so a restarted collector knows
+// what is already there, and the progress of large uploads after each part,
+// so it continues them. It is told each change of the manifest as it
+// happens (Record), and saves the changes at each checkpoint: the cost of a
+// checkpoint is what changed, not the tree. The resume package implements it.
 type Checkpointer interface {
-	Checkpoint(ctx context.Context, outputs resume.Manifest) error
+	// Record notes that the store now holds entry for rel, or nothing when
+	// entry is nil. It is called under the Syncer's lock, so that the
+	// changes are recorded in the order they were made, and must be cheap.
+	Record(rel string, entry *resume.Entry)
+	// Checkpoint saves the changes recorded since the last checkpoint.
+	// outputs returns a copy of the whole manifest, for when the
+	// Checkpointer writes a snapshot.
+	Checkpoint(ctx context.Context, outputs func() resume.Manifest) error
 	stores.Journal
 	DropProgress(ctx context.Context, key string) error
 }
@@ -70,8 +78,10 @@ type Syncer struct {
 	// was seen can be (DESIGN.md, the ownership rule). Usually empty, then
 	// nil, so it costs nothing on a large tree.
 	unseen map[string]struct{}
-	// checkpointTook is how long the last checkpoint took (guarded by mu).
+	// checkpointTook is how long the last checkpoint took, and checkpointed
+	// whether there was one (guarded by mu).
 	checkpointTook time.Duration
+	checkpointed   bool
 }
 
 // PassStats counts what one pass did.
@@ -317,21 +327,36 @@ func (s *Syncer) Final(ctx context.Context) error {
 }
 
 // checkpointEvery is how often a long pass checkpoints while it runs, at
-// most; checkpointShare keeps checkpoints of a large run's state (a few MB for
-// 100,000 files) under a tenth of the pass's time by spacing them further.
+// most; checkpointShare keeps checkpoints under a tenth of the pass's time by
+// spacing them further (a slow store, or a snapshot of a large run's state).
 const (
 	checkpointEvery = time.Second
 	checkpointShare = 10
 )
 
+// checkpoint saves the changes the Checkpointer was told of. Checkpoints from
+// the pass's workers may overlap: the Checkpointer keeps the changes in the
+// order Record was called, so a later change is never saved before an
+// earlier one.
 func (s *Syncer) checkpoint(ctx context.Context) {
 	start := s.now()
-	if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx), s.Manifest()); err != nil {
+	if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx), s.Manifest); err != nil {
 		s.log.Warn("checkpoint failed; the next pass tries again", "err", err)
 	}
 	s.mu.Lock()
 	s.checkpointTook = s.now().Sub(start)
+	s.checkpointed = true
 	s.mu.Unlock()
+}
+
+// checkpointAfter tells whether a pass that did st should end with a
+// checkpoint: when it changed the store, and the first pass, which tells the
+// Checkpointer where the manifest is (it need not keep a copy).
+func (s *Syncer) checkpointAfter(st PassStats) bool {
+	s.mu.Lock()
+	first := !s.checkpointed
+	s.mu.Unlock()
+	return s.ckpt != nil && (st.Uploaded+st.Deleted > 0 || first)
 }
 
 // checkpointDue tells whether a pass that last checkpointed at last should
@@ -409,7 +434,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	}
 	_ = g.Wait()
 	st.Took = s.now().Sub(start)
-	if st.Uploaded+st.Deleted > 0 && s.ckpt != nil {
+	if s.checkpointAfter(st) {
 		s.checkpoint(ctx)
 	}
 	level := slog.LevelDebug
@@ -503,6 +528,9 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 		s.mu.Lock()
 		delete(s.entries, j.rel)
 		delete(s.lastErr, j.rel)
+		if s.ckpt != nil {
+			s.ckpt.Record(j.rel, nil)
+		}
 		s.mu.Unlock()
 		return resume.Entry{}, nil
 	}
@@ -514,9 +542,13 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 	if err != nil {
 		return entry, err
 	}
+	e := &entry
 	s.mu.Lock()
-	s.entries[j.rel] = entry
+	s.entries[j.rel] = e
 	delete(s.lastErr, j.rel)
+	if s.ckpt != nil {
+		s.ckpt.Record(j.rel, e)
+	}
 	s.mu.Unlock()
 	return entry, nil
 }

@@ -86,7 +86,7 @@ func TestPassUploadsWithHashMetadata(t *testing.T) {
 		if got := attrs.Metadata[stores.HashMetadataKey]; got != want {
 			t.Errorf("%s: sha256 metadata = %q, want %q", rel, got, want)
 		}
-		if got := s.Manifest()[rel].SHA256; got != want {
+		if got := s.Manifest()[rel].SHA256.String(); got != want {
 			t.Errorf("%s: manifest sha256 = %q, want %q", rel, got, want)
 		}
 	}

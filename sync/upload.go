@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -163,7 +162,7 @@ func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string,
 var hashBuffers = stdsync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 func entryFor(st fileState, sum []byte) resume.Entry {
-	return resume.Entry{Size: st.Size, ModTime: st.ModTime, Inode: st.Inode, SHA256: hex.EncodeToString(sum)}
+	return resume.Entry{Size: st.Size, ModTime: st.ModTime, Inode: st.Inode, SHA256: resume.Digest(sum)}
 }
 
 // verifyingReader hashes what it passes on; at the end it fails instead of

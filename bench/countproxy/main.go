@@ -6,7 +6,9 @@
 // Every request is forwarded unchanged (the Host header included, so SigV4 signatures still match).
 // GET /__count returns the counts so far as JSON; POST /__reset sets them to zero. On SIGTERM or SIGINT
 // it prints the counts to stdout and exits. Counts are kept by method and by S3 operation as far as
-// the method, path and query tell it (ListObjects, HeadObject, PutObject, UploadPart, ...).
+// the method, path and query tell it (ListObjects, HeadObject, PutObject, UploadPart, ...); "bytes"
+// counts the request bodies sent on, and "bytes:state" those to a collector's state (keys under
+// .collector/).
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -40,6 +43,30 @@ func (c *counter) add(keys ...string) {
 		c.by[k]++
 	}
 }
+
+// addBytes adds n to the counts of keys.
+func (c *counter) addBytes(n int, keys ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		c.by[k] += n
+	}
+}
+
+// countingBody counts the bytes read from a request body.
+type countingBody struct {
+	r    io.ReadCloser
+	c    *counter
+	keys []string
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.c.addBytes(n, b.keys...)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.r.Close() }
 
 func (c *counter) snapshot() map[string]int {
 	c.mu.Lock()
@@ -155,6 +182,13 @@ func main() {
 			return
 		}
 		c.add("method:"+r.Method, "op:"+operation(r))
+		if r.Body != nil && r.Body != http.NoBody {
+			keys := []string{"bytes"}
+			if strings.Contains(r.URL.Path, "/.collector/") {
+				keys = append(keys, "bytes:state")
+			}
+			r.Body = &countingBody{r: r.Body, c: c, keys: keys}
+		}
 		proxy.ServeHTTP(w, r)
 	})
 	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 30 * time.Second}

@@ -66,7 +66,7 @@ func begin(t *testing.T, store *blob.Bucket, stateDir string) (*resume.State, *r
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st, resume.NewKeeper(statePath, run, st)
+	return st, resume.NewKeeper(statePath, run, st, nil)
 }
 
 // TestComponentsRestoreRunShutdownFinalCheckpoint drives a fake component

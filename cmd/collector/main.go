@@ -247,7 +247,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	}
 	c.log.Info("collector ready", "run", c.set.Run, "attempt", st.Attempt, "files_in_store", len(st.Outputs))
 
-	keeper := resume.NewKeeper(c.statePath(), c.run, st)
+	keeper := resume.NewKeeper(c.statePath(), c.run, st, c.log)
 	components, err := c.components(st, keeper)
 	if err != nil {
 		c.log.Error("cannot start", "err", err)

@@ -1,0 +1,97 @@
+package resume
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// fileSystem is what the Keeper writes to the local disk through, so that a
+// test can make the disk full.
+type fileSystem interface {
+	// WriteFile replaces name with data atomically and durably.
+	WriteFile(name string, data []byte) error
+	// Append appends data to name, created with mode 0600 if missing; with
+	// durable, the data is on the disk when it returns.
+	Append(name string, data []byte, durable bool) error
+	// Remove removes name; a missing name is not an error.
+	Remove(name string) error
+}
+
+// osFS is the local disk.
+type osFS struct{}
+
+func (osFS) WriteFile(name string, data []byte) error { return writeFileAtomic(name, data, true) }
+
+func (osFS) Append(name string, data []byte, durable bool) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+func (osFS) Remove(name string) error {
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data through a temp file in the same
+// folder and a rename, so a killed process leaves the old file or the new,
+// never a torn one. With durable, the data and the folder are fsynced too,
+// which a machine crash needs and a killed process does not.
+func writeFileAtomic(path string, data []byte, durable bool) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if durable {
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync()
+			d.Close()
+		}
+	}
+	return nil
+}
