@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	stdsync "sync"
 	"sync/atomic"
@@ -23,6 +24,28 @@ type Traffic struct {
 	requests map[string]int   // by method
 	putBytes map[string]int64 // request body bytes of PUT/POST, by URL path
 	puts     map[string]int   // PUT/POST requests, by URL path
+	log      []Request
+}
+
+// Request is one request that crossed a CountingProxy, as the server saw it.
+type Request struct {
+	Method string
+	Path   string // unescaped
+	Query  url.Values
+	Bytes  int64 // request body bytes sent on to the server
+	// Status is the answer the proxy gave: the server's, or 502 when it got
+	// none (the client went away first, or the server was not reached).
+	Status int
+	// Start is when the request reached the proxy, Answered when the
+	// server's answer did (zero if it never did).
+	Start, Answered time.Time
+}
+
+// Log returns the requests that ended since the last Reset, in the order they ended.
+func (t *Traffic) Log() []Request {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.log)
 }
 
 // Requests returns how many requests of method were made ("" for all).
@@ -69,7 +92,7 @@ func (t *Traffic) Puts(substr string) int {
 func (t *Traffic) Reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.requests, t.putBytes, t.puts = map[string]int{}, map[string]int64{}, map[string]int{}
+	t.requests, t.putBytes, t.puts, t.log = map[string]int{}, map[string]int64{}, map[string]int{}, nil
 }
 
 // CountingProxy starts a reverse proxy to target (an http:// base URL) on
@@ -93,11 +116,13 @@ func CountingProxy(t testing.TB, target string) (string, *Traffic) {
 		r.Header.Del("Expect")
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		path, _ := url.PathUnescape(r.URL.Path)
 		counter := &countingReader{r: r.Body, rate: traffic.BytesPerSecond.Load()}
 		if r.Body != nil {
 			r.Body = counter
 		}
+		sw := &statusWriter{ResponseWriter: w}
 		// Counted in a defer: ReverseProxy panics with http.ErrAbortHandler
 		// when the client goes away mid-request, which is what a kill does.
 		defer func() {
@@ -107,13 +132,39 @@ func CountingProxy(t testing.TB, target string) (string, *Traffic) {
 				traffic.putBytes[path] += counter.n.Load()
 				traffic.puts[path]++
 			}
+			traffic.log = append(traffic.log, Request{Method: r.Method, Path: path, Query: r.URL.Query(),
+				Bytes: counter.n.Load(), Status: sw.status, Start: start, Answered: sw.answered})
 			traffic.mu.Unlock()
 		}()
-		rp.ServeHTTP(w, r)
+		rp.ServeHTTP(sw, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, traffic
 }
+
+// statusWriter notes the status of the answer and when it came.
+type statusWriter struct {
+	http.ResponseWriter
+	status   int
+	answered time.Time
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 { // not a 1xx
+		w.status, w.answered = code, time.Now()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // countingReader counts the bytes read through it. The count is atomic: when
 // a request is aborted, the transport's write loop may still be reading the
