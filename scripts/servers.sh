@@ -270,7 +270,7 @@ start_servers() {
 		-backend filesystem -filesystem-root "$dir/gcs"
 	_srv_spawn "$dir" azure "$COLLECTOR_TEST_CACHE/azurite/node_modules/.bin/azurite-blob" \
 		--blobHost 127.0.0.1 --blobPort "$azure_port" --location "$dir/azurite" \
-		--skipApiVersionCheck --disableTelemetry --loose
+		--skipApiVersionCheck --disableTelemetry
 
 	if ! _srv_wait "$dir" s3 "$s3_port" quiet; then
 		# versitygw keeps object metadata in xattrs; on a filesystem without user

@@ -34,6 +34,16 @@ type Driver interface {
 	// Bucket: it sets in opts what the backend's SDK takes (a CRC32C, a
 	// CRC64 per block), from sums where it needs them.
 	Verify(opts *blob.WriterOptions, sums Sums)
+	// Limits are the store's limits on one object and its parts.
+	Limits() Limits
+}
+
+// putter is a Driver that writes single-call uploads itself rather than
+// through its bucket's writer: the folder store, whose objects must be on
+// disk (file and folder fsync'd) before Upload returns. key is in the
+// whole bucket.
+type putter interface {
+	Put(ctx context.Context, key string, r io.Reader) error
 }
 
 // Sums are what is known of an object's bytes before it is uploaded.
@@ -77,6 +87,9 @@ type Store struct {
 // Bucket is the store's root: the bucket rooted at the connection's prefix.
 func (s *Store) Bucket() *blob.Bucket { return s.root }
 
+// Limits are the store's limits on one object and its parts.
+func (s *Store) Limits() Limits { return s.drv.Limits() }
+
 // Close closes the bucket.
 func (s *Store) Close() error { return s.drv.Bucket().Close() }
 
@@ -87,6 +100,7 @@ func (s *Store) Target(prefix string) Target {
 		Bucket:    prefixed(s.root, prefix),
 		Resumable: s.drv.Resumable(s.prefix + prefix),
 		drv:       s.drv,
+		prefix:    s.prefix + prefix,
 	}
 }
 
@@ -100,13 +114,30 @@ type Target struct {
 	// when the kind has none (GCS).
 	Resumable Uploader
 	drv       Driver
+	prefix    string // the target's prefix in the driver's bucket
+}
+
+// Limits are the store's limits on one object and its parts; none for a
+// Target made without a store.
+func (t Target) Limits() Limits {
+	if t.drv == nil {
+		return Limits{}
+	}
+	return t.drv.Limits()
 }
 
 // Upload writes r to key in one call of the bucket's writer, with the SHA-256
 // of sums in the metadata and the store asked to verify what it receives.
 // partSize and concurrency tune a streamed upload of a large object (0: the
-// driver's defaults).
+// driver's defaults). A folder store writes the file itself, and it is on
+// disk when Upload returns.
 func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, partSize, concurrency int) error {
+	if p, ok := t.drv.(putter); ok {
+		if err := p.Put(ctx, t.prefix+key, r); err != nil {
+			return Redact(fmt.Errorf("upload %q: %w", key, err))
+		}
+		return nil
+	}
 	opts := &blob.WriterOptions{
 		ContentType:    "application/octet-stream",
 		ContentMD5:     sums.MD5,

@@ -409,13 +409,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// redactURL drops any password from a URL so it can be shown.
+// redactURL drops any password and credential-bearing query parameter
+// (RedactString) from a URL so it can be shown.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
 	}
-	return u.Redacted()
+	return RedactString(u.Redacted())
 }
 
 // MarshalJSON keeps the unexported setting out and leaves the rest as is; a

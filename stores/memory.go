@@ -22,3 +22,4 @@ type memoryDriver struct{ b *blob.Bucket }
 func (d memoryDriver) Bucket() *blob.Bucket           { return d.b }
 func (memoryDriver) Resumable(string) Uploader        { return nil }
 func (memoryDriver) Verify(*blob.WriterOptions, Sums) {}
+func (memoryDriver) Limits() Limits                   { return Limits{} }

@@ -68,8 +68,15 @@ func Identity(c Connection) string {
 
 // Open opens the connection's store, rooted at the connection's prefix,
 // through the backend registered for its kind. It checks the configuration
-// but not that the bucket exists; see Store.Check.
+// but not that the bucket exists; see Store.Check. Its error is redacted
+// (Redact) and is, for errors.As, a *ConfigError (a bad setting) or an
+// *UnavailableError.
 func Open(ctx context.Context, c Connection, opts Options) (*Store, error) {
+	s, err := open(ctx, c, opts)
+	return s, Redact(err)
+}
+
+func open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
@@ -101,7 +108,7 @@ func Open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 		if errors.As(err, &ce) {
 			return nil, err
 		}
-		return nil, &UnavailableError{Store: Describe(c), Err: Redact(err)}
+		return nil, &UnavailableError{Store: Describe(c), Err: err}
 	}
 	prefix := ""
 	if loc.Prefix != "" {
@@ -119,8 +126,13 @@ func prefixed(b *blob.Bucket, prefix string) *blob.Bucket {
 }
 
 // Check verifies that the bucket exists and the credentials are accepted, so a
-// bad store is reported at start-up rather than at the first upload.
+// bad store is reported at start-up rather than at the first upload. Its
+// error, an *UnavailableError, is redacted (Redact).
 func (s *Store) Check(ctx context.Context) error {
+	return storeError(s.drv, s.check(ctx))
+}
+
+func (s *Store) check(ctx context.Context) error {
 	c := s.Conn
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -12,11 +12,18 @@ import (
 // turns a panic inside a driver into an error: gocloud's azureblob writer can
 // panic in Close when the upload failed (a missing container, for one), and
 // one bad upload must never stop the collector. Every write to a store goes
-// through here.
-func Upload(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions) (err error) {
+// through here. The error is redacted (Redact); a refusal by the store
+// matches ErrRefused.
+func Upload(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions) error {
+	return upload(ctx, nil, b, key, r, opts)
+}
+
+// upload is Upload, with its error classified by drv (nil: by the HTTP
+// answer it carries).
+func upload(ctx context.Context, drv Driver, b *blob.Bucket, key string, r io.Reader, opts *blob.WriterOptions) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("upload %q: store driver failed: %v", key, p)
+			err = Redact(fmt.Errorf("upload %q: store driver failed: %v", key, p))
 		}
 	}()
 	if opts == nil {
@@ -26,7 +33,7 @@ func Upload(ctx context.Context, b *blob.Bucket, key string, r io.Reader, opts *
 		opts.ContentType = "application/octet-stream"
 	}
 	if err := b.Upload(ctx, key, r, opts); err != nil {
-		return Redact(fmt.Errorf("upload %q: %w", key, err))
+		return storeError(drv, fmt.Errorf("upload %q: %w", key, err))
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/mlsidecar/collector/stores"
 )
 
 // Config holds the sync engine's settings. Its flags are registered by
@@ -22,7 +24,8 @@ type Config struct {
 	RescanEvery int `yaml:"rescan-every"`
 	// Workers is the number of files uploaded at once.
 	Workers int `yaml:"workers"`
-	// PartSize is the size of one part of a multipart upload.
+	// PartSize is the smallest part of a multipart upload. A file with more
+	// parts than the store takes (S3: 10,000) is sent in larger ones.
 	PartSize ByteSize `yaml:"part-size"`
 	// PartConcurrency is the number of parts of one file in flight at once.
 	PartConcurrency int `yaml:"part-concurrency"`
@@ -63,7 +66,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*Seconds)(&c.ShutdownTimeout), "shutdown-timeout", "seconds the final sync may take after SIGTERM (after the command's own exit: may go without progress)")
 	fs.IntVar(&c.RescanEvery, "rescan-every", c.RescanEvery, "scan the whole folder every N passes (1: every pass); the others sync what file system events marked")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "files uploaded at once")
-	fs.Var(&c.PartSize, "part-size", "size of one part of a multipart upload (e.g. 8MiB; at least 5MiB)")
+	fs.Var(&c.PartSize, "part-size", "smallest part of a multipart upload (e.g. 8MiB; 5MiB to 5GiB, and within the store's limits); larger files than the store's part count allows get larger parts")
 	fs.IntVar(&c.PartConcurrency, "part-concurrency", c.PartConcurrency, "parts of one file uploaded at once")
 	fs.Var(&c.MemoryBudget, "memory-budget", "upload buffers held at once, at most (e.g. 64MiB); the Go memory limit is this plus 32MiB unless GOMEMLIMIT is set")
 	fs.BoolVar(&c.KeepDeleted, "keep-deleted", c.KeepDeleted, "keep objects in the store when their files are deleted locally")
@@ -82,8 +85,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--rescan-every: %d is not a number of passes; want 1 or more", c.RescanEvery)
 	case c.Workers < 1 || c.Workers > 1024:
 		return fmt.Errorf("--workers: %d is out of range; want 1 to 1024", c.Workers)
-	case c.PartSize < 5<<20 || c.PartSize > 5<<30:
-		return fmt.Errorf("--part-size: %v is out of range; want 5MiB to 5GiB (S3's limits)", c.PartSize)
+	case c.PartSize < minPartSize || c.PartSize > maxPartSize:
+		return partSizeError(c.PartSize, "", minPartSize, maxPartSize)
 	case c.PartConcurrency < 1 || c.PartConcurrency > 64:
 		return fmt.Errorf("--part-concurrency: %d is out of range; want 1 to 64", c.PartConcurrency)
 	case c.MemoryBudget < c.PartSize:
@@ -93,4 +96,31 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--include/--exclude: %v", err)
 	}
 	return nil
+}
+
+// The range of --part-size in every store: S3's limits on a part, which are
+// the narrowest but for Azure's largest block (ValidateFor).
+const (
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+)
+
+// ValidateFor checks the settings against the limits of the store of the
+// given kind: --part-size must be a part the store takes.
+func (c Config) ValidateFor(kind string, l stores.Limits) error {
+	lo, hi := max(minPartSize, ByteSize(l.MinPartSize)), ByteSize(maxPartSize)
+	if l.MaxPartSize > 0 {
+		hi = min(hi, ByteSize(l.MaxPartSize))
+	}
+	if c.PartSize < lo || c.PartSize > hi {
+		return partSizeError(c.PartSize, " for a "+kind+" store", lo, hi)
+	}
+	if m := ByteSize(l.PartMultiple); m > 0 && c.PartSize%m != 0 {
+		return fmt.Errorf("--part-size: %s is not a multiple of %s, which a %s store needs of every part but the last", c.PartSize.String(), m.String(), kind)
+	}
+	return nil
+}
+
+func partSizeError(v ByteSize, where string, lo, hi ByteSize) error {
+	return fmt.Errorf("--part-size: %s is out of range%s; want %s to %s", v.String(), where, lo.String(), hi.String())
 }

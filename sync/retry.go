@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"gocloud.dev/gcerrors"
+
+	"github.com/mlsidecar/collector/stores"
 )
 
 // permanent reports whether err will not go away by retrying soon: refused
 // credentials, a missing bucket, a rejected request. Throttling (503
 // SlowDown, 429), timeouts, 5xx answers and broken connections are transient.
 func permanent(err error) bool {
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, stores.ErrTooLarge) {
 		return true
 	}
 	switch gcerrors.Code(err) {

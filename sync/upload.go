@@ -26,7 +26,8 @@ var errChanged = errors.New("file changed while it was read")
 // uploader puts one file into the bucket, inside the memory budget.
 type uploader struct {
 	target          stores.Target
-	partSize        int64
+	limits          stores.Limits // the store's, on one object
+	partSize        int64         // the smallest part: --part-size
 	partConcurrency int
 	budget          int64
 	mem             *semaphore.Weighted
@@ -40,6 +41,7 @@ type uploader struct {
 func newUploader(t stores.Target, cfg Config, opts Options) *uploader {
 	u := &uploader{
 		target:          t,
+		limits:          t.Limits(),
 		partSize:        int64(cfg.PartSize),
 		partConcurrency: cfg.PartConcurrency,
 		budget:          int64(cfg.MemoryBudget),
@@ -58,6 +60,9 @@ func newUploader(t stores.Target, cfg Config, opts Options) *uploader {
 // upload copies the file at abs to key if it is still the file the scan saw
 // (want), and returns the manifest entry for what the store now holds.
 func (u *uploader) upload(ctx context.Context, abs, key string, want fileState) (resume.Entry, error) {
+	if err := u.limits.CheckSize(want.Size); err != nil {
+		return resume.Entry{}, fmt.Errorf("upload %q: %w", key, err)
+	}
 	f, err := os.Open(abs)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -108,15 +113,11 @@ func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want
 // goes, and if the bytes or the file's identity differ at the end, the
 // reader fails before the store commits the object.
 func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string, want fileState) (resume.Entry, error) {
-	concurrency := int(min(int64(u.partConcurrency), max(u.budget/u.partSize, 1)))
-	weight := min(u.partSize*int64(concurrency), u.budget)
 	if u.resumable != nil {
-		if err := u.mem.Acquire(ctx, weight); err != nil {
-			return resume.Entry{}, err
-		}
-		defer u.mem.Release(weight)
-		return u.uploadResumable(ctx, f, abs, key, want, concurrency)
+		return u.uploadResumable(ctx, f, abs, key, want)
 	}
+	partSize := u.limits.PartSize(want.Size, u.partSize)
+	concurrency, weight := u.share(partSize)
 
 	sha := sha256.New()
 	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
@@ -148,13 +149,25 @@ func (u *uploader) uploadLarge(ctx context.Context, f *os.File, abs, key string,
 			return err == nil && stateOf(li) == want
 		},
 	}
-	if err := u.target.Upload(ctx, key, r, stores.Sums{SHA256: sum, CRC32C: crc.Sum32()}, int(u.partSize), concurrency); err != nil {
+	if err := u.target.Upload(ctx, key, r, stores.Sums{SHA256: sum, CRC32C: crc.Sum32()}, int(partSize), concurrency); err != nil {
 		if r.changed {
 			return resume.Entry{}, errChanged
 		}
 		return resume.Entry{}, err
 	}
 	return entryFor(want, sum), nil
+}
+
+// share returns how many parts of partSize bytes one file may have in flight
+// and the share of the memory budget it holds for them. Parts grow with the
+// file where the store limits their number (S3: 10,000), so a file of more
+// than that many budgets (640 GiB on S3 with the defaults) has parts above
+// the whole budget: it is sent one part at a time and holds the whole
+// budget, so that nothing else uploads meanwhile. The memory in use is then
+// that one part, above the budget; it never exceeds max(budget, one part).
+func (u *uploader) share(partSize int64) (concurrency int, weight int64) {
+	concurrency = int(min(int64(u.partConcurrency), max(u.budget/partSize, 1)))
+	return concurrency, min(partSize*int64(concurrency), u.budget)
 }
 
 // hashBuffers are the read buffers of the hash before a large upload: 1 MiB
@@ -190,19 +203,28 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 
 // uploadResumable uploads a large file in parts whose progress is saved after
 // each one, continuing the upload a killed collector left behind when it is
-// still for the same file.
-func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key string, want fileState, concurrency int) (resume.Entry, error) {
+// still for the same file. A new upload gets the part size this file needs
+// in this store (Limits.PartSize); one left behind keeps its own, which may
+// differ (the part size or the file's was changed since), as long as the
+// store still takes the file in parts of that size.
+func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key string, want fileState) (resume.Entry, error) {
 	u.mu.Lock()
 	p, ok := u.inFlight[key]
 	u.mu.Unlock()
-	if ok && (p.Size != want.Size || p.ModTime != want.ModTime || p.Inode != want.Inode || p.PartSize != u.partSize) {
-		// The file changed since: its old parts are of no use.
+	if ok && (p.Size != want.Size || p.ModTime != want.ModTime || p.Inode != want.Inode || !u.limits.Fits(want.Size, p.PartSize)) {
+		// The file changed since, or the store does not take parts of
+		// that size for it: its old parts are of no use.
 		_ = u.resumable.Abort(ctx, p)
 		ok = false
 	}
 	if !ok {
-		p = stores.Progress{Key: key, Size: want.Size, ModTime: want.ModTime, Inode: want.Inode, PartSize: u.partSize}
+		p = stores.Progress{Key: key, Size: want.Size, ModTime: want.ModTime, Inode: want.Inode, PartSize: u.limits.PartSize(want.Size, u.partSize)}
 	}
+	concurrency, weight := u.share(p.PartSize)
+	if err := u.mem.Acquire(ctx, weight); err != nil {
+		return resume.Entry{}, err
+	}
+	defer u.mem.Release(weight)
 	journal := stores.JournalFunc(func(ctx context.Context, p stores.Progress) error {
 		u.mu.Lock()
 		u.inFlight[key] = p

@@ -26,6 +26,9 @@ func TestBadInput(t *testing.T) {
 		{name: "negative settle", args: []string{"--settle", "-1"}, want: []string{"--settle", "negative"}},
 		{name: "zero workers", args: []string{"--workers", "0"}, want: []string{"--workers", "1 to 1024"}},
 		{name: "part size too small", args: []string{"--part-size", "1MiB"}, want: []string{"--part-size", "5MiB"}},
+		{name: "part size too large", args: []string{"--part-size", "6GiB", "--memory-budget", "8GiB"}, want: []string{"--part-size", "6GiB", "5MiB to 5GiB"}},
+		{name: "part size not a multiple of GCS's chunk", args: []string{"--store", "gs://b/x", "--part-size", "5500KiB"}, env: map[string]string{"STORAGE_EMULATOR_HOST": "127.0.0.1:1"}, want: []string{"--part-size", "5500KiB", "multiple of 256KiB", "gcs store"}},
+		{name: "part size above the store's largest part", args: []string{"--store", "wasbs://c@devstoreaccount1.blob.core.windows.net/", "--part-size", "4500MiB", "--memory-budget", "5GiB"}, env: map[string]string{"AZURE_ACCOUNT_KEY": storetest.AzuriteKey}, want: []string{"--part-size", "4500MiB", "wasb store", "5MiB to 4000MiB"}},
 		{name: "bad memory budget", args: []string{"--memory-budget", "lots"}, want: []string{"memory-budget", "not a size"}},
 		{name: "outputs path is a file", args: []string{"--outputs-path", "{dir}/afile"}, files: map[string]string{"afile": "x"}, want: []string{"--outputs-path", "is a file"}},
 		{name: "bad run name", args: []string{"--run", "../escape"}, want: []string{"--run", "not a valid run name"}},
@@ -84,6 +87,9 @@ func TestBadInput(t *testing.T) {
 				env[k] = sub(v)
 				if k == "POLYAXON_CONNECTIONS_CATALOG" || k == "POLYAXON_ARTIFACTS_STORE_NAME" {
 					args = args[:4] // let the catalog pick the store
+				}
+				if k == "STORAGE_EMULATOR_HOST" {
+					t.Setenv(k, v) // the GCS client reads it from the process
 				}
 			}
 			code, out := runInProcess(t, env, args...)

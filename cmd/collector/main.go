@@ -154,7 +154,11 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 	}
 	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting})
 	if err == nil {
-		if err = store.Check(ctx); err != nil {
+		// The part size against the store's limits, before the store is used.
+		if err = set.Sync.ValidateFor(conn.Kind, store.Limits()); err == nil {
+			err = store.Check(ctx)
+		}
+		if err != nil {
 			store.Close()
 		}
 	}

@@ -61,6 +61,12 @@ func (d *driver) Verify(opts *blob.WriterOptions, _ stores.Sums) {
 	}
 }
 
+// Limits are a block blob's: 50,000 blocks of at most 4,000 MiB, about
+// 190.7 TiB in all.
+func (d *driver) Limits() stores.Limits {
+	return stores.Limits{MaxParts: azureMaxBlocks, MaxPartSize: azureMaxBlockSize, MaxObjectSize: azureMaxBlocks * azureMaxBlockSize}
+}
+
 func openAzure(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials) (*blob.Bucket, *container.Client, error) {
 	clientOpts := &container.ClientOptions{}
 	clientOpts.Retry.TryTimeout = 10 * time.Minute

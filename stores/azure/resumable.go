@@ -3,6 +3,7 @@ package azure
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ type azureUploader struct {
 	client *container.Client
 	prefix string
 	b      *blob.Bucket
+	checks *blockChecks
 }
 
 // blockID is the base64 block ID of part n of upload id.
@@ -87,7 +89,7 @@ func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Pro
 	}
 	sums, err := parts.SendParts(ctx, r, p, parts.Missing(p, done), concurrency, t, func(ctx context.Context, n int32, data []byte, sum string) (stores.Part, error) {
 		_, err := bb.StageBlock(ctx, blockID(id, n), streaming.NopCloser(bytes.NewReader(data)), &blockblob.StageBlockOptions{
-			TransactionalValidation: azblobblob.TransferValidationTypeComputeCRC64(),
+			TransactionalValidation: u.validation(data),
 		})
 		if err != nil {
 			return stores.Part{}, err
@@ -119,6 +121,17 @@ func (u *azureUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Pro
 		return nil, fmt.Errorf("upload %q: commit block list: %w", p.Key, err)
 	}
 	return sums.SHA256, nil
+}
+
+// validation is the check of a block's bytes by the service: its CRC64, or
+// its MD5 once the service has refused CRC64 (the client's pipeline sends
+// the refused block again with its MD5).
+func (u *azureUploader) validation(data []byte) azblobblob.TransferValidationType {
+	if u.checks.useMD5() {
+		sum := md5.Sum(data)
+		return azblobblob.TransferValidationTypeMD5(sum[:])
+	}
+	return azblobblob.TransferValidationTypeComputeCRC64()
 }
 
 // stagedParts returns the parts of upload id that the service holds as

@@ -1,9 +1,12 @@
 // Package file is the store backend for host_path and volume_claim
 // connections: a folder, through gocloud's fileblob, where every object is a
-// byte-identical file with nothing beside it. Beyond the folder it provides
-// the resumable large-object upload: the parts are written into a partial
-// file next to the final path, named .<base>.collector-part-<id> (see
-// stores.IsPartial), fsync'd, and the file is renamed into place at the end.
+// byte-identical file with nothing beside it. What the sync uploads it
+// writes itself, durably, rather than through fileblob's writer (which
+// renames without fsync): into a partial file next to the final path, named
+// .<base>.collector-part-<id> (see stores.IsPartial), fsync'd, renamed into
+// place, and the folder fsync'd, before the upload returns and the manifest
+// records the object. The resumable large-object upload writes its parts
+// into such a partial file too, fsync'ing each part before it is recorded.
 package file
 
 import (
@@ -50,6 +53,10 @@ func (d *driver) Resumable(prefix string) stores.Uploader {
 
 // Verify does nothing: the bytes are written by this process.
 func (d *driver) Verify(*blob.WriterOptions, stores.Sums) {}
+
+// Limits are none: a folder takes any number of parts of any size, and
+// files as large as its file system does.
+func (d *driver) Limits() stores.Limits { return stores.Limits{} }
 
 func openFolder(c stores.Connection) (*blob.Bucket, error) {
 	dir, err := filepath.Abs(c.Schema.MountPath)

@@ -27,13 +27,23 @@ type fileUploader struct {
 
 // path returns the final path of p's object, as fileblob maps its key.
 func (u *fileUploader) path(p *stores.Progress) (string, error) {
-	path := filepath.Join(u.dir, escape.FileKey(u.prefix+p.Key))
-	rel, err := filepath.Rel(u.dir, path)
+	path, err := objectPath(u.dir, u.prefix+p.Key)
+	if err != nil {
+		return "", fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	return path, nil
+}
+
+// objectPath returns the path of the object key in the store folder dir, as
+// fileblob maps it.
+func objectPath(dir, key string) (string, error) {
+	path := filepath.Join(dir, escape.FileKey(key))
+	rel, err := filepath.Rel(dir, path)
 	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("upload %q: key escapes the store folder %s", p.Key, u.dir)
+		return "", fmt.Errorf("key escapes the store folder %s", dir)
 	}
 	if strings.HasSuffix(path, ".attrs") {
-		return "", fmt.Errorf("upload %q: fileblob reserves keys ending in .attrs", p.Key)
+		return "", errors.New("fileblob reserves keys ending in .attrs")
 	}
 	return path, nil
 }
@@ -79,7 +89,7 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Prog
 	}
 	if id == "" {
 		id = parts.NewID()
-		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		if err := mkdirs(filepath.Dir(final)); err != nil {
 			return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 		}
 		f, err = os.OpenFile(partialPath(final, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
@@ -105,7 +115,7 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Prog
 			return stores.Part{}, err
 		}
 		// On disk before it is recorded as done.
-		if err := f.Sync(); err != nil {
+		if err := fsyncFile(f); err != nil {
 			return stores.Part{}, err
 		}
 		return stores.Part{Number: n, Size: int64(len(data)), Checksum: sum}, nil
@@ -119,7 +129,7 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Prog
 	if err := f.Chmod(0o644); err != nil {
 		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := fsyncFile(f); err != nil {
 		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
 	err = f.Close()
@@ -130,7 +140,9 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Prog
 	if err := os.Rename(partial, final); err != nil {
 		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 	}
-	syncDir(filepath.Dir(final))
+	if err := fsyncDir(filepath.Dir(final)); err != nil {
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
+	}
 	// Partial files of this object that earlier attempts lost track of.
 	removeOtherPartials(final)
 	return sums.SHA256, nil
@@ -166,7 +178,8 @@ func intactParts(f *os.File, p *stores.Progress) (map[int32]stores.Part, error) 
 
 // renamedInPlace tells whether the object at final holds the file of p: an
 // upload that was renamed into place before the crash. It hashes the file
-// only when the object could be it.
+// only when the object could be it, and makes it durable again when it is:
+// the crash may have come before the folder was fsync'd.
 func renamedInPlace(ctx context.Context, final string, r io.ReaderAt, p *stores.Progress) (sum []byte, there bool, err error) {
 	f, err := os.Open(final)
 	if err != nil {
@@ -184,7 +197,16 @@ func renamedInPlace(ctx context.Context, final string, r io.ReaderAt, p *stores.
 	if _, err := io.Copy(h, f); err != nil {
 		return nil, false, nil
 	}
-	return sums.SHA256, bytes.Equal(h.Sum(nil), sums.SHA256), nil
+	if !bytes.Equal(h.Sum(nil), sums.SHA256) {
+		return nil, false, nil
+	}
+	if err := fsyncFile(f); err != nil {
+		return nil, false, fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	if err := fsyncDir(filepath.Dir(final)); err != nil {
+		return nil, false, fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	return sums.SHA256, true, nil
 }
 
 // removeOtherPartials removes the partial files of final that are left.
@@ -199,14 +221,6 @@ func removeOtherPartials(final string) {
 		if name := e.Name(); strings.HasPrefix(name, prefix) && stores.IsPartial(name) {
 			_ = os.Remove(filepath.Join(dir, name))
 		}
-	}
-}
-
-// syncDir makes a rename in dir durable, where the file system allows it.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 }
 

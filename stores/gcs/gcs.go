@@ -104,6 +104,12 @@ func (d *driver) Verify(opts *blob.WriterOptions, sums stores.Sums) {
 	}
 }
 
+// Limits are GCS's: objects up to 5 TiB, sent in chunks of any number, each
+// but the last a multiple of 256 KiB.
+func (d *driver) Limits() stores.Limits {
+	return stores.Limits{MaxObjectSize: 5 << 40, PartMultiple: chunkUnit}
+}
+
 // clientOptions are the GCS client's credentials: a service account key
 // (GC_KEY_PATH, GC_KEYFILE_DICT), else Google's default chain
 // (GOOGLE_APPLICATION_CREDENTIALS, workload identity). With an emulator

@@ -64,6 +64,12 @@ func (d *driver) Resumable(prefix string) stores.Uploader {
 // that the caller set.
 func (d *driver) Verify(*blob.WriterOptions, stores.Sums) {}
 
+// Limits are S3's multipart limits: 10,000 parts of 5 MiB to 5 GiB (the last
+// one smaller), objects up to 5 TiB.
+func (d *driver) Limits() stores.Limits {
+	return stores.Limits{MaxParts: s3MaxParts, MinPartSize: 5 << 20, MaxPartSize: 5 << 30, MaxObjectSize: 5 << 40}
+}
+
 func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials) (*blob.Bucket, *s3.Client, error) {
 	q := bu.Params
 	var loadOpts []func(*awsconfig.LoadOptions) error

@@ -1,0 +1,104 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/mlsidecar/collector/stores/internal/parts"
+)
+
+// fsyncFile and fsyncDir make writes durable; tests replace them to see
+// when they are called and to make them fail.
+var (
+	fsyncFile = (*os.File).Sync
+	fsyncDir  = syncDir
+)
+
+// Put implements the single-call upload of a folder store (Target.Upload
+// calls it): r goes into a temp file beside the object, named like a partial
+// file (stores.IsPartial), which is fsync'd, renamed into place, and the
+// folder fsync'd. fileblob's writer renames without fsync, so an object the
+// manifest recorded could be empty or missing after a crash of the machine.
+func (d *driver) Put(ctx context.Context, key string, r io.Reader) error {
+	final, err := objectPath(d.dir, key)
+	if err != nil {
+		return err
+	}
+	if err := mkdirs(filepath.Dir(final)); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(partialPath(final, parts.NewID()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return err
+	}
+	temp := f.Name()
+	if err := writeDurably(ctx, f, r); err != nil {
+		_ = os.Remove(temp)
+		return err
+	}
+	if err := os.Rename(temp, final); err != nil {
+		_ = os.Remove(temp)
+		return err
+	}
+	return fsyncDir(filepath.Dir(final))
+}
+
+// writeDurably copies r into f, fsyncs and closes it; it fails if ctx ended
+// meanwhile, so that a cancelled upload is not renamed into place.
+func writeDurably(ctx context.Context, f *os.File, r io.Reader) error {
+	_, err := io.Copy(f, r)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = fsyncFile(f)
+	}
+	return errors.Join(err, f.Close())
+}
+
+// mkdirs creates dir and its missing parents, and fsyncs the folder that
+// holds each one it created, so that a new object's folders survive a crash
+// as well as the object.
+func mkdirs(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a folder", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirs(parent); err != nil {
+			return err
+		}
+	}
+	// Made meanwhile by another upload (ErrExist), it may not be durable yet.
+	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return fsyncDir(parent)
+}
+
+// syncDir makes the changes to dir's entries (a rename, a new file or
+// folder) durable. A file system that cannot fsync a folder (EINVAL,
+// ENOTSUP) is taken as it is: nothing more can be done there.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		err = nil
+	}
+	return errors.Join(err, d.Close())
+}
