@@ -12,10 +12,11 @@ import (
 )
 
 // permanent reports whether err will not go away by retrying soon: refused
-// credentials, a missing bucket, a rejected request. Throttling (503
+// credentials, a missing bucket, a request the store rejected (a 4xx) or a
+// feature it does not support (stores.ErrRefused). Throttling (503
 // SlowDown, 429), timeouts, 5xx answers and broken connections are transient.
 func permanent(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, stores.ErrTooLarge) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, stores.ErrTooLarge) || errors.Is(err, stores.ErrRefused) {
 		return true
 	}
 	switch gcerrors.Code(err) {
