@@ -81,24 +81,37 @@ type Store struct {
 	Conn   Connection
 	drv    Driver
 	prefix string       // the connection's prefix in the bucket ("" or ending in "/")
-	root   *blob.Bucket // the bucket rooted at prefix
+	// base is the driver's bucket. It is only ever wrapped, never used
+	// itself: blob.PrefixedBucket marks the bucket it wraps closed, so every
+	// view of the store is a new wrapper of base.
+	base *blob.Bucket
 }
 
 // Bucket is the store's root: the bucket rooted at the connection's prefix.
-func (s *Store) Bucket() *blob.Bucket { return s.root }
+// Each call returns a new *blob.Bucket over the store's one client, which
+// the caller may wrap in turn; closing any of them closes the store.
+func (s *Store) Bucket() *blob.Bucket { return s.Sub("") }
+
+// Sub is the store's bucket rooted at prefix ("" or ending in "/", relative
+// to the store's root): a new *blob.Bucket each call, as for Bucket.
+func (s *Store) Sub(prefix string) *blob.Bucket { return blob.PrefixedBucket(s.base, s.prefix+prefix) }
 
 // Limits are the store's limits on one object and its parts.
 func (s *Store) Limits() Limits { return s.drv.Limits() }
 
 // Close closes the bucket.
-func (s *Store) Close() error { return s.drv.Bucket().Close() }
+func (s *Store) Close() error { return storeError(s.drv, blob.PrefixedBucket(s.base, "").Close()) }
 
 // Target returns the place under prefix ("" or ending in "/", relative to
 // the store's root) where a component writes.
 func (s *Store) Target(prefix string) Target {
+	var resumable Uploader
+	if u := s.drv.Resumable(s.prefix + prefix); u != nil {
+		resumable = redactingUploader{u: u, drv: s.drv}
+	}
 	return Target{
-		Bucket:    prefixed(s.root, prefix),
-		Resumable: s.drv.Resumable(s.prefix + prefix),
+		Bucket:    s.Sub(prefix),
+		Resumable: resumable,
 		drv:       s.drv,
 		prefix:    s.prefix + prefix,
 	}
@@ -111,7 +124,8 @@ type Target struct {
 	// Bucket is rooted at the target's prefix.
 	Bucket *blob.Bucket
 	// Resumable uploads large objects in parts that survive a restart; nil
-	// when the kind has none (GCS).
+	// when the kind has none (GCS). Its errors are redacted, and a refusal
+	// matches ErrRefused.
 	Resumable Uploader
 	drv       Driver
 	prefix    string // the target's prefix in the driver's bucket
@@ -130,7 +144,8 @@ func (t Target) Limits() Limits {
 // of sums in the metadata and the store asked to verify what it receives.
 // partSize and concurrency tune a streamed upload of a large object (0: the
 // driver's defaults). A folder store writes the file itself, and it is on
-// disk when Upload returns.
+// disk when Upload returns. Like the package's Upload, it redacts its
+// error; a refusal by the store matches ErrRefused.
 func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, partSize, concurrency int) error {
 	if p, ok := t.drv.(putter); ok {
 		if err := p.Put(ctx, t.prefix+key, r); err != nil {
@@ -150,7 +165,7 @@ func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, 
 	if t.drv != nil {
 		t.drv.Verify(opts, sums)
 	}
-	return Upload(ctx, t.Bucket, key, r, opts)
+	return upload(ctx, t.drv, t.Bucket, key, r, opts)
 }
 
 // IdleConnsPerHost is how many idle connections to the store the backends'

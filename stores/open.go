@@ -114,15 +114,7 @@ func open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 	if loc.Prefix != "" {
 		prefix = loc.Prefix + "/"
 	}
-	return &Store{Conn: c, drv: drv, prefix: prefix, root: prefixed(drv.Bucket(), prefix)}, nil
-}
-
-// prefixed roots b at prefix ("" or ending in "/").
-func prefixed(b *blob.Bucket, prefix string) *blob.Bucket {
-	if prefix == "" {
-		return b
-	}
-	return blob.PrefixedBucket(b, prefix)
+	return &Store{Conn: c, drv: drv, prefix: prefix, base: drv.Bucket()}, nil
 }
 
 // Check verifies that the bucket exists and the credentials are accepted, so a
@@ -133,10 +125,10 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 func (s *Store) check(ctx context.Context) error {
-	c := s.Conn
+	c, root := s.Conn, s.Bucket()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ok, err := s.root.IsAccessible(ctx)
+	ok, err := root.IsAccessible(ctx)
 	if err != nil {
 		return &UnavailableError{Store: Describe(c), Err: explain(err)}
 	}
@@ -149,7 +141,7 @@ func (s *Store) check(ctx context.Context) error {
 	}
 	// IsAccessible only asks whether the bucket exists; a listing also proves
 	// the credentials may read it.
-	if _, _, err := s.root.ListPage(ctx, blob.FirstPageToken, 1, nil); err != nil {
+	if _, _, err := root.ListPage(ctx, blob.FirstPageToken, 1, nil); err != nil {
 		return &UnavailableError{Store: Describe(c), Err: explain(err)}
 	}
 	return nil
