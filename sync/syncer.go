@@ -550,6 +550,7 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 		s.ckpt.Record(j.rel, e)
 	}
 	s.mu.Unlock()
+	s.up.forget(ctx, j.rel) // after Record: the Keeper saves both together
 	return entry, nil
 }
 

@@ -240,11 +240,14 @@ func (u *uploader) uploadResumable(ctx context.Context, f *os.File, abs, key str
 		}
 		return resume.Entry{}, fmt.Errorf("upload %q: %w", key, err)
 	}
-	u.forget(ctx, key)
+	// The progress stays saved until the caller has recorded the file in
+	// the manifest and calls forget: a kill in between must find one or
+	// the other, or the whole file would be uploaded again.
 	return entryFor(want, sum), nil
 }
 
-// forget drops a resumable upload's saved progress.
+// forget drops a resumable upload's saved progress: after its file is in
+// the manifest, or when the upload was abandoned. A key with none is fine.
 func (u *uploader) forget(ctx context.Context, key string) {
 	u.mu.Lock()
 	_, ok := u.inFlight[key]
