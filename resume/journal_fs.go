@@ -32,6 +32,11 @@ func (osFS) Append(name string, data []byte, durable bool) error {
 	if err != nil {
 		return err
 	}
+	return writeAndClose(f, data, durable)
+}
+
+// writeAndClose writes data to f, fsyncs it when durable, and closes it.
+func writeAndClose(f *os.File, data []byte, durable bool) error {
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
@@ -71,17 +76,7 @@ func writeFileAtomic(path string, data []byte, durable bool) error {
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
+	if err := writeAndClose(f, data, durable); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
