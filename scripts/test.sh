@@ -49,7 +49,7 @@ printf 'test.sh: servers ready: install %d.%03ds, start %d.%03ds (S3 %s, GCS %s,
 	"$COLLECTOR_TEST_S3_ENDPOINT" "$COLLECTOR_TEST_GCS_HOST" "$COLLECTOR_TEST_AZURE_ENDPOINT"
 
 set +e
-go test -race -count=1 ./... "$@"
+go test -race -count=1 -timeout 30m ./... "$@"
 status=$?
 set -e
 exit "$status"
