@@ -80,7 +80,7 @@ type Store struct {
 	// Conn is the connection the store was opened from.
 	Conn   Connection
 	drv    Driver
-	prefix string       // the connection's prefix in the bucket ("" or ending in "/")
+	prefix string // the connection's prefix in the bucket ("" or ending in "/")
 	// base is the driver's bucket. It is only ever wrapped, never used
 	// itself: blob.PrefixedBucket marks the bucket it wraps closed, so every
 	// view of the store is a new wrapper of base.
