@@ -1,6 +1,7 @@
 package stores
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -44,6 +45,14 @@ type Driver interface {
 // whole bucket.
 type putter interface {
 	Put(ctx context.Context, key string, r io.Reader) error
+}
+
+// bytesPutter is a Driver that sends an object held in memory in one request
+// itself, without the bucket writer's goroutine, pipe and streaming upload
+// manager: S3, where that is one PutObject from the caller's goroutine. key
+// is in the whole bucket.
+type bytesPutter interface {
+	PutBytes(ctx context.Context, key string, data []byte, sums Sums) error
 }
 
 // Sums are what is known of an object's bytes before it is uploaded.
@@ -166,6 +175,20 @@ func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, 
 		t.drv.Verify(opts, sums)
 	}
 	return upload(ctx, t.drv, t.Bucket, key, r, opts)
+}
+
+// PutBytes writes a small object held in memory to key in one request, with
+// the SHA-256 of sums in the metadata and the store asked to verify what it
+// receives, as Upload does. It is the path of every small file, so it
+// avoids the streaming machinery where the backend can.
+func (t Target) PutBytes(ctx context.Context, key string, data []byte, sums Sums) error {
+	if p, ok := t.drv.(bytesPutter); ok {
+		if err := p.PutBytes(ctx, t.prefix+key, data, sums); err != nil {
+			return storeError(t.drv, fmt.Errorf("upload %q: %w", key, err))
+		}
+		return nil
+	}
+	return t.Upload(ctx, key, bytes.NewReader(data), sums, 0, 0)
 }
 
 // IdleConnsPerHost is how many idle connections to the store the backends'

@@ -3,6 +3,7 @@ package stores_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -809,4 +810,48 @@ func TestIsPartial(t *testing.T) {
 			t.Errorf("IsPartial(%q) = %v, want %v", name, got, want)
 		}
 	}
+}
+
+// TestPutBytes checks the path of every small file: one request, the bytes
+// and the SHA-256 metadata readable through the bucket, keys escaped as the
+// bucket escapes them, and bytes that do not match their MD5 never stored.
+func TestPutBytes(t *testing.T) {
+	keys := []string{"plain.txt", "deep/a/b/c.txt", "up/../dots.txt", "ctl\x01char.txt", `odd "#%?\ chars & spaces.txt`, "unicode/模型-ä.txt", "empty.txt"}
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		target := e.store.Target(runPrefix)
+		want := map[string][]byte{}
+		for i, key := range keys {
+			data := bigFile()[i*100 : i*100+4096-i]
+			if key == "empty.txt" {
+				data = []byte{}
+			}
+			sum, md := sha256.Sum256(data), md5.Sum(data)
+			if err := target.PutBytes(ctx, key, data, stores.Sums{SHA256: sum[:], MD5: md[:]}); err != nil {
+				t.Fatalf("%q: %v", key, err)
+			}
+			attrs, err := e.bucket.Attributes(ctx, key)
+			if err != nil {
+				t.Fatalf("%q: %v", key, err)
+			}
+			if e.kind.checksum != "" {
+				if got := attrs.Metadata[stores.HashMetadataKey]; got != hex.EncodeToString(sum[:]) {
+					t.Errorf("%q: metadata sha256 = %q, want %x", key, got, sum)
+				}
+			}
+			want[key] = data
+		}
+		if d := storetest.Diff(want, storetest.Objects(t, e.bucket, "")); d != "" {
+			t.Errorf("store listing differs:\n%s", d)
+		}
+		if e.store.Conn.Kind == stores.KindHostPath || e.store.Conn.Kind == stores.KindVolumeClaim {
+			return // a folder has no transfer to check
+		}
+		data := []byte("bytes that do not match their MD5")
+		bad := md5.Sum([]byte("other bytes"))
+		if err := target.PutBytes(ctx, "bad-md5.txt", data, stores.Sums{MD5: bad[:]}); err == nil {
+			t.Error("upload with a wrong MD5 succeeded")
+		}
+		checkAbsent(t, e, "bad-md5.txt")
+	})
 }

@@ -14,7 +14,6 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
@@ -409,30 +408,38 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 
 	var mu stdsync.Mutex // guards st and lastCheckpoint
 	lastCheckpoint := start
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.cfg.Workers)
-	for _, j := range jobs {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			entry, err := s.do(gctx, j)
-			mu.Lock()
-			// Long passes checkpoint as they go, so a killed collector
-			// redoes at most this much.
-			due := err == nil && s.ckpt != nil && s.checkpointDue(lastCheckpoint)
-			if due {
-				lastCheckpoint = s.now()
+	// A fixed set of workers, not a goroutine per file: a worker's stack
+	// grows once to what the SDK's deep call chains need, rather than once
+	// for every small file.
+	work := make(chan job)
+	var workers stdsync.WaitGroup
+	for range min(s.cfg.Workers, len(jobs)) {
+		workers.Go(func() {
+			for j := range work {
+				entry, err := s.do(ctx, j)
+				mu.Lock()
+				// Long passes checkpoint as they go, so a killed collector
+				// redoes at most this much.
+				due := err == nil && s.ckpt != nil && s.checkpointDue(lastCheckpoint)
+				if due {
+					lastCheckpoint = s.now()
+				}
+				s.count(ctx, &st, j, entry, err)
+				mu.Unlock()
+				if due {
+					s.checkpoint(ctx)
+				}
 			}
-			s.count(ctx, &st, j, entry, err)
-			mu.Unlock()
-			if due {
-				s.checkpoint(ctx)
-			}
-			return nil
 		})
 	}
-	_ = g.Wait()
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- j
+	}
+	close(work)
+	workers.Wait()
 	st.Took = s.now().Sub(start)
 	if s.checkpointAfter(st) {
 		s.checkpoint(ctx)

@@ -100,7 +100,7 @@ func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want
 	}
 	sum := sha256.Sum256(buf)
 	md := md5.Sum(buf)
-	if err := u.target.Upload(ctx, key, bytes.NewReader(buf), stores.Sums{SHA256: sum[:], MD5: md[:]}, 0, 0); err != nil {
+	if err := u.target.PutBytes(ctx, key, buf, stores.Sums{SHA256: sum[:], MD5: md[:]}); err != nil {
 		return resume.Entry{}, err
 	}
 	return entryFor(want, sum[:]), nil
