@@ -157,20 +157,21 @@ if [ -n "$MC" ]; then
 fi
 
 # ---------------------------------------------------------------- measuring helpers
-declare -A WALL RSS RC TOOK
+declare -A WALL RSS CPU RC TOOK
 # timed NAME CMD...: runs CMD under GNU time (and a timeout), logs to $LOGS/NAME.log; sets WALL, RSS
-# (peak, KiB), RC and, for the collector, TOOK (its last pass's took=).
+# (peak, KiB), CPU (user + system seconds), RC and, for the collector, TOOK (its last pass's took=).
 timed() {
 	local name=$1; shift
 	local tf=$WORK/time.$name rc=0 line t0 t1
 	sync
 	t0=$(date +%s.%N)
-	/usr/bin/time -f '%e %M' -o "$tf" timeout --signal=TERM "$TOOL_TIMEOUT" "$@" >"$LOGS/$name.log" 2>&1 || rc=$?
+	/usr/bin/time -f '%e %M %U %S' -o "$tf" timeout --signal=TERM "$TOOL_TIMEOUT" "$@" >"$LOGS/$name.log" 2>&1 || rc=$?
 	t1=$(date +%s.%N)
 	line=$(tail -n 1 "$tf" 2>/dev/null || true)
 	# Wall time from the clock around the run (GNU time's %e has only 10 ms resolution).
 	WALL[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')
 	RSS[$name]=$(awk '{print $2}' <<<"$line")
+	CPU[$name]=$(awk 'NF >= 4 {printf "%.2f", $3 + $4}' <<<"$line")
 	RC[$name]=$rc
 	TOOK[$name]=$(grep -o 'msg="sync pass".*' "$LOGS/$name.log" | grep -o ' took=[^ ]*' | tail -n 1 | cut -d= -f2 || true)
 	if [ "$rc" != 0 ]; then log "$name exited with $rc (see $LOGS/$name.log)"; fi
@@ -208,19 +209,42 @@ mkdir -p "$HOST"
 STATE=$WORK/state
 
 # ---------------------------------------------------------------- 1. initial sync of many small files
-log "scenario 1: initial sync of $SMALL_FILES small files"
-timed s1-s3-collector "$COLLECTOR" --sync-interval 0 --outputs-path "$SMALL" --store "$S3URL" \
-	--run s1-collector --state-dir "$STATE" -- true
-[ -n "$RCLONE" ] && timed s1-s3-rclone "$RCLONE" copy "$SMALL" bench:bench/s1-rclone/
-[ -n "$MC" ] && timed s1-s3-mc "$MC" --config-dir "$MCCFG" mirror "$SMALL" bench/bench/s1-mc/
+# keep_best NAME ROUND: the round's run becomes NAME's figure when it is the fastest so far (the disk
+# the server writes to is shared and noisy; taking turns and the best of each is fair to every tool).
+keep_best() {
+	local r=$1-r$2
+	if [ -z "${WALL[$1]+x}" ] || { ok "$r" && awk -v a="${WALL[$r]}" -v b="${WALL[$1]}" 'BEGIN{exit !(a < b)}'; }; then
+		WALL[$1]=${WALL[$r]} RC[$1]=${RC[$r]} CPU[$1]=${CPU[$r]:-}
+	fi
+	if [ -z "${RSS[$1]+x}" ] || [ "${RSS[$r]:-0}" -gt "${RSS[$1]:-0}" ]; then RSS[$1]=${RSS[$r]}; fi
+	TOOK[$1]=${TOOK[$r]:-}
+}
+S1_ROUNDS=${S1_ROUNDS:-$([ "$SMOKE" = 1 ] && echo 1 || echo 3)}
+log "scenario 1: initial sync of $SMALL_FILES small files, to S3 in $S1_ROUNDS rounds, tools taking turns"
+declare -A OBJ
+for round in $(seq "$S1_ROUNDS"); do
+	timed "s1-s3-collector-r$round" "$COLLECTOR" --sync-interval 0 --outputs-path "$SMALL" --store "$S3URL" \
+		--run s1-collector --state-dir "$STATE/s1-r$round" -- true
+	keep_best s1-s3-collector "$round"
+	OBJ[s1-s3-collector]=$(stored s1-collector/outputs)
+	rm -rf "$S3_ROOT/bench/s1-collector"
+	if [ -n "$RCLONE" ]; then
+		timed "s1-s3-rclone-r$round" "$RCLONE" copy "$SMALL" bench:bench/s1-rclone/
+		keep_best s1-s3-rclone "$round"
+		OBJ[s1-s3-rclone]=$(stored s1-rclone)
+		rm -rf "$S3_ROOT/bench/s1-rclone"
+	fi
+	if [ -n "$MC" ]; then
+		timed "s1-s3-mc-r$round" "$MC" --config-dir "$MCCFG" mirror "$SMALL" bench/bench/s1-mc/
+		keep_best s1-s3-mc "$round"
+		OBJ[s1-s3-mc]=$(stored s1-mc)
+		rm -rf "$S3_ROOT/bench/s1-mc"
+	fi
+done
 timed s1-host-collector "$COLLECTOR" --sync-interval 0 --outputs-path "$SMALL" --store "$HOST/s1-collector" \
 	--run s1-collector-host --state-dir "$STATE" -- true
 timed s1-host-cp cp -r "$SMALL" "$HOST/s1-cp"
 [ -n "$RCLONE" ] && timed s1-host-rclone "$RCLONE" copy "$SMALL" "$HOST/s1-rclone"
-declare -A OBJ
-OBJ[s1-s3-collector]=$(stored s1-collector/outputs)
-OBJ[s1-s3-rclone]=$(stored s1-rclone)
-OBJ[s1-s3-mc]=$(stored s1-mc)
 OBJ[s1-host-collector]=$(count_files "$HOST/s1-collector/s1-collector-host/outputs")
 OBJ[s1-host-cp]=$(count_files "$HOST/s1-cp")
 OBJ[s1-host-rclone]=$(count_files "$HOST/s1-rclone")
@@ -229,16 +253,6 @@ rm -rf "$HOST"/s1-*
 # ---------------------------------------------------------------- 2. one large file
 S2_ROUNDS=${S2_ROUNDS:-$([ "$SMOKE" = 1 ] && echo 1 || echo 3)}
 log "scenario 2: one file of $BIG_MIB MiB to S3, $S2_ROUNDS rounds, tools taking turns"
-# keep_best NAME ROUND: the round's run becomes NAME's figure when it is the fastest so far (the disk
-# the server writes to is shared and noisy; taking turns and the best of each is fair to every tool).
-keep_best() {
-	local r=$1-r$2
-	if [ -z "${WALL[$1]+x}" ] || { ok "$r" && awk -v a="${WALL[$r]}" -v b="${WALL[$1]}" 'BEGIN{exit !(a < b)}'; }; then
-		WALL[$1]=${WALL[$r]} RC[$1]=${RC[$r]}
-	fi
-	if [ -z "${RSS[$1]+x}" ] || [ "${RSS[$r]:-0}" -gt "${RSS[$1]:-0}" ]; then RSS[$1]=${RSS[$r]}; fi
-	TOOK[$1]=${TOOK[$r]:-}
-}
 for round in $(seq "$S2_ROUNDS"); do
 	timed "s2-collector-r$round" "$COLLECTOR" --sync-interval 0 --outputs-path "$BIG" --store "$S3URL" \
 		--run s2-collector --state-dir "$STATE/s2-r$round" -- true
@@ -488,6 +502,7 @@ row() { # markdown table row from cells, each trimmed of surrounding spaces
 	echo "$out|"
 }
 fmt_s() { [ -n "${WALL[$1]+x}" ] && cell "$1" "${WALL[$1]}" || echo n/a; }
+fmt_cpu() { [ -n "${CPU[$1]:-}" ] && cell "$1" "${CPU[$1]}" || echo n/a; }
 fmt_rss() { [ -n "${RSS[$1]+x}" ] && cell "$1" "$(mib "${RSS[$1]}")" || echo n/a; }
 fmt_took() { [ -n "${TOOK[$1]:-}" ] && echo "${TOOK[$1]}" || echo "—"; }
 fmt_req() { [ -n "${REQ[$1]+x}" ] && echo "${REQ[$1]}" || echo n/a; }
@@ -511,14 +526,20 @@ REPORT=$WORK/report.md
 	echo
 	echo "## 1. Initial sync: $SMALL_FILES files × $SMALL_SIZE B (random) in $SMALL_DIRS folders"
 	echo
-	row " target " " tool " " wall s " " files/s " " peak RSS MiB " " files stored "
-	row "---" "---" "---:" "---:" "---:" "---:"
-	row " S3 " " collector " " $(fmt_s s1-s3-collector) " " $S1_C_S3 " " $(fmt_rss s1-s3-collector) " " $(obj s1-s3-collector) "
-	row " S3 " " rclone copy " " $(fmt_s s1-s3-rclone) " " $S1_R_S3 " " $(fmt_rss s1-s3-rclone) " " $( [ -n "$RCLONE" ] && obj s1-s3-rclone || echo n/a) "
-	row " S3 " " mc mirror " " $(fmt_s s1-s3-mc) " " $S1_M_S3 " " $(fmt_rss s1-s3-mc) " " $( [ -n "$MC" ] && obj s1-s3-mc || echo n/a) "
-	row " host path " " collector " " $(fmt_s s1-host-collector) " " $S1_C_H " " $(fmt_rss s1-host-collector) " " $(obj s1-host-collector) "
-	row " host path " " cp -r " " $(fmt_s s1-host-cp) " " $S1_P_H " " $(fmt_rss s1-host-cp) " " $(obj s1-host-cp) "
-	row " host path " " rclone copy " " $(fmt_s s1-host-rclone) " " $S1_R_H " " $(fmt_rss s1-host-rclone) " " $( [ -n "$RCLONE" ] && obj s1-host-rclone || echo n/a) "
+	echo "To S3: best wall time of $S1_ROUNDS rounds per tool, the tools taking turns, with that round's CPU (user + system)."
+	echo
+	row " target " " tool " " wall s " " files/s " " CPU s " " peak RSS MiB " " files stored "
+	row "---" "---" "---:" "---:" "---:" "---:" "---:"
+	row " S3 " " collector " " $(fmt_s s1-s3-collector) " " $S1_C_S3 " " $(fmt_cpu s1-s3-collector) " " $(fmt_rss s1-s3-collector) " " $(obj s1-s3-collector) "
+	row " S3 " " rclone copy " " $(fmt_s s1-s3-rclone) " " $S1_R_S3 " " $(fmt_cpu s1-s3-rclone) " " $(fmt_rss s1-s3-rclone) " " $( [ -n "$RCLONE" ] && obj s1-s3-rclone || echo n/a) "
+	row " S3 " " mc mirror " " $(fmt_s s1-s3-mc) " " $S1_M_S3 " " $(fmt_cpu s1-s3-mc) " " $(fmt_rss s1-s3-mc) " " $( [ -n "$MC" ] && obj s1-s3-mc || echo n/a) "
+	row " host path " " collector " " $(fmt_s s1-host-collector) " " $S1_C_H " " $(fmt_cpu s1-host-collector) " " $(fmt_rss s1-host-collector) " " $(obj s1-host-collector) "
+	row " host path " " cp -r " " $(fmt_s s1-host-cp) " " $S1_P_H " " $(fmt_cpu s1-host-cp) " " $(fmt_rss s1-host-cp) " " $(obj s1-host-cp) "
+	row " host path " " rclone copy " " $(fmt_s s1-host-rclone) " " $S1_R_H " " $(fmt_cpu s1-host-rclone) " " $(fmt_rss s1-host-rclone) " " $( [ -n "$RCLONE" ] && obj s1-host-rclone || echo n/a) "
+	echo
+	echo "To S3, the collector against the peers: wall time $(ratio "${WALL[s1-s3-rclone]:-}" "${WALL[s1-s3-collector]:-}") faster than rclone," \
+		"$(ratio "${WALL[s1-s3-mc]:-}" "${WALL[s1-s3-collector]:-}") faster than mc; CPU $(ratio "${CPU[s1-s3-collector]:-}" "${CPU[s1-s3-rclone]:-}") rclone's," \
+		"$(ratio "${CPU[s1-s3-collector]:-}" "${CPU[s1-s3-mc]:-}") mc's."
 	echo
 	echo "## 2. One file of $BIG_MIB MiB (random) to S3"
 	echo
