@@ -1,4 +1,5 @@
 // Package internal holds the helpers that are not product parts: the glob
 // language of the settings (pathglob), the wrapped command's runner (child),
-// the HTTP probe server (probe) and the Polyaxon plugins schema (plugins).
+// the HTTP probe server (probe), the Polyaxon plugins schema (plugins), and
+// the spool through which logs and resources reach the store (spool).
 package internal

@@ -32,9 +32,9 @@
 //
 // Sealed chunks reach <run>/logs/ through the sync engine's uploader, the
 // same one that puts outputs into the store (retries, the memory budget,
-// the final flush at shutdown), not a second uploader: the spool is a
+// the final flush at shutdown), not a second uploader: internal/spool is a
 // folder the engine syncs with KeepDeleted and no settle time, and it
-// reports each object it stored.
+// reports each object it stored to the producer of its folder.
 //
 // # Cursors and the state section
 //

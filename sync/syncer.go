@@ -53,6 +53,15 @@ type Options struct {
 	// stopped, continued when the target has a resumable uploader and there
 	// is a Checkpointer.
 	Uploads map[string]stores.Progress
+	// Budget, if set, is the memory budget this Syncer shares with others
+	// (the outputs and the spool of logs and resources); nil: its own, of
+	// Config.MemoryBudget.
+	Budget *Budget
+	// Stored, if set, is told of each file once the store holds it (and the
+	// Checkpointer, if any, has recorded it), from the worker that uploaded
+	// it. The spool of logs and resources advances its producers' cursors
+	// there.
+	Stored func(rel string, entry resume.Entry)
 }
 
 // Syncer mirrors one folder into one bucket.
@@ -64,6 +73,7 @@ type Syncer struct {
 	up      *uploader
 	bucket  *blob.Bucket
 	ckpt    Checkpointer
+	stored  func(rel string, entry resume.Entry)
 	now     func() time.Time
 	passMu  stdsync.Mutex // one pass at a time
 	mu      stdsync.Mutex // guards manifest and lastErr
@@ -128,6 +138,7 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		up:      newUploader(target, cfg, opts),
 		bucket:  target.Bucket,
 		ckpt:    opts.Checkpointer,
+		stored:  opts.Stored,
 		now:     now,
 		entries: entries,
 		lastErr: map[string]string{},
@@ -558,7 +569,24 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 	}
 	s.mu.Unlock()
 	s.up.forget(ctx, j.rel) // after Record: the Keeper saves both together
+	if s.stored != nil {
+		s.stored(j.rel, entry)
+	}
 	return entry, nil
+}
+
+// Forget drops rel from what the Syncer knows the store holds, and leaves
+// the store as it is: for a folder whose files are removed once stored (the
+// spool, with KeepDeleted), so that its manifest does not grow with every
+// file it ever held.
+func (s *Syncer) Forget(rel string) {
+	s.mu.Lock()
+	delete(s.entries, rel)
+	delete(s.lastErr, rel)
+	if s.ckpt != nil {
+		s.ckpt.Record(rel, nil)
+	}
+	s.mu.Unlock()
 }
 
 // logFailure logs an error once at Warn, and its repeats for the same path at

@@ -30,7 +30,7 @@ type uploader struct {
 	partSize        int64         // the smallest part: --part-size
 	partConcurrency int
 	budget          int64
-	mem             *semaphore.Weighted
+	mem             *semaphore.Weighted // the budget's
 
 	resumable stores.Uploader // nil: large files go through the bucket's writer
 	journal   Checkpointer
@@ -39,13 +39,17 @@ type uploader struct {
 }
 
 func newUploader(t stores.Target, cfg Config, opts Options) *uploader {
+	budget := opts.Budget
+	if budget == nil {
+		budget = NewBudget(cfg.MemoryBudget)
+	}
 	u := &uploader{
 		target:          t,
 		limits:          t.Limits(),
 		partSize:        int64(cfg.PartSize),
 		partConcurrency: cfg.PartConcurrency,
-		budget:          int64(cfg.MemoryBudget),
-		mem:             semaphore.NewWeighted(int64(cfg.MemoryBudget)),
+		budget:          budget.size,
+		mem:             budget.sem,
 		inFlight:        map[string]stores.Progress{},
 	}
 	if t.Resumable != nil && opts.Checkpointer != nil {
@@ -55,6 +59,18 @@ func newUploader(t stores.Target, cfg Config, opts Options) *uploader {
 		}
 	}
 	return u
+}
+
+// Budget is the memory that upload buffers may hold at once, shared by the
+// Syncers given it in their Options.
+type Budget struct {
+	size int64
+	sem  *semaphore.Weighted
+}
+
+// NewBudget returns a budget of size bytes.
+func NewBudget(size ByteSize) *Budget {
+	return &Budget{size: int64(size), sem: semaphore.NewWeighted(int64(size))}
 }
 
 // upload copies the file at abs to key if it is still the file the scan saw

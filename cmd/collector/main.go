@@ -23,6 +23,7 @@ import (
 
 	"github.com/mlsidecar/collector/internal/child"
 	"github.com/mlsidecar/collector/internal/probe"
+	"github.com/mlsidecar/collector/internal/spool"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 
@@ -296,8 +297,11 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 }
 
 // components builds the run's components from the settings and plugins.
+// The outputs sync and the spool of logs and resources share one memory
+// budget for upload buffers.
 func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]component, error) {
 	var set []component
+	budget := sync.NewBudget(c.set.Sync.MemoryBudget)
 	if c.set.Plugins.CollectArtifactsOn() {
 		skip := []string{c.set.StateDir}
 		if c.conn.Kind == stores.KindHostPath || c.conn.Kind == stores.KindVolumeClaim {
@@ -309,14 +313,45 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			Checkpointer: keeper,
 			SkipDirs:     skip,
 			Uploads:      st.Uploads,
+			Budget:       budget,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outputs sync: %w", err)
 		}
 		set = append(set, componentFunc{name: "outputs", run: syncer.Run})
 	}
+	// The producers of files for the store, each with its folder in the
+	// spool and its section of the state.
+	var producers []producer
+	if len(producers) > 0 {
+		sp, err := spool.New(spool.Config{
+			Dir:    c.spoolDir(),
+			Target: c.store.Target(c.set.Run + "/"),
+			Sync:   c.set.Sync,
+			Budget: budget,
+			Logger: c.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range producers {
+			comp, err := p(sp, st, keeper)
+			if err != nil {
+				return nil, err
+			}
+			set = append(set, comp)
+		}
+		set = append(set, componentFunc{name: "spool", run: sp.Run})
+	}
 	return set, nil
 }
+
+// producer builds a component that writes files for the store into the
+// spool (logs, resources), keeping its cursor in its section of the state.
+type producer func(sp *spool.Spool, st *resume.State, keeper *resume.Keeper) (component, error)
+
+// spoolDir is the run's spool, in its state folder.
+func (c *collector) spoolDir() string { return filepath.Join(c.set.StateDir, c.set.Run, "spool") }
 
 func boolDigit(b bool) string {
 	if b {
