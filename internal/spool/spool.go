@@ -199,7 +199,9 @@ func (p *Producer) Sealed() ([]string, error) {
 
 // OpenPath is the file of the open chunk name, for a producer that reads
 // what an earlier run left in it.
-func (p *Producer) OpenPath(name string) string { return filepath.Join(p.s.dir, openDir, p.folder, name) }
+func (p *Producer) OpenPath(name string) string {
+	return filepath.Join(p.s.dir, openDir, p.folder, name)
+}
 
 func (p *Producer) openPath(name string) string { return p.OpenPath(name) }
 
