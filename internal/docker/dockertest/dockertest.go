@@ -1,0 +1,292 @@
+// Package dockertest is a fake Docker engine on a unix socket for tests: it
+// answers GET /containers/{id}/json, /containers/{id}/logs (the multiplexed
+// frame format, or a TTY container's raw stream; timestamps, since, follow)
+// and /containers/{id}/stats (stream=false) the way the engine does, and can
+// cut a log stream in the middle of a frame. Tests of the Docker log source
+// and of the resource sampler use it; it is not part of the binary.
+package dockertest
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"testing"
+	"time"
+)
+
+// TimeFormat is how the engine stamps a log message.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Engine is the fake engine. Its methods are safe for concurrent use.
+type Engine struct {
+	// Socket is the path of the engine's unix socket.
+	Socket string
+
+	mu         stdsync.Mutex
+	containers map[string]*container
+	changed    chan struct{} // closed and replaced at every change
+	requests   []string
+	drops      []int // frames written before the next logs stream is cut
+}
+
+type container struct {
+	tty      bool
+	status   string // running, exited, created
+	exitCode int
+	messages []message
+	stats    string
+}
+
+type message struct {
+	stream string
+	time   time.Time
+	text   string
+}
+
+// New starts an engine on a socket in a new temporary folder (a short path:
+// a unix socket's path has at most 107 bytes); it stops when the test ends.
+func New(t testing.TB) *Engine {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dockertest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(dir, "docker.sock")
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Socket: socket, containers: map[string]*container{}, changed: make(chan struct{})}
+	srv := &http.Server{Handler: e, ErrorLog: nil}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		srv.Close()
+		os.RemoveAll(dir)
+	})
+	return e
+}
+
+// Add creates a running container named id.
+func (e *Engine) Add(id string, tty bool) {
+	e.change(func() { e.containers[id] = &container{tty: tty, status: "running"} })
+}
+
+// SetStatus sets a container's state (created, running, restarting,
+// exited) and its exit code; a follow stream ends once the container is
+// exited.
+func (e *Engine) SetStatus(id, status string, exitCode int) {
+	e.change(func() {
+		c := e.containers[id]
+		c.status, c.exitCode = status, exitCode
+	})
+}
+
+// Write appends a message to a container's log: text as the container
+// wrote it, with its newline, or without one for a partial message (a piece
+// of a line longer than the engine's buffer, or the last bytes before
+// exit). A TTY container has only "stdout".
+func (e *Engine) Write(id, stream string, at time.Time, text string) {
+	e.change(func() {
+		c := e.containers[id]
+		c.messages = append(c.messages, message{stream: stream, time: at, text: text})
+	})
+}
+
+// SetStats sets the JSON body of the container's stats answer.
+func (e *Engine) SetStats(id, body string) {
+	e.change(func() { e.containers[id].stats = body })
+}
+
+// CutAfter makes the next logs streams end abruptly: the i-th stream opened
+// from now on writes frames[i] whole frames, then half of the next one,
+// then drops the connection (when the log has that many; otherwise it
+// behaves normally).
+func (e *Engine) CutAfter(frames ...int) {
+	e.change(func() { e.drops = append(e.drops, frames...) })
+}
+
+// Requests returns the requests served so far, as "METHOD PATH?QUERY".
+func (e *Engine) Requests() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.requests...)
+}
+
+func (e *Engine) change(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f()
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	e.requests = append(e.requests, r.Method+" "+r.URL.RequestURI())
+	e.mu.Unlock()
+	rest, ok := strings.CutPrefix(r.URL.Path, "/containers/")
+	id, what, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 || r.Method != http.MethodGet {
+		engineError(w, http.StatusNotFound, "page not found")
+		return
+	}
+	e.mu.Lock()
+	c := e.containers[id]
+	e.mu.Unlock()
+	if c == nil {
+		engineError(w, http.StatusNotFound, "No such container: "+id)
+		return
+	}
+	switch what {
+	case "json":
+		e.inspect(w, id)
+	case "logs":
+		e.logs(w, r, id)
+	case "stats":
+		if r.URL.Query().Get("stream") != "false" {
+			engineError(w, http.StatusBadRequest, "dockertest: only stream=false is served")
+			return
+		}
+		e.mu.Lock()
+		body := c.stats
+		e.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, body)
+	default:
+		engineError(w, http.StatusNotFound, "page not found")
+	}
+}
+
+func engineError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}
+
+func (e *Engine) inspect(w http.ResponseWriter, id string) {
+	e.mu.Lock()
+	c := e.containers[id]
+	state := map[string]any{
+		"Status": c.status, "Running": c.status == "running", "Paused": false,
+		"Restarting": c.status == "restarting", "OOMKilled": false, "Dead": false,
+		"Pid": 0, "ExitCode": c.exitCode, "Error": "",
+		"StartedAt": "2026-12-01T04:00:00.000000000Z", "FinishedAt": "0001-01-01T00:00:00Z",
+	}
+	body := map[string]any{
+		"Id": strings.Repeat("ab", 32), "Name": "/" + id, "RestartCount": 0,
+		"State": state, "Config": map[string]any{"Tty": c.tty},
+	}
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(body)
+}
+
+func (e *Engine) logs(w http.ResponseWriter, r *http.Request, id string) {
+	q := r.URL.Query()
+	if q.Get("stdout") != "1" || q.Get("stderr") != "1" || q.Get("timestamps") != "1" {
+		engineError(w, http.StatusBadRequest, "dockertest: serves stdout=1&stderr=1&timestamps=1 only")
+		return
+	}
+	since, err := parseSince(q.Get("since"))
+	if err != nil {
+		engineError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+	e.mu.Lock()
+	c := e.containers[id]
+	tty := c.tty
+	cut := -1
+	if len(e.drops) > 0 {
+		cut, e.drops = e.drops[0], e.drops[1:]
+	}
+	e.mu.Unlock()
+	if tty {
+		w.Header().Set("Content-Type", "application/vnd.docker.raw-stream")
+	} else {
+		w.Header().Set("Content-Type", "application/vnd.docker.multiplexed-stream")
+	}
+	w.WriteHeader(http.StatusOK)
+	flusher := w.(http.Flusher)
+	flusher.Flush()
+	next, written := 0, 0
+	for {
+		e.mu.Lock()
+		msgs := c.messages[next:]
+		next = len(c.messages)
+		exited := c.status == "exited"
+		changed := e.changed
+		e.mu.Unlock()
+		for _, m := range msgs {
+			if m.time.Before(since) {
+				continue
+			}
+			frame := []byte(m.time.UTC().Format(TimeFormat) + " " + m.text)
+			if !tty {
+				header := make([]byte, 8, 8+len(frame))
+				header[0] = 1
+				if m.stream == "stderr" {
+					header[0] = 2
+				}
+				binary.BigEndian.PutUint32(header[4:], uint32(len(frame)))
+				frame = append(header, frame...)
+			}
+			if written == cut {
+				w.Write(frame[:len(frame)/2])
+				flusher.Flush()
+				panic(http.ErrAbortHandler)
+			}
+			w.Write(frame)
+			written++
+		}
+		flusher.Flush()
+		if !follow || exited {
+			return
+		}
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// parseSince reads the engine's since: Unix seconds with an optional
+// fraction of up to nine digits.
+func parseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	secs, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || len(frac) > 9 {
+		return time.Time{}, fmt.Errorf("dockertest: bad since %q", s)
+	}
+	var nsec int64
+	if frac != "" {
+		if nsec, err = strconv.ParseInt(frac, 10, 64); err != nil {
+			return time.Time{}, fmt.Errorf("dockertest: bad since %q", s)
+		}
+		nsec *= int64(math.Pow10(9 - len(frac)))
+	}
+	return time.Unix(sec, nsec), nil
+}
+
+// Query parses the query of a request as Requests returns it.
+func Query(request string) url.Values {
+	_, uri, _ := strings.Cut(request, " ")
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil
+	}
+	return u.Query()
+}
