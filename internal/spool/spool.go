@@ -205,6 +205,13 @@ func (p *Producer) OpenPath(name string) string {
 
 func (p *Producer) openPath(name string) string { return p.OpenPath(name) }
 
+// SealedPath is the file of the sealed chunk name, for a producer that
+// sizes its share of the spool, or drops a chunk it gives up on (removing
+// the file is enough: the engine never deletes from the store).
+func (p *Producer) SealedPath(name string) string {
+	return filepath.Join(p.s.dir, p.folder, name)
+}
+
 // Recover seals the open chunk name that an earlier run left, as it is.
 func (p *Producer) Recover(name string) error {
 	f, err := os.OpenFile(p.openPath(name), os.O_RDWR, 0)
