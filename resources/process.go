@@ -1,0 +1,347 @@
+package resources
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// clockTicks is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100
+// on every Linux architecture the collector ships for).
+const clockTicks = 100
+
+// ProcessTree measures a set of processes from /proc: the descendants of one
+// process (wrapper mode: the collector's, so the wrapped command and
+// everything it starts), or every process visible but the collector itself
+// (a sidecar in a shared process namespace).
+//
+// A process stays in the tree from the sample that first sees it, even when
+// its parent exits and it is adopted outside the tree. Its CPU time is
+// counted once: while it lives, as its own time plus the time of the
+// children it reaped (cutime, cstime); when it has gone, through its
+// parent's cutime when the parent is in the tree, else (adopted, or the top
+// of the tree) as the time the last sample saw. So a grandchild that ran and
+// exited between two samples is counted through the child that reaped it.
+type ProcessTree struct {
+	proc   string // "/proc"
+	self   int
+	parent int // > 0: the descendants of parent; 0: every process but self
+	page   float64
+
+	members map[int]*procState
+	scratch map[int]*procState
+	gone    float64 // CPU seconds of members gone outside the tree
+	last    float64 // the tree's CPU seconds at the previous sample
+	buf     []byte
+	pids    []int
+	started bool
+}
+
+// procState is one process as a sample read it.
+type procState struct {
+	start       uint64 // start time, in ticks after boot: tells a reused pid
+	ppid        int
+	cpu         float64 // utime+stime+cutime+cstime, seconds
+	threads     int
+	rss         uint64
+	read, write uint64 // /proc/<pid>/io read_bytes, write_bytes
+	hasIO       bool
+}
+
+// NewProcessTree measures the descendants of parent, or with parent 0 every
+// process in procDir ("/proc") except the collector's own. It reads the
+// tree once, as the baseline of the first sample's rates.
+func NewProcessTree(procDir string, parent int) (*ProcessTree, error) {
+	if _, err := os.Stat(procDir + "/self/stat"); err != nil {
+		return nil, fmt.Errorf("no process tree: %s is not readable: %w", procDir, err)
+	}
+	t := &ProcessTree{
+		proc:    procDir,
+		self:    os.Getpid(),
+		parent:  parent,
+		page:    float64(os.Getpagesize()),
+		members: map[int]*procState{},
+		scratch: map[int]*procState{},
+		buf:     make([]byte, 0, 4096),
+	}
+	var s Sample
+	if err := t.Sample(&s); err != nil {
+		return nil, fmt.Errorf("no process tree: %w", err)
+	}
+	return t, nil
+}
+
+// Name implements Source.
+func (t *ProcessTree) Name() string { return "process tree" }
+
+// Sample implements Source: processes, threads, open_fds, cpu_cores,
+// rss_bytes, pss_bytes (where smaps_rollup is readable), read_bytes and
+// write_bytes (over the interval).
+func (t *ProcessTree) Sample(s *Sample) error {
+	pids, err := t.listPIDs()
+	if err != nil {
+		return err
+	}
+	// Read every process, keeping the stat of those that may be members.
+	all := t.scratch
+	clear(all)
+	for _, pid := range pids {
+		if pid == t.self {
+			continue
+		}
+		st := &procState{}
+		if !t.readStat(pid, st) {
+			continue // gone since the listing
+		}
+		all[pid] = st
+	}
+	// Membership: members stay (same start time); a process joins when its
+	// parent is a member (or, in wrapper mode, is the parent). Repeat until
+	// stable: a child's pid may be lower than its parent's.
+	next := make(map[int]*procState, len(t.members)+4)
+	for pid, st := range all {
+		if old, ok := t.members[pid]; ok && old.start == st.start {
+			next[pid] = st
+		} else if t.parent == 0 {
+			next[pid] = st
+		}
+	}
+	if t.parent > 0 {
+		for changed := true; changed; {
+			changed = false
+			for pid, st := range all {
+				if _, in := next[pid]; in {
+					continue
+				}
+				if _, pin := next[st.ppid]; pin || st.ppid == t.parent {
+					next[pid] = st
+					changed = true
+				}
+			}
+		}
+	}
+	// Members that have gone: their parent's cutime holds them when the
+	// parent is in the tree; else their last time is kept here.
+	for pid, old := range t.members {
+		if st, ok := next[pid]; ok && st.start == old.start {
+			continue
+		}
+		if _, parentIn := next[old.ppid]; !parentIn {
+			t.gone += old.cpu
+		}
+	}
+
+	var cpu float64
+	var threads, fds int
+	var rss, pss, readB, writeB uint64
+	pssSeen := false
+	for pid, st := range next {
+		cpu += st.cpu
+		threads += st.threads
+		rss += st.rss
+		fds += t.countFDs(pid)
+		if v, ok := t.readPSS(pid); ok {
+			pss += v
+			pssSeen = true
+		}
+		if t.readIO(pid, st) {
+			prev, ok := t.members[pid]
+			switch {
+			case ok && prev.start == st.start && prev.hasIO:
+				readB += st.read - min(prev.read, st.read)
+				writeB += st.write - min(prev.write, st.write)
+			case t.started:
+				readB += st.read
+				writeB += st.write
+			}
+		}
+	}
+	total := cpu + t.gone
+	cores := 0.0
+	if t.started && s.Interval > 0 {
+		cores = max(0, total-t.last) / s.Interval.Seconds()
+	}
+	if !t.started {
+		readB, writeB = 0, 0
+	}
+	t.last = total
+	t.started = true
+	// The states read this time become the members; the old map is reused.
+	t.scratch = t.members
+	t.members = next
+
+	s.Add("processes", float64(len(next)))
+	s.Add("threads", float64(threads))
+	s.Add("open_fds", float64(fds))
+	s.Add("cpu_cores", round(cores, 4))
+	s.Add("rss_bytes", float64(rss))
+	if pssSeen {
+		s.Add("pss_bytes", float64(pss))
+	}
+	s.Add("read_bytes", float64(readB))
+	s.Add("write_bytes", float64(writeB))
+	return nil
+}
+
+// listPIDs lists the numeric entries of /proc.
+func (t *ProcessTree) listPIDs() ([]int, error) {
+	d, err := os.Open(t.proc)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	t.pids = t.pids[:0]
+	for _, n := range names {
+		if n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		if pid, err := strconv.Atoi(n); err == nil {
+			t.pids = append(t.pids, pid)
+		}
+	}
+	return t.pids, nil
+}
+
+// read reads a small /proc file into t.buf.
+func (t *ProcessTree) read(pid int, name string) ([]byte, bool) {
+	f, err := os.Open(t.proc + "/" + strconv.Itoa(pid) + "/" + name)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	t.buf = t.buf[:0]
+	for {
+		if len(t.buf) == cap(t.buf) {
+			t.buf = append(t.buf, 0)[:len(t.buf)]
+		}
+		n, err := f.Read(t.buf[len(t.buf):cap(t.buf)])
+		t.buf = t.buf[:len(t.buf)+n]
+		if err == io.EOF || (err == nil && n == 0) {
+			return t.buf, true
+		}
+		if err != nil {
+			return nil, false
+		}
+	}
+}
+
+// readStat reads /proc/<pid>/stat into st.
+func (t *ProcessTree) readStat(pid int, st *procState) bool {
+	b, ok := t.read(pid, "stat")
+	if !ok {
+		return false
+	}
+	// The command name is in parentheses and may hold anything: the fields
+	// start after the last ')'. Field 3 (state) is rest[0].
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return false
+	}
+	rest := b[i+2:]
+	var f [22]uint64
+	for n := 0; n < len(f); n++ {
+		j := bytes.IndexByte(rest, ' ')
+		if j < 0 {
+			j = len(rest)
+		}
+		if n > 0 { // rest[0] is the state letter
+			v, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+			if err != nil {
+				return false
+			}
+			f[n] = uint64(max(v, 0))
+		}
+		if j == len(rest) {
+			if n < len(f)-1 {
+				return false
+			}
+			break
+		}
+		rest = rest[j+1:]
+	}
+	// rest index = field number - 3.
+	st.ppid = int(f[1])
+	st.cpu = float64(f[11]+f[12]+f[13]+f[14]) / clockTicks
+	st.threads = int(f[17])
+	st.start = f[19]
+	st.rss = f[21] * uint64(t.page)
+	return true
+}
+
+// readIO reads read_bytes and write_bytes of /proc/<pid>/io (readable by
+// the process's owner or root).
+func (t *ProcessTree) readIO(pid int, st *procState) bool {
+	b, ok := t.read(pid, "io")
+	if !ok {
+		return false
+	}
+	r, ok1 := fieldValue(b, "read_bytes:")
+	w, ok2 := fieldValue(b, "write_bytes:")
+	if !ok1 || !ok2 {
+		return false
+	}
+	st.read, st.write, st.hasIO = r, w, true
+	return true
+}
+
+// readPSS reads the proportional set size of /proc/<pid>/smaps_rollup.
+func (t *ProcessTree) readPSS(pid int) (uint64, bool) {
+	b, ok := t.read(pid, "smaps_rollup")
+	if !ok {
+		return 0, false
+	}
+	kb, ok := fieldValue(b, "\nPss:")
+	return kb * 1024, ok
+}
+
+// countFDs counts the open files of pid: the size of /proc/<pid>/fd on
+// Linux 6.2 and later, else its entries.
+func (t *ProcessTree) countFDs(pid int) int {
+	dir := t.proc + "/" + strconv.Itoa(pid) + "/fd"
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return 0
+	}
+	if st.Size > 0 {
+		return int(st.Size)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0
+	}
+	return len(names)
+}
+
+// fieldValue finds "key <number>" in b and returns the number.
+func fieldValue(b []byte, key string) (uint64, bool) {
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	rest := bytes.TrimLeft(b[i+len(key):], " \t")
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	v, err := strconv.ParseUint(string(rest[:j]), 10, 64)
+	return v, err == nil
+}
+
+// isMember tells whether pid was in the tree at the last sample.
+func (t *ProcessTree) isMember(pid int) bool {
+	_, ok := t.members[pid]
+	return ok
+}

@@ -1,0 +1,594 @@
+package resources
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"time"
+
+	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/stores"
+)
+
+// Folder is the sampler's folder in the spool and under the run in the
+// store; SectionName is its section of the run's state; SummaryKey is the
+// summary's name in Folder.
+const (
+	Folder      = "resources"
+	SectionName = "resources"
+	SummaryKey  = "summary.json"
+)
+
+// DefaultChunkBytes is the size (compressed, on disk) at which a chunk is
+// sealed before its age.
+const DefaultChunkBytes = 1 << 20
+
+// Config configures the sampler.
+type Config struct {
+	Run     string
+	Attempt int
+	// Interval is the time between samples (> 0).
+	Interval time.Duration
+	// ChunkAge seals a chunk once its first sample is this old (the sync
+	// interval); <= 0 seals only by size and at the end.
+	ChunkAge time.Duration
+	// ChunkBytes seals a chunk at this size; 0 is DefaultChunkBytes.
+	ChunkBytes int64
+	// Wrapper measures the collector's descendants (the wrapped command)
+	// and the collector's cgroup, which is the job's; otherwise (a sidecar)
+	// every process visible but the collector, and no cgroup (the
+	// sidecar's own is not the job's).
+	Wrapper bool
+	// ProcDir, CgroupRoot and ShmPath default to /proc, /sys/fs/cgroup and
+	// /dev/shm.
+	ProcDir, CgroupRoot, ShmPath string
+	// Cgroup, when set, is measured instead of the collector's own.
+	Cgroup *CgroupPaths
+	// OpenNVML opens NVML; nil is OpenNVML.
+	OpenNVML func() (NVML, error)
+	Logger   *slog.Logger
+}
+
+// State is the sampler's section of the run's state (resume.Section).
+type State interface {
+	Load(v any) (bool, error)
+	Save(ctx context.Context, v any) error
+}
+
+// Store is where summary.json goes: the run's resources folder in the
+// store (a stores.Target rooted at <run>/resources/).
+type Store interface {
+	PutBytes(ctx context.Context, key string, data []byte, sums stores.Sums) error
+}
+
+// section is what the state keeps: the chunks before Stored are in the
+// store, and Aggregates counts their samples and no other.
+type section struct {
+	Version    int        `json:"version"`
+	Stored     int        `json:"stored"`
+	Aggregates Aggregates `json:"aggregates"`
+}
+
+const sectionVersion = 1
+
+// Sampler is the resources component: it samples its sources every
+// interval into chunks of the spool and keeps summary.json current.
+type Sampler struct {
+	cfg     Config
+	log     *slog.Logger
+	sources []Source
+	gpu     *GPU
+	tree    *ProcessTree
+	prod    *spool.Producer
+	state   State
+	store   Store
+
+	mu        stdsync.Mutex
+	agg       Aggregates          // every sample written, stored or not
+	committed section             // what the state holds
+	pending   map[int]*Aggregates // by chunk sequence: the aggregates once it is counted
+	stored    map[int]bool        // chunks the store holds, not yet committed
+	next      int                 // the next chunk's sequence number
+	latest    Sample
+
+	chunk      *spool.Chunk
+	gz         *gzip.Writer
+	chunkSeq   int
+	chunkStart time.Time
+	line       []byte
+	prevTime   time.Time
+}
+
+// New builds the sampler: it opens its sources (saying once which are
+// absent and why), registers its folder with the spool, and counts what an
+// earlier attempt left in the spool.
+func New(cfg Config, sp *spool.Spool, state State, store Store) (*Sampler, error) {
+	if cfg.Interval <= 0 {
+		return nil, errors.New("resources: the interval must be positive")
+	}
+	if cfg.ChunkBytes <= 0 {
+		cfg.ChunkBytes = DefaultChunkBytes
+	}
+	if cfg.ProcDir == "" {
+		cfg.ProcDir = "/proc"
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/sys/fs/cgroup"
+	}
+	if cfg.ShmPath == "" {
+		cfg.ShmPath = "/dev/shm"
+	}
+	if cfg.OpenNVML == nil {
+		cfg.OpenNVML = OpenNVML
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sampler{
+		cfg: cfg, log: log.With("component", "resources"), state: state, store: store,
+		pending: map[int]*Aggregates{}, stored: map[int]bool{},
+	}
+	s.openSources()
+	if err := s.restore(); err != nil {
+		s.closeSources()
+		return nil, err
+	}
+	prod, err := sp.Producer(Folder, s.chunkStored)
+	if err != nil {
+		s.closeSources()
+		return nil, err
+	}
+	s.prod = prod
+	if err := s.recover(); err != nil {
+		s.closeSources()
+		prod.Done()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openSources builds the sources that are there and logs, once, why each
+// other one is not.
+func (s *Sampler) openSources() {
+	parent := 0
+	if s.cfg.Wrapper {
+		parent = os.Getpid()
+	}
+	var found []string
+	if t, err := NewProcessTree(s.cfg.ProcDir, parent); err != nil {
+		s.log.Info(err.Error())
+	} else {
+		s.tree = t
+		s.sources = append(s.sources, t)
+		found = append(found, "process tree")
+	}
+	switch {
+	case s.cfg.Cgroup != nil || s.cfg.Wrapper:
+		paths := s.cfg.Cgroup
+		if paths == nil {
+			p, err := FindCgroup(s.cfg.CgroupRoot, s.cfg.ProcDir+"/self/cgroup")
+			if err != nil {
+				s.log.Info(err.Error())
+				break
+			}
+			paths = &p
+		}
+		if c, err := NewCgroup(*paths); err != nil {
+			s.log.Info(err.Error())
+		} else {
+			s.sources = append(s.sources, c)
+			found = append(found, fmt.Sprintf("cgroup v%d (%s)", paths.Version, paths.Memory))
+		}
+	default:
+		s.log.Info("no cgroup: a sidecar's cgroup is its own container's, not the job's")
+	}
+	if lib, err := s.cfg.OpenNVML(); err != nil {
+		s.log.Info(err.Error())
+	} else {
+		var job func(int) bool
+		if s.tree != nil {
+			job = s.tree.isMember
+		}
+		if g, err := NewGPU(lib, job); err != nil {
+			s.log.Info(err.Error())
+		} else {
+			s.gpu = g
+			s.sources = append(s.sources, g)
+			found = append(found, g.Describe())
+			s.agg.name(g.Devices())
+		}
+	}
+	if sh, err := NewShm(s.cfg.ShmPath, s.log); err != nil {
+		s.log.Info(err.Error())
+	} else {
+		s.sources = append(s.sources, sh)
+		found = append(found, "shm "+s.cfg.ShmPath)
+	}
+	s.log.Info("sampling resources", "interval", s.cfg.Interval.Seconds(), "sources", strings.Join(found, "; "))
+}
+
+func (s *Sampler) closeSources() {
+	if s.gpu != nil {
+		s.gpu.Close()
+	}
+}
+
+// Name implements the collector's component.
+func (s *Sampler) Name() string { return "resources" }
+
+// Latest returns the last sample (for Prometheus gauges: each field is a
+// gauge of its name); false before the first.
+func (s *Sampler) Latest() (Sample, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.latest
+	l.Fields = append([]Field(nil), l.Fields...)
+	return l, !l.Time.IsZero()
+}
+
+// Summary returns the summary of what was sampled so far.
+func (s *Sampler) Summary() Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agg.Summary(s.cfg.Run, false, time.Now())
+}
+
+// Run samples every interval until stop ends, then takes a last sample,
+// seals the last chunk and writes the final summary before deadline.
+func (s *Sampler) Run(stop, deadline context.Context) error {
+	defer s.closeSources()
+	defer s.prod.Done()
+	summaries := make(chan []byte, 1)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for b := range summaries {
+			if err := s.putSummary(deadline, b); err != nil {
+				s.log.Warn("cannot write the summary; it is written again at the next chunk", "err", err)
+			}
+		}
+	}()
+	ticker := time.NewTicker(s.cfg.Interval)
+	defer ticker.Stop()
+	var errs []error
+	keepErr := func(err error) {
+		if err != nil && len(errs) == 0 {
+			s.log.Warn("resource sampling", "err", err)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	keepErr(s.sample(time.Now()))
+	for stop.Err() == nil {
+		select {
+		case <-stop.Done():
+		case now := <-ticker.C:
+			sealed, err := s.sampleAndSeal(now)
+			keepErr(err)
+			if sealed {
+				b := s.summaryJSON(false)
+				select {
+				case <-summaries:
+				default:
+				}
+				summaries <- b
+			}
+		}
+	}
+	keepErr(s.sample(time.Now()))
+	keepErr(s.seal())
+	close(summaries)
+	<-writerDone
+	if err := s.putSummary(deadline, s.summaryJSON(true)); err != nil {
+		return fmt.Errorf("final summary: %w", err)
+	}
+	if len(errs) > 0 {
+		// A sample that failed is logged; only a chunk that could not be
+		// written or sealed loses data.
+		for _, e := range errs {
+			var ce chunkError
+			if errors.As(e, &ce) {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// sampleAndSeal takes a sample and seals the chunk when it is old or big
+// enough; it says whether it sealed one.
+func (s *Sampler) sampleAndSeal(now time.Time) (bool, error) {
+	if err := s.sample(now); err != nil {
+		return false, err
+	}
+	if s.chunk == nil {
+		return false, nil
+	}
+	if s.chunk.Size() >= s.cfg.ChunkBytes || (s.cfg.ChunkAge > 0 && now.Sub(s.chunkStart) >= s.cfg.ChunkAge) {
+		return true, s.seal()
+	}
+	return false, nil
+}
+
+// chunkError is a failure to write the series: samples are lost.
+type chunkError struct{ error }
+
+func (e chunkError) Unwrap() error { return e.error }
+
+// sample reads every source and writes one record.
+func (s *Sampler) sample(now time.Time) error {
+	smp := Sample{Time: now, Attempt: s.cfg.Attempt}
+	if !s.prevTime.IsZero() {
+		smp.Interval = now.Sub(s.prevTime)
+	}
+	s.prevTime = now
+	var firstErr error
+	for _, src := range s.sources {
+		if err := src.Sample(&smp); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("%s: %w", src.Name(), err)
+		}
+	}
+	if err := s.write(&smp); err != nil {
+		return chunkError{err}
+	}
+	s.mu.Lock()
+	s.agg.Add(&smp)
+	if kills, _ := smp.Value("cgroup_oom_kills"); kills > 0 {
+		limit, _ := smp.Value("cgroup_memory_limit_bytes")
+		s.log.Warn("the OOM killer killed a process of the job's cgroup", "kills", kills, "limit_bytes", limit)
+	}
+	s.latest = smp
+	s.mu.Unlock()
+	return firstErr
+}
+
+// write appends the sample to the open chunk, starting one if needed. Each
+// record is flushed, so a chunk left open by a kill is readable up to its
+// last whole record.
+func (s *Sampler) write(smp *Sample) error {
+	if s.chunk == nil {
+		s.mu.Lock()
+		seq := s.next
+		s.next++
+		s.mu.Unlock()
+		c, err := s.prod.Create(chunkName(seq, s.cfg.Attempt))
+		if err != nil {
+			return err
+		}
+		s.chunk, s.chunkSeq, s.chunkStart = c, seq, smp.Time
+		if s.gz == nil {
+			s.gz = gzip.NewWriter(c)
+		} else {
+			s.gz.Reset(c)
+		}
+	}
+	s.line = smp.appendJSON(s.line[:0])
+	if _, err := s.gz.Write(s.line); err != nil {
+		return err
+	}
+	return s.gz.Flush()
+}
+
+// seal closes and seals the open chunk, and remembers the aggregates that
+// count it, for when the store holds it.
+func (s *Sampler) seal() error {
+	if s.chunk == nil {
+		return nil
+	}
+	c := s.chunk
+	s.chunk = nil
+	err := s.gz.Close()
+	s.mu.Lock()
+	snap := s.agg.clone()
+	s.pending[s.chunkSeq] = &snap
+	s.mu.Unlock()
+	if err == nil {
+		err = c.Seal()
+	}
+	if err != nil {
+		c.Abort()
+		return chunkError{fmt.Errorf("chunk %s: %w", c.Name(), err)}
+	}
+	return nil
+}
+
+// chunkStored is the spool's report that the store holds a chunk: the
+// state moves past every chunk the store holds in sequence.
+func (s *Sampler) chunkStored(name string) error {
+	seq, ok := parseChunkName(name)
+	if !ok {
+		return nil // not ours
+	}
+	s.mu.Lock()
+	if seq < s.committed.Stored {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stored[seq] = true
+	moved := false
+	for s.stored[s.committed.Stored] && s.pending[s.committed.Stored] != nil {
+		n := s.committed.Stored
+		s.committed.Aggregates = *s.pending[n]
+		delete(s.pending, n)
+		delete(s.stored, n)
+		s.committed.Stored = n + 1
+		moved = true
+	}
+	sec := s.committed
+	sec.Aggregates = sec.Aggregates.clone()
+	s.mu.Unlock()
+	if !moved {
+		return nil
+	}
+	return s.state.Save(context.Background(), sec)
+}
+
+// restore loads the state section: the series and the aggregates continue.
+func (s *Sampler) restore() error {
+	var sec section
+	ok, err := s.state.Load(&sec)
+	if err != nil {
+		return err
+	}
+	if ok && sec.Version != sectionVersion {
+		return fmt.Errorf("state section %q: version %d, want %d", SectionName, sec.Version, sectionVersion)
+	}
+	sec.Version = sectionVersion
+	s.committed = sec
+	infos := s.agg.GPUs
+	s.agg = sec.Aggregates.clone()
+	for _, g := range infos {
+		s.agg.name([]GPUInfo{g.GPUInfo})
+	}
+	s.next = sec.Stored
+	return nil
+}
+
+// recover seals what an earlier run on this disk left open (its whole
+// records), and counts the samples of every chunk still in the spool: they
+// are not in the state's aggregates yet, and will reach the store.
+func (s *Sampler) recover() error {
+	open, err := s.prod.OpenChunks()
+	if err != nil {
+		return err
+	}
+	for _, name := range open {
+		if err := s.recoverOpen(name); err != nil {
+			s.log.Warn("an open chunk of an earlier run cannot be read; dropping it", "chunk", name, "err", err)
+			if err := s.prod.Discard(name); err != nil {
+				return err
+			}
+		}
+	}
+	sealed, err := s.prod.Sealed()
+	if err != nil {
+		return err
+	}
+	for _, name := range sealed {
+		seq, ok := parseChunkName(name)
+		if !ok {
+			continue
+		}
+		s.next = max(s.next, seq+1)
+		if seq < s.committed.Stored {
+			continue // counted: the store has it, the spool has not removed it yet
+		}
+		samples, err := readChunk(s.prod.SealedPath(name))
+		if err != nil {
+			return fmt.Errorf("resources: chunk %s of an earlier run: %w", name, err)
+		}
+		for i := range samples {
+			s.agg.Add(&samples[i])
+		}
+		snap := s.agg.clone()
+		s.pending[seq] = &snap
+	}
+	return nil
+}
+
+// recoverOpen rewrites the open chunk name with its whole records, closed,
+// and seals it.
+func (s *Sampler) recoverOpen(name string) error {
+	samples, err := readChunk(s.prod.OpenPath(name))
+	if err != nil {
+		return err
+	}
+	if len(samples) == 0 {
+		return s.prod.Discard(name)
+	}
+	c, err := s.prod.Create(name)
+	if err != nil {
+		return err
+	}
+	gz := gzip.NewWriter(c)
+	var line []byte
+	for i := range samples {
+		line = samples[i].appendJSON(line[:0])
+		if _, err := gz.Write(line); err != nil {
+			c.Abort()
+			return err
+		}
+	}
+	if err := gz.Close(); err != nil {
+		c.Abort()
+		return err
+	}
+	return c.Seal()
+}
+
+// readChunk reads the whole records of a chunk, which may have been cut
+// short by a kill.
+func readChunk(path string) ([]Sample, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil // nothing was flushed
+		}
+		return nil, err
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	var out []Sample
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		smp, err := parseSample(line)
+		if err != nil {
+			break // a record cut short: the end of what was written
+		}
+		out = append(out, smp)
+	}
+	return out, nil
+}
+
+// chunkName names chunk seq of an attempt: sorted by name, the chunks are
+// in the order of their samples, and an attempt never replaces a chunk an
+// earlier one stored under the same number.
+func chunkName(seq, attempt int) string {
+	return fmt.Sprintf("%06d-a%d.jsonl.gz", seq, attempt)
+}
+
+func parseChunkName(name string) (int, bool) {
+	num, rest, ok := strings.Cut(name, "-a")
+	if !ok || !strings.HasSuffix(rest, ".jsonl.gz") {
+		return 0, false
+	}
+	seq, err := strconv.Atoi(num)
+	return seq, err == nil
+}
+
+func (s *Sampler) summaryJSON(final bool) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agg.Summary(s.cfg.Run, final, time.Now()).JSON()
+}
+
+func (s *Sampler) putSummary(ctx context.Context, b []byte) error {
+	sha := sha256.Sum256(b)
+	sum := md5.Sum(b)
+	return s.store.PutBytes(ctx, SummaryKey, b, stores.Sums{SHA256: sha[:], MD5: sum[:]})
+}
