@@ -1,0 +1,194 @@
+package logs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mlsidecar/collector/internal/docker"
+)
+
+// dockerName is what the engine accepts as a container's name or ID.
+var dockerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// NewDockerSource returns the source of a container's log read from the
+// Docker engine listening on socketPath ("" is /var/run/docker.sock): the
+// engine's own timestamps, stdout and stderr as the engine tells them
+// apart (a TTY container's log is all stdout). It follows the log,
+// reconnects with backoff when the stream ends while the container runs,
+// and ends once the container has exited and its log is read to the end.
+// A position resumes with since and drops the lines already passed.
+// The socket must exist; the engine is reached only when the source runs.
+func NewDockerSource(container, socketPath string) (Source, error) {
+	spec := "docker:" + container
+	if !dockerName.MatchString(container) {
+		return nil, fmt.Errorf("--logs: %q: a container's name or ID: letters, digits, '_', '.' and '-', starting with a letter or digit", spec)
+	}
+	client := docker.New(socketPath)
+	fi, err := os.Stat(client.Socket())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("--logs: %q: no Docker socket at %s (mount the engine's socket into the collector's container)", spec, client.Socket())
+	case err != nil:
+		return nil, fmt.Errorf("--logs: %q: Docker socket: %v", spec, err)
+	case fi.Mode().Type() != fs.ModeSocket:
+		return nil, fmt.Errorf("--logs: %q: %s is not a socket (want the Docker engine's unix socket)", spec, client.Socket())
+	}
+	return &dockerSource{
+		container: container,
+		client:    client,
+		retry:     backoff{min: 100 * time.Millisecond, max: 10 * time.Second},
+		notFound:  2 * time.Minute,
+		drainFor:  5 * time.Second,
+	}, nil
+}
+
+type dockerSource struct {
+	container string
+	client    *docker.Client
+	retry     backoff
+	// notFound is how long the source waits for a container the engine
+	// does not know (compose may create it after the collector).
+	notFound time.Duration
+	// drainFor bounds the last read at the end of the run.
+	drainFor time.Duration
+}
+
+func (s *dockerSource) Name() string { return sourceName("docker", s.container) }
+
+// Run follows the container's log from the position after from. When ctx
+// ends, it reads what the engine has now and returns.
+func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record, Position) error) error {
+	p, err := parseStampedPosition(from)
+	if err != nil {
+		return fmt.Errorf("docker:%s: %w", s.container, err)
+	}
+	cur := newStampedCursor(p)
+	reader := newStampedReader(false)
+	var missingSince time.Time
+	for {
+		if ctx.Err() != nil {
+			return s.drain(ctx, cur, reader, emit)
+		}
+		info, err := s.client.Inspect(ctx, s.container)
+		switch {
+		case ctx.Err() != nil:
+			continue
+		case errors.Is(err, docker.ErrNotFound):
+			if missingSince.IsZero() {
+				missingSince = time.Now()
+			}
+			if time.Since(missingSince) > s.notFound {
+				return fmt.Errorf("docker:%s: the engine has no such container (waited %v)", s.container, s.notFound)
+			}
+			s.retry.wait(ctx)
+			continue
+		case errors.Is(err, syscall.EACCES):
+			return fmt.Errorf("docker:%s: %w (the collector's user may not use the Docker socket)", s.container, err)
+		case err != nil:
+			s.retry.wait(ctx) // the engine restarting: try again
+			continue
+		}
+		missingSince = time.Time{}
+		if info.State.Status == "created" {
+			s.retry.wait(ctx) // not started yet
+			continue
+		}
+		exited := info.State.Exited()
+		n, err := s.session(ctx, cur, reader, !exited, emit)
+		if err, ok := asEmitError(err); ok {
+			return err
+		}
+		if exited && err == nil {
+			return nil // read to the end after the container stopped
+		}
+		if n > 0 {
+			s.retry.reset()
+		}
+		if ctx.Err() == nil {
+			s.retry.wait(ctx)
+		}
+	}
+}
+
+// drain reads what the engine has now, at the end of the run.
+func (s *dockerSource) drain(ctx context.Context, cur *stampedCursor, reader *stampedReader, emit func(Record, Position) error) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.drainFor)
+	defer cancel()
+	_, err := s.session(dctx, cur, reader, false, emit)
+	if err, ok := asEmitError(err); ok {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("docker:%s: last read at the end of the run: %w", s.container, err)
+	}
+	return nil
+}
+
+// session reads the log from the cursor once, following it or not.
+func (s *dockerSource) session(ctx context.Context, cur *stampedCursor, reader *stampedReader, follow bool, emit func(Record, Position) error) (int, error) {
+	r, err := s.client.Logs(ctx, s.container, cur.since(), follow)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	cur.session()
+	base := Record{Container: s.container}
+	total := 0
+	for {
+		stream, frame, err := r.Next()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		base.Stream = stream
+		// A frame is one message: without its newline, a piece of a line.
+		// A TTY's raw stream ends mid-line when the connection is cut, or
+		// with the container's last bytes when the log is read to its end.
+		end := endPartial
+		if r.TTY() {
+			end = endCut
+			if !follow {
+				end = endLine
+			}
+		}
+		reader.stripCR = r.TTY()
+		n, err := reader.copy(frame, cur, base, end, emit)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// sourceName makes a Source name ([a-z0-9-], at most 64 bytes) of a kind
+// and a container's name: the name itself when it fits, else its fitting
+// part and a hash of the whole, so that two containers never share one.
+func sourceName(kind, container string) string {
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		}
+		return '-'
+	}, container)
+	full := kind + "-" + name
+	if name == container && len(full) <= 64 {
+		return full
+	}
+	h := fnv.New32a()
+	h.Write([]byte(container))
+	return fmt.Sprintf("%.55s-%08x", full, h.Sum32())
+}
