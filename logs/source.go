@@ -18,6 +18,9 @@ type Record struct {
 	// Continued is set on every piece of a split line but the last: the
 	// next record of the same stream continues it.
 	Continued bool
+	// Dropped is set on a record the collector writes itself: the number
+	// of the source's lines it dropped before this one.
+	Dropped int64
 }
 
 // Source is one place log lines come from: the wrapped command, a file
@@ -35,7 +38,26 @@ type Source interface {
 	// the source is exhausted (the wrapped command exited). emit blocks
 	// while the spool is full (backpressure) and returns an error when the
 	// component stops; Run then returns.
+	//
+	// A nil position says "not a place to resume from": a source that
+	// reads a block of lines at a time passes its position with the last
+	// record of the block only, and the chunk holding the block is not
+	// closed before that record. The last record a source emits before Run
+	// returns must carry a position.
+	//
+	// When ctx ends (the end of the run), Run reads what is left to read
+	// now (a file to its end, a partial last line as a line) and returns;
+	// emit still works until the shutdown deadline.
 	Run(ctx context.Context, from Position, emit func(Record, Position) error) error
+}
+
+// Unpaced is implemented by a source that must never wait for the spool:
+// the wrapped command, which a full spool must not slow down. When the
+// spool is full, the collector drops the oldest lines of such a source that
+// are not yet in the store, instead of blocking its emit, counts them, and
+// writes a record saying how many.
+type Unpaced interface {
+	Unpaced()
 }
 
 // Position is a source's own description of where it is, saved in the

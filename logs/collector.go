@@ -1,0 +1,612 @@
+package logs
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mlsidecar/collector/internal/spool"
+)
+
+// Folder is the collector's folder in the spool and under the run in the
+// store (<run>/logs/).
+const Folder = "logs"
+
+// SectionName is the collector's section of the run's state.
+const SectionName = "logs"
+
+// Section is where the collector keeps its cursors: a resume.Section.
+type Section interface {
+	Load(v any) (bool, error)
+	Save(ctx context.Context, v any) error
+}
+
+// Options are what the collector is given beside its settings.
+type Options struct {
+	// Node, Pod and Attempt are added to every record where known.
+	Node, Pod string
+	Attempt   int
+	// Section holds the cursors across restarts.
+	Section Section
+	Logger  *slog.Logger
+}
+
+// Collector is the logs component: it runs its sources, writes their
+// records into gzip-compressed chunks in the spool, and moves each source's
+// cursor once the store holds the chunk with its lines.
+type Collector struct {
+	cfg     Config
+	opts    Options
+	log     *slog.Logger
+	prod    *spool.Producer
+	meta    recordMeta
+	writers []*writer
+
+	mu    stdsync.Mutex // guards state and sizes
+	state sectionState
+	sizes map[string]int64 // sealed chunks in the spool, not yet stored
+	used  atomic.Int64     // bytes of the spool's chunks, open and sealed
+}
+
+// sectionState is the collector's section of the run's state.
+type sectionState struct {
+	Version int                     `json:"version"`
+	Sources map[string]*sourceState `json:"sources"`
+}
+
+// sourceState is one source's cursor and its chunks in flight.
+type sourceState struct {
+	// Cursor is the source's position after the last line the store
+	// holds, among chunks stored in order.
+	Cursor Position `json:"cursor,omitempty"`
+	// Attempt and Next number the source's next chunk.
+	Attempt int    `json:"attempt"`
+	Next    uint64 `json:"next"`
+	// Chunks are the sealed chunks not yet behind the cursor, by name:
+	// their end positions are recorded before they are sealed, so that a
+	// chunk stored after a restart still moves the cursor.
+	Chunks map[string]*chunkState `json:"chunks,omitempty"`
+}
+
+// chunkState is a sealed chunk the cursor has not passed yet.
+type chunkState struct {
+	End   Position `json:"end,omitempty"`
+	Lines int64    `json:"lines"`
+	// Noted is the sum of the dropped lines the chunk's own records count:
+	// a dropped chunk passes them on to the next record of dropped lines.
+	Noted   int64 `json:"noted,omitempty"`
+	Stored  bool  `json:"stored,omitempty"`
+	Dropped bool  `json:"dropped,omitempty"`
+}
+
+const sectionVersion = 1
+
+// chunkName is a chunk's name: the source, the attempt and the sequence
+// number, fixed-width so that a listing gives the order.
+func chunkName(source string, attempt int, seq uint64) string {
+	return fmt.Sprintf("%s.%06d.%08d.jsonl.gz", source, attempt, seq)
+}
+
+var chunkPattern = regexp.MustCompile(`^([a-z0-9-]+)\.([0-9]{6})\.([0-9]{8})\.jsonl\.gz$`)
+
+// parseChunkName returns the source, attempt and sequence of a chunk name.
+func parseChunkName(name string) (source string, attempt int, seq uint64, ok bool) {
+	m := chunkPattern.FindStringSubmatch(name)
+	if m == nil {
+		return "", 0, 0, false
+	}
+	attempt, _ = strconv.Atoi(m[2])
+	seq, _ = strconv.ParseUint(m[3], 10, 64)
+	return m[1], attempt, seq, true
+}
+
+var sourceNamePattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+
+// New builds the collector over sp and takes over what an earlier run of
+// the same run left: chunks sealed but not known to be in the store are
+// uploaded again under their names and move the cursor when stored; chunks
+// left open by a kill are discarded, and their sources read those lines
+// again from the end of the last sealed chunk.
+func New(cfg Config, sp *spool.Spool, sources []Source, opts Options) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ChunkAge == 0 {
+		cfg.ChunkAge = 10 * time.Second
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultConfig().Poll
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{
+		cfg: cfg, opts: opts, log: log.With("component", "logs"),
+		meta:  recordMeta{node: opts.Node, pod: opts.Pod, attempt: opts.Attempt},
+		sizes: map[string]int64{},
+	}
+	seen := map[string]bool{}
+	for _, s := range sources {
+		name := s.Name()
+		if !sourceNamePattern.MatchString(name) {
+			return nil, fmt.Errorf("logs: source name %q: want 1 to 64 of a-z, 0-9, '-'", name)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("logs: two sources named %q; give each its own", name)
+		}
+		seen[name] = true
+		_, unpaced := s.(Unpaced)
+		c.writers = append(c.writers, &writer{c: c, src: s, name: name, unpaced: unpaced})
+	}
+	prod, err := sp.Producer(Folder, c.stored)
+	if err != nil {
+		return nil, err
+	}
+	c.prod = prod
+	if err := c.recover(); err != nil {
+		prod.Done()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Name is the component's name.
+func (c *Collector) Name() string { return "logs" }
+
+// recover loads the section and reconciles it with what the spool holds.
+func (c *Collector) recover() error {
+	c.state = sectionState{Version: sectionVersion, Sources: map[string]*sourceState{}}
+	if c.opts.Section != nil {
+		if _, err := c.opts.Section.Load(&c.state); err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		if c.state.Version > sectionVersion {
+			return fmt.Errorf("logs: state section version %d is newer than this collector's (%d)", c.state.Version, sectionVersion)
+		}
+		c.state.Version = sectionVersion
+		if c.state.Sources == nil {
+			c.state.Sources = map[string]*sourceState{}
+		}
+	}
+	open, err := c.prod.OpenChunks()
+	if err != nil {
+		return err
+	}
+	for _, name := range open {
+		if err := c.prod.Discard(name); err != nil {
+			return err
+		}
+	}
+	if len(open) > 0 {
+		c.log.Info("discarded chunks a killed collector left open; their sources read those lines again", "chunks", len(open))
+	}
+	sealed, err := c.prod.Sealed()
+	if err != nil {
+		return err
+	}
+	inSpool := map[string]bool{}
+	for _, name := range sealed {
+		inSpool[name] = true
+		if fi, err := os.Stat(c.prod.SealedPath(name)); err == nil {
+			c.sizes[name] = fi.Size()
+			c.used.Add(fi.Size())
+		}
+	}
+	for src, ss := range c.state.Sources {
+		lost := false
+		for _, name := range sortedNames(ss.Chunks) {
+			ch := ss.Chunks[name]
+			if !lost && (ch.Stored || ch.Dropped || inSpool[name]) {
+				continue
+			}
+			// Not in the spool and not stored: it was never sealed (a kill
+			// between recording and sealing it), or the spool was lost (a
+			// new pod). Its lines, and those of every later chunk, are read
+			// again from the cursor.
+			if !lost {
+				c.log.Warn("a chunk recorded in the state is not in the spool; its source reads its lines again", "source", src, "chunk", name)
+			}
+			lost = true
+			delete(ss.Chunks, name)
+			if inSpool[name] {
+				_ = os.Remove(c.prod.SealedPath(name))
+				c.used.Add(-c.sizes[name])
+				delete(c.sizes, name)
+			}
+		}
+		c.advance(ss)
+	}
+	for _, w := range c.writers {
+		ss := c.source(w.name)
+		if ss.Attempt != c.opts.Attempt {
+			ss.Attempt, ss.Next = c.opts.Attempt, 1
+		}
+		for _, name := range sealed {
+			if s, a, seq, ok := parseChunkName(name); ok && s == w.name && a == ss.Attempt && seq >= ss.Next {
+				ss.Next = seq + 1
+			}
+		}
+		if ss.Next == 0 {
+			ss.Next = 1
+		}
+		w.from = ss.Cursor
+		if names := sortedNames(ss.Chunks); len(names) > 0 {
+			if end := ss.Chunks[names[len(names)-1]].End; end != nil {
+				w.from = end
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Collector) source(name string) *sourceState {
+	ss := c.state.Sources[name]
+	if ss == nil {
+		ss = &sourceState{}
+		c.state.Sources[name] = ss
+	}
+	if ss.Chunks == nil {
+		ss.Chunks = map[string]*chunkState{}
+	}
+	return ss
+}
+
+func sortedNames(m map[string]*chunkState) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// advance moves the cursor past the chunks stored (or dropped) in order.
+func (c *Collector) advance(ss *sourceState) {
+	for _, name := range sortedNames(ss.Chunks) {
+		ch := ss.Chunks[name]
+		if !ch.Stored && !ch.Dropped {
+			return
+		}
+		if ch.End != nil {
+			ss.Cursor = ch.End
+		}
+		delete(ss.Chunks, name)
+	}
+}
+
+// save records the section; c.mu is held.
+func (c *Collector) save() error {
+	if c.opts.Section == nil {
+		return nil
+	}
+	return c.opts.Section.Save(context.Background(), &c.state)
+}
+
+// stored is the spool's report that the store holds the chunk name.
+func (c *Collector) stored(name string) error {
+	src, _, _, ok := parseChunkName(name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if size, ok := c.sizes[name]; ok {
+		c.used.Add(-size)
+		delete(c.sizes, name)
+	}
+	ss := c.state.Sources[src]
+	if !ok || ss == nil || ss.Chunks[name] == nil {
+		return nil // a chunk the state does not know (its record was lost): it is in the store, all the same
+	}
+	ch := ss.Chunks[name]
+	if ch.Dropped {
+		c.log.Warn("a chunk dropped while the spool was full reached the store after all", "chunk", name, "lines", ch.Lines)
+	}
+	ch.Stored = true
+	c.advance(ss)
+	return c.save()
+}
+
+// Run runs the sources until stop ends, and each has read what it had to
+// read; then it seals the last chunks and tells the spool it is done. emit
+// fails once deadline ends, which stops the sources that are still busy.
+func (c *Collector) Run(stop, deadline context.Context) error {
+	defer c.prod.Done()
+	srcCtx, cancel := context.WithCancel(stop)
+	defer cancel()
+	context.AfterFunc(deadline, cancel)
+
+	tickDone := make(chan struct{})
+	tickStopped := make(chan struct{})
+	go func() {
+		defer close(tickStopped)
+		c.sealByAge(tickDone)
+	}()
+
+	errs := make([]error, len(c.writers))
+	var wg stdsync.WaitGroup
+	for i, w := range c.writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			emit := func(r Record, pos Position) error { return w.emit(deadline, r, pos) }
+			if err := w.src.Run(srcCtx, w.from, emit); err != nil && !errors.Is(err, context.Canceled) {
+				errs[i] = fmt.Errorf("source %s: %w", w.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(tickDone)
+	<-tickStopped
+	for _, w := range c.writers {
+		w.mu.Lock()
+		if w.dropped > 0 && w.failed == nil {
+			if w.chunk == nil {
+				if err := w.open(); err != nil {
+					errs = append(errs, w.fail(err))
+				}
+			}
+			if w.chunk != nil {
+				if err := w.noteDropped(w.container); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := w.seal(); err != nil {
+			errs = append(errs, err)
+		}
+		w.mu.Unlock()
+	}
+	if deadline.Err() != nil {
+		errs = append(errs, fmt.Errorf("sources stopped at the shutdown deadline: %w", context.Cause(deadline)))
+	}
+	return errors.Join(errs...)
+}
+
+// sealByAge seals each chunk once it is ChunkAge old, at its next place to
+// resume from, until done is closed.
+func (c *Collector) sealByAge(done <-chan struct{}) {
+	every := min(max(c.cfg.ChunkAge/10, 20*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			for _, w := range c.writers {
+				w.mu.Lock()
+				if w.chunk != nil && w.resumable && now.Sub(w.opened) >= c.cfg.ChunkAge {
+					if err := w.seal(); err != nil {
+						c.log.Error("cannot seal a log chunk", "source", w.name, "err", err)
+					}
+				}
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+// writer is one source's open chunk.
+type writer struct {
+	c       *Collector
+	src     Source
+	name    string
+	unpaced bool
+	from    Position // where the source resumes
+
+	mu        stdsync.Mutex
+	chunk     *spool.Chunk
+	gz        *gzip.Writer
+	buf       []byte
+	opened    time.Time
+	lines     int64
+	noted     int64 // dropped lines counted by records of the open chunk
+	counted   int64 // of the chunk's size, what c.used holds
+	lastPos   Position
+	resumable bool   // the last record carried a position
+	container string // the last record's, for a record of dropped lines
+	dropped   int64  // lines dropped and not yet reported
+	failed    error
+}
+
+// emit writes one record of the source.
+func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return w.failed
+	}
+	if err := deadline.Err(); err != nil {
+		return fmt.Errorf("logs: %w", context.Cause(deadline))
+	}
+	c := w.c
+	for c.used.Load() >= int64(c.cfg.SpoolLimit) {
+		if w.unpaced {
+			if c.dropOldest(w) {
+				continue
+			}
+			// Nothing of this source's left to drop but its open chunk,
+			// which holds newer lines: the spool goes over its limit by
+			// this chunk, at most.
+			break
+		}
+		if w.resumable && w.chunk != nil {
+			if err := w.seal(); err != nil {
+				return err
+			}
+			continue
+		}
+		// Backpressure: wait for the store to take chunks.
+		w.mu.Unlock()
+		select {
+		case <-deadline.Done():
+			w.mu.Lock()
+			return fmt.Errorf("logs: spool full at the shutdown deadline: %w", context.Cause(deadline))
+		case <-time.After(50 * time.Millisecond):
+		}
+		w.mu.Lock()
+	}
+	if w.chunk == nil {
+		if err := w.open(); err != nil {
+			return w.fail(err)
+		}
+	}
+	if w.dropped > 0 {
+		if err := w.noteDropped(r.Container); err != nil {
+			return err
+		}
+	}
+	if r.Dropped > 0 {
+		c.log.Warn("lines of the wrapped command were not collected: the collector fell behind its output", "source", w.name, "lines", r.Dropped)
+	}
+	w.buf = appendRecord(w.buf[:0], &r, &c.meta)
+	if _, err := w.gz.Write(w.buf); err != nil {
+		return w.fail(err)
+	}
+	if r.Dropped > 0 {
+		w.noted += r.Dropped
+	} else {
+		w.lines++
+	}
+	w.container = r.Container
+	w.resumable = pos != nil
+	if pos != nil {
+		w.lastPos = pos
+	}
+	size := w.chunk.Size()
+	c.used.Add(size - w.counted)
+	w.counted = size
+	if w.resumable && size >= int64(c.cfg.ChunkSize) {
+		if err := w.seal(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteDropped writes a record of the lines dropped from the full spool;
+// w.mu is held and a chunk is open.
+func (w *writer) noteDropped(container string) error {
+	note := Record{Time: time.Now(), Container: container, Stream: "stderr", Dropped: w.dropped,
+		Value: []byte(fmt.Sprintf("collector: %d earlier lines of this output were dropped: the spool was full (the store did not take the logs in time)", w.dropped))}
+	w.buf = appendRecord(w.buf[:0], &note, &w.c.meta)
+	if _, err := w.gz.Write(w.buf); err != nil {
+		return w.fail(err)
+	}
+	w.c.log.Warn("dropped the oldest unsent lines of the wrapped command: the spool was full", "source", w.name, "lines", w.dropped)
+	w.noted += w.dropped
+	w.dropped = 0
+	return nil
+}
+
+func (w *writer) fail(err error) error {
+	w.failed = fmt.Errorf("logs: chunk of %s: %w", w.name, err)
+	return w.failed
+}
+
+// open starts the source's next chunk; w.mu is held.
+func (w *writer) open() error {
+	c := w.c
+	c.mu.Lock()
+	ss := c.source(w.name)
+	name := chunkName(w.name, ss.Attempt, ss.Next)
+	ss.Next++
+	c.mu.Unlock()
+	ch, err := c.prod.Create(name)
+	if err != nil {
+		return err
+	}
+	w.chunk, w.opened, w.lines, w.noted, w.counted = ch, time.Now(), 0, 0, 0
+	if w.gz == nil {
+		w.gz, err = gzip.NewWriterLevel(ch, gzip.BestSpeed)
+		if err != nil {
+			return err
+		}
+	} else {
+		w.gz.Reset(ch)
+	}
+	return nil
+}
+
+// seal closes the open chunk, records its end position in the section,
+// and hands it to the spool; w.mu is held.
+func (w *writer) seal() error {
+	if w.chunk == nil {
+		return nil
+	}
+	c := w.c
+	name := w.chunk.Name()
+	if err := w.gz.Close(); err != nil {
+		return w.fail(err)
+	}
+	size := w.chunk.Size()
+	c.mu.Lock()
+	ss := c.source(w.name)
+	ss.Chunks[name] = &chunkState{End: w.lastPos, Lines: w.lines, Noted: w.noted}
+	if seq := nextSeq(name); seq > ss.Next {
+		ss.Next = seq
+	}
+	err := c.save()
+	c.used.Add(size - w.counted)
+	c.sizes[name] = size
+	c.mu.Unlock()
+	if err == nil {
+		err = w.chunk.Seal()
+	}
+	w.chunk = nil
+	if err != nil {
+		// Left out of the spool: at the next start its record is dropped
+		// and the source reads its lines again.
+		c.mu.Lock()
+		c.used.Add(-size)
+		delete(c.sizes, name)
+		c.mu.Unlock()
+		return w.fail(err)
+	}
+	return nil
+}
+
+func nextSeq(name string) uint64 {
+	_, _, seq, _ := parseChunkName(name)
+	return seq + 1
+}
+
+// dropOldest drops the source's oldest chunk in the spool that the store
+// does not hold yet, and reports whether there was one; w.mu is held.
+func (c *Collector) dropOldest(w *writer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ss := c.source(w.name)
+	for _, name := range sortedNames(ss.Chunks) {
+		ch := ss.Chunks[name]
+		size, inSpool := c.sizes[name]
+		if ch.Stored || ch.Dropped || !inSpool {
+			continue
+		}
+		if err := os.Remove(c.prod.SealedPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Error("cannot drop a chunk from the full spool", "chunk", name, "err", err)
+			return false
+		}
+		ch.Dropped = true
+		w.dropped += ch.Lines + ch.Noted
+		c.used.Add(-size)
+		delete(c.sizes, name)
+		c.advance(ss)
+		if err := c.save(); err != nil {
+			c.log.Error("cannot record a dropped chunk", "chunk", name, "err", err)
+		}
+		return true
+	}
+	return false
+}
+
+// Spooled is how many bytes of chunks the collector has in the spool.
+func (c *Collector) Spooled() int64 { return c.used.Load() }

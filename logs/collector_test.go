@@ -1,0 +1,260 @@
+package logs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	stdsync "sync"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/stores"
+	"github.com/mlsidecar/collector/stores/storetest"
+	"github.com/mlsidecar/collector/sync"
+)
+
+// memSection is a resume.Section in memory.
+type memSection struct {
+	mu  stdsync.Mutex
+	raw []byte
+}
+
+func (s *memSection) Load(v any) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.raw == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(s.raw, v)
+}
+
+func (s *memSection) Save(_ context.Context, v any) error {
+	raw, err := json.Marshal(v)
+	s.mu.Lock()
+	s.raw = raw
+	s.mu.Unlock()
+	return err
+}
+
+// numbered emits n numbered lines, each with a position that counts them,
+// from the position it is given.
+type numbered struct {
+	name string
+	n    int
+}
+
+func (s *numbered) Name() string { return s.name }
+
+func (s *numbered) Run(ctx context.Context, from Position, emit func(Record, Position) error) error {
+	i := 0
+	if from != nil {
+		json.Unmarshal(from, &i)
+	}
+	for ; i < s.n; i++ {
+		r := Record{Time: time.Now(), Container: s.name, Stream: "stdout", Value: []byte(fmt.Sprintf("line %d", i))}
+		if err := emit(r, Position(fmt.Sprint(i+1))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func testSpool(t *testing.T, dir string, b *blob.Bucket) *spool.Spool {
+	t.Helper()
+	cfg := sync.DefaultConfig()
+	cfg.Interval = 50 * time.Millisecond
+	sp, err := spool.New(spool.Config{Dir: dir, Target: stores.Target{Bucket: b}, Sync: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.ChunkSize = 4 << 10
+	cfg.ChunkAge = 200 * time.Millisecond
+	cfg.Poll = 20 * time.Millisecond
+	return cfg
+}
+
+// runOnce runs a collector over sources until they are done, and the
+// spool until it emptied.
+func runOnce(t *testing.T, cfg Config, dir string, b *blob.Bucket, sec Section, attempt int, sources ...Source) *Collector {
+	t.Helper()
+	sp := testSpool(t, dir, b)
+	c, err := New(cfg, sp, sources, Options{Section: sec, Attempt: attempt, Pod: "pod-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- sp.Run(stop, context.Background()) }()
+	if err := c.Run(stop, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// lines reads the run's logs back as "container/stream value" strings.
+func lines(t *testing.T, b *blob.Bucket, f Filter) []string {
+	t.Helper()
+	var out []string
+	err := Read(context.Background(), b, f, func(e *Entry, _ []byte) error {
+		out = append(out, e.Container+"/"+e.Stream+" "+string(e.Line()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func keys(t *testing.T, b *blob.Bucket) []string {
+	t.Helper()
+	var out []string
+	for k := range storetest.Objects(t, b, "") {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Every line reaches the store once, in order, in several chunks named by
+// source, attempt and sequence; the cursor ends past the last line.
+func TestLinesReachTheStoreInOrder(t *testing.T) {
+	dir, b := t.TempDir(), memblob.OpenBucket(nil)
+	sec := &memSection{}
+	runOnce(t, testConfig(), dir, b, sec, 1, &numbered{name: "app", n: 5000}, &numbered{name: "side", n: 10})
+	got := lines(t, b, Filter{Container: "app"})
+	if len(got) != 5000 {
+		t.Fatalf("read back %d lines of app, want 5000", len(got))
+	}
+	for i, l := range got {
+		if want := fmt.Sprintf("app/stdout line %d", i); l != want {
+			t.Fatalf("line %d = %q, want %q", i, l, want)
+		}
+	}
+	if n := len(lines(t, b, Filter{})); n != 5010 {
+		t.Errorf("read back %d lines in all, want 5010", n)
+	}
+	ks := keys(t, b)
+	if len(ks) < 3 {
+		t.Errorf("chunks in the store: %v; want several (4 KiB chunks)", ks)
+	}
+	for _, k := range ks {
+		if !strings.HasPrefix(k, "logs/app.000001.") && !strings.HasPrefix(k, "logs/side.000001.") {
+			t.Errorf("chunk %q is not named <source>.<attempt>.<sequence>", k)
+		}
+	}
+	var st sectionState
+	sec.Load(&st)
+	if got := string(st.Sources["app"].Cursor); got != "5000" {
+		t.Errorf("app's cursor = %s, want 5000", got)
+	}
+	if n := len(st.Sources["app"].Chunks); n != 0 {
+		t.Errorf("chunks left in the section: %d", n)
+	}
+	// A second run of the same run reads nothing again.
+	runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 5000})
+	if n := len(lines(t, b, Filter{Container: "app"})); n != 5000 {
+		t.Errorf("after a second attempt: %d lines, want 5000", n)
+	}
+}
+
+// The records are the contract's JSON: RFC 3339 timestamps with
+// nanoseconds, the labels, invalid UTF-8 kept (escaped), long lines marked.
+func TestRecordFormat(t *testing.T) {
+	r := Record{Time: time.Date(2026, 12, 1, 4, 5, 6, 7000, time.UTC), Container: "main", Stream: "stderr",
+		Value: []byte("a \"quoted\"\ttab \xff\xfe end é"), Continued: true}
+	line := appendRecord(nil, &r, &recordMeta{node: "n1", pod: "p1", attempt: 3})
+	want := `{"timestamp":"2026-12-01T04:05:06.000007000Z","container":"main","stream":"stderr","value":"a \"quoted\"\ttab \ufffd\ufffd end é","node":"n1","pod":"p1","attempt":3,"continued":true,"bytes":"YSAicXVvdGVkIgl0YWIg//4gZW5kIMOp"}` + "\n"
+	if string(line) != want {
+		t.Fatalf("record:\n got %s\nwant %s", line, want)
+	}
+	e, err := ParseEntry(line[:len(line)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(e.Line()) != string(r.Value) || !e.Continued || e.Attempt != 3 || !e.Timestamp.Equal(r.Time) {
+		t.Errorf("read back %+v", e)
+	}
+}
+
+// A store outage fills the spool: a paced source waits (no loss), the
+// wrapped command's oldest unsent lines are dropped and counted in a
+// record, and everything else reaches the store once it is back.
+func TestFullSpool(t *testing.T) {
+	dir := t.TempDir()
+	inner := memblob.OpenBucket(nil)
+	b, faulty := storetest.NewFaulty(inner, 1)
+	faulty.SetFailureRate(1)
+	cfg := testConfig()
+	cfg.ChunkSize = 1 << 10
+	cfg.SpoolLimit = 8 << 10
+	cfg.ChunkAge = time.Hour
+	sp := testSpool(t, dir, b)
+	cmd := &unpaced{numbered{name: "command", n: 20000}}
+	file := &numbered{name: "file", n: 20000}
+	c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, end := context.WithCancel(context.Background())
+	spoolDone := make(chan error, 1)
+	go func() { spoolDone <- sp.Run(stop, context.Background()) }()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(stop, context.Background()) }()
+	time.Sleep(500 * time.Millisecond)
+	if used := c.Spooled(); used > int64(cfg.SpoolLimit)+int64(cfg.ChunkSize)*3 {
+		t.Errorf("spool holds %d bytes during the outage, limit %d", used, cfg.SpoolLimit)
+	}
+	faulty.SetFailureRate(0)
+	end()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-spoolDone; err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(t, inner, Filter{Container: "file"}); len(got) != 20000 || got[19999] != "file/stdout line 19999" {
+		t.Errorf("paced source: %d lines in the store, want all 20000", len(got))
+	}
+	var kept, dropped int64
+	last := -1
+	err = Read(context.Background(), inner, Filter{Container: "command"}, func(e *Entry, _ []byte) error {
+		if e.Dropped > 0 {
+			dropped += e.Dropped
+			return nil
+		}
+		kept++
+		var n int
+		fmt.Sscanf(e.Value, "line %d", &n)
+		if n <= last {
+			t.Errorf("line %d after line %d", n, last)
+		}
+		last = n
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped == 0 {
+		t.Error("no record of dropped lines")
+	}
+	if kept+dropped != 20000 || last != 19999 {
+		t.Errorf("command: %d lines kept + %d dropped, last %d; want 20000 in all, the newest kept", kept, dropped, last)
+	}
+}
+
+type unpaced struct{ numbered }
+
+func (unpaced) Unpaced() {}

@@ -1,0 +1,197 @@
+package logs
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"gocloud.dev/blob"
+)
+
+// Filter selects records when reading a run's logs back; empty fields
+// select everything.
+type Filter struct {
+	Container string
+	Stream    string
+}
+
+func (f Filter) match(e *Entry) bool {
+	return (f.Container == "" || e.Container == f.Container) && (f.Stream == "" || e.Stream == f.Stream)
+}
+
+// Read passes the run's records to fn in order: each source's chunks in
+// name order (attempt, then sequence), the sources merged by timestamp.
+// run is the store rooted at the run (<run>/). raw is the record's JSON line
+// without its newline, valid only during the call.
+func Read(ctx context.Context, run *blob.Bucket, f Filter, fn func(e *Entry, raw []byte) error) error {
+	names, err := listChunks(ctx, run)
+	if err != nil {
+		return err
+	}
+	return readChunks(ctx, run, names, f, fn)
+}
+
+// Follow is Read, then, every interval until ctx ends, the records of the
+// chunks that landed since. A chunk that lands after a later one of its
+// source (uploads run in parallel) is printed when it lands.
+func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Filter, fn func(e *Entry, raw []byte) error) error {
+	done := map[string]bool{}
+	for {
+		names, err := listChunks(ctx, run)
+		if err != nil {
+			return err
+		}
+		var fresh []string
+		for _, n := range names {
+			if !done[n] {
+				fresh = append(fresh, n)
+				done[n] = true
+			}
+		}
+		if err := readChunks(ctx, run, fresh, f, fn); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// listChunks returns the keys of the run's chunks, in name order.
+func listChunks(ctx context.Context, run *blob.Bucket) ([]string, error) {
+	var names []string
+	it := run.List(&blob.ListOptions{Prefix: Folder + "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s/: %w", Folder, err)
+		}
+		name := obj.Key[len(Folder)+1:]
+		if _, _, _, ok := parseChunkName(name); ok {
+			names = append(names, obj.Key)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// readChunks merges the chunks given (keys in name order) by source.
+func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, fn func(e *Entry, raw []byte) error) error {
+	var streams []*chunkStream
+	bySource := map[string]*chunkStream{}
+	for _, k := range keys {
+		src, _, _, _ := parseChunkName(k[len(Folder)+1:])
+		s := bySource[src]
+		if s == nil {
+			s = &chunkStream{ctx: ctx, run: run, f: f}
+			bySource[src] = s
+			streams = append(streams, s)
+		}
+		s.keys = append(s.keys, k)
+	}
+	defer func() {
+		for _, s := range streams {
+			s.close()
+		}
+	}()
+	for _, s := range streams {
+		if err := s.next(); err != nil {
+			return err
+		}
+	}
+	for {
+		var best *chunkStream
+		for _, s := range streams {
+			if s.head != nil && (best == nil || s.head.Timestamp.Before(best.head.Timestamp)) {
+				best = s
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		if err := fn(best.head, best.raw); err != nil {
+			return err
+		}
+		if err := best.next(); err != nil {
+			return err
+		}
+	}
+}
+
+// chunkStream reads one source's chunks in order, one record at a time.
+type chunkStream struct {
+	ctx  context.Context
+	run  *blob.Bucket
+	f    Filter
+	keys []string
+
+	key  string
+	r    *blob.Reader
+	gz   *gzip.Reader
+	br   *bufio.Reader
+	head *Entry
+	raw  []byte
+}
+
+// next moves to the source's next record that the filter takes.
+func (s *chunkStream) next() error {
+	for {
+		if s.br == nil {
+			if len(s.keys) == 0 {
+				s.head = nil
+				return nil
+			}
+			s.key, s.keys = s.keys[0], s.keys[1:]
+			r, err := s.run.NewReader(s.ctx, s.key, nil)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", s.key, err)
+			}
+			gz, err := gzip.NewReader(r)
+			if err != nil {
+				r.Close()
+				return fmt.Errorf("read %s: %w", s.key, err)
+			}
+			s.r, s.gz, s.br = r, gz, bufio.NewReaderSize(gz, 256<<10)
+		}
+		line, err := s.br.ReadBytes('\n')
+		if len(line) > 0 && err == nil {
+			line = bytes.TrimSuffix(line, []byte("\n"))
+			e, perr := ParseEntry(line)
+			if perr != nil {
+				return fmt.Errorf("read %s: %w", s.key, perr)
+			}
+			if s.f.match(&e) {
+				s.head, s.raw = &e, line
+				return nil
+			}
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if len(line) > 0 {
+				return fmt.Errorf("read %s: the last record has no newline", s.key)
+			}
+			s.close()
+			continue
+		}
+		return fmt.Errorf("read %s: %w", s.key, err)
+	}
+}
+
+func (s *chunkStream) close() {
+	if s.r != nil {
+		s.gz.Close()
+		s.r.Close()
+	}
+	s.r, s.gz, s.br = nil, nil, nil
+}
