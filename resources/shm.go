@@ -17,6 +17,7 @@ type Shm struct {
 	path   string
 	log    *slog.Logger
 	warned bool
+	statfs func(path string) (size, used uint64, err error)
 }
 
 // NewShm measures the file system at path.
@@ -24,7 +25,7 @@ func NewShm(path string, log *slog.Logger) (*Shm, error) {
 	if _, _, err := statfs(path); err != nil {
 		return nil, fmt.Errorf("no shm: %w", err)
 	}
-	return &Shm{path: path, log: log}, nil
+	return &Shm{path: path, log: log, statfs: statfs}, nil
 }
 
 // Name implements Source.
@@ -32,7 +33,7 @@ func (s *Shm) Name() string { return "shm" }
 
 // Sample implements Source: shm_size_bytes and shm_used_bytes.
 func (s *Shm) Sample(smp *Sample) error {
-	size, used, err := statfs(s.path)
+	size, used, err := s.statfs(s.path)
 	if err != nil {
 		return err
 	}
