@@ -103,7 +103,7 @@ func appendRecord(b []byte, r *Record, m *recordMeta) []byte {
 	return append(b, "}\n"...)
 }
 
-const hex = "0123456789abcdef"
+const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. It reports whether s was valid
 // UTF-8; each invalid byte is written as U+FFFD.
@@ -129,7 +129,7 @@ func appendString[T string | []byte](b []byte, s T) ([]byte, bool) {
 			case '\t':
 				b = append(b, '\\', 't')
 			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
 			start = i
