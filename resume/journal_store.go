@@ -118,7 +118,7 @@ func (k *Keeper) saveStore(ctx context.Context) error {
 	}
 	for len(j.queue) > 0 {
 		o := j.queue[0]
-		if err := putState(ctx, k.bucket, o.key(), o.data); err != nil {
+		if err := k.putState(ctx, o.key(), o.data); err != nil {
 			return err
 		}
 		j.queue = j.queue[1:]
@@ -158,7 +158,7 @@ func (k *Keeper) snapshotStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := putState(ctx, k.bucket, StateKey, data); err != nil {
+	if err := k.putState(ctx, StateKey, data); err != nil {
 		return err
 	}
 	first := !j.started
@@ -185,7 +185,7 @@ func (k *Keeper) mergeStore(ctx context.Context) {
 	for _, o := range j.singles {
 		merged.data = append(merged.data, o.data...)
 	}
-	if err := putState(ctx, k.bucket, merged.key(), merged.data); err != nil {
+	if err := k.putState(ctx, merged.key(), merged.data); err != nil {
 		k.log.Warn("cannot merge the state's journal records in the store; trying again at the next checkpoint", "err", err)
 		return
 	}
@@ -195,10 +195,12 @@ func (k *Keeper) mergeStore(ctx context.Context) {
 	j.singles = nil
 }
 
-func putState(ctx context.Context, b *blob.Bucket, key string, data []byte) error {
-	if err := stores.Upload(ctx, b, key, bytes.NewReader(data), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+func (k *Keeper) putState(ctx context.Context, key string, data []byte) error {
+	if err := stores.Upload(ctx, k.bucket, key, bytes.NewReader(data), &blob.WriterOptions{ContentType: "application/json"}); err != nil {
 		return fmt.Errorf("save the run's state to the store: %w", err)
 	}
+	k.stored.objects.Add(1)
+	k.stored.bytes.Add(int64(len(data)))
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	stdsync "sync"
+	"sync/atomic"
 
 	"gocloud.dev/blob"
 
@@ -59,6 +60,14 @@ type Keeper struct {
 	localWarn  bool   // a local failure was logged and not yet followed by a success
 
 	store storeJournal // guarded by its own lock
+
+	stored struct{ objects, bytes atomic.Int64 } // state objects put in the store
+}
+
+// StoreWrites returns how many objects of the state the Keeper has put in
+// the store since it started, and their bytes: what checkpoints cost.
+func (k *Keeper) StoreWrites() (objects, bytes int64) {
+	return k.stored.objects.Load(), k.stored.bytes.Load()
 }
 
 // NewKeeper returns a Keeper that continues st, the state Begin returned and

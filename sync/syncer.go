@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sort"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -91,6 +92,54 @@ type Syncer struct {
 	// whether there was one (guarded by mu).
 	checkpointTook time.Duration
 	checkpointed   bool
+
+	totals totals
+}
+
+// totals count what the Syncer did since it started (Totals).
+type totals struct {
+	uploadedFiles, uploadedBytes, deleted, failures, retries atomic.Int64
+	pending                                                  atomic.Int64
+	lastSync                                                 atomic.Int64 // Unix nanoseconds
+}
+
+// Totals are what a Syncer did since it started, for /metrics.
+type Totals struct {
+	UploadedFiles int64     // files uploaded
+	UploadedBytes int64     // their bytes
+	Deleted       int64     // objects deleted because their files were
+	Failures      int64     // uploads and deletions that failed after their retries
+	Retries       int64     // requests tried again after a transient failure
+	Pending       int64     // files left for a later pass: unsettled, changing or failed
+	LastSync      time.Time // the end of the last pass that left nothing failed; zero before
+}
+
+// Totals returns what the Syncer did since it started.
+func (s *Syncer) Totals() Totals {
+	t := Totals{
+		UploadedFiles: s.totals.uploadedFiles.Load(),
+		UploadedBytes: s.totals.uploadedBytes.Load(),
+		Deleted:       s.totals.deleted.Load(),
+		Failures:      s.totals.failures.Load(),
+		Retries:       s.totals.retries.Load(),
+		Pending:       s.totals.pending.Load(),
+	}
+	if ns := s.totals.lastSync.Load(); ns != 0 {
+		t.LastSync = time.Unix(0, ns)
+	}
+	return t
+}
+
+// retry is retry with uploadAttempts, counting the tries after the first.
+func (s *Syncer) retry(ctx context.Context, op func() error) error {
+	tries := 0
+	err := retry(ctx, uploadAttempts, func() error {
+		if tries++; tries > 1 {
+			s.totals.retries.Add(1)
+		}
+		return op()
+	})
+	return err
 }
 
 // PassStats counts what one pass did.
@@ -452,6 +501,16 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	close(work)
 	workers.Wait()
 	st.Took = s.now().Sub(start)
+	s.totals.uploadedFiles.Add(int64(st.Uploaded))
+	s.totals.uploadedBytes.Add(st.Bytes)
+	s.totals.deleted.Add(int64(st.Deleted))
+	s.totals.failures.Add(int64(st.Failed))
+	s.mu.Lock()
+	s.totals.pending.Store(int64(len(s.pending)))
+	s.mu.Unlock()
+	if st.Failed == 0 {
+		s.totals.lastSync.Store(s.now().UnixNano())
+	}
 	if s.checkpointAfter(st) {
 		s.checkpoint(ctx)
 	}
@@ -534,7 +593,7 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 		if _, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(j.rel))); err == nil {
 			return resume.Entry{}, errChanged
 		}
-		err := retry(ctx, uploadAttempts, func() error {
+		err := s.retry(ctx, func() error {
 			if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 				return err
 			}
@@ -553,7 +612,7 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 		return resume.Entry{}, nil
 	}
 	var entry resume.Entry
-	err := retry(ctx, uploadAttempts, func() (err error) {
+	err := s.retry(ctx, func() (err error) {
 		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state)
 		return err
 	})

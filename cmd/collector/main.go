@@ -253,6 +253,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	c.log.Info("collector ready", "run", c.set.Run, "attempt", st.Attempt, "files_in_store", len(st.Outputs))
 
 	keeper := resume.NewKeeper(c.statePath(), c.run, st, c.log)
+	c.probe.Metrics.MustRegister(stateMetrics{keeper})
 	components, err := c.components(st, keeper)
 	if err != nil {
 		c.log.Error("cannot start", "err", err)
@@ -319,6 +320,7 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			return nil, fmt.Errorf("outputs sync: %w", err)
 		}
 		set = append(set, componentFunc{name: "outputs", run: syncer.Run})
+		c.probe.Metrics.MustRegister(outputsMetrics{syncer})
 	}
 	// The producers of files for the store, each with its folder in the
 	// spool and its section of the state.

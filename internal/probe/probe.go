@@ -11,20 +11,29 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Probe tells whether the collector is ready.
+// Probe tells whether the collector is ready, and serves its metrics.
 type Probe struct {
 	ready     atomic.Bool
 	readyFile string
 	addr      string
 	log       *slog.Logger
+	// Metrics is the registry /metrics serves; components register their
+	// collectors in it as they start.
+	Metrics *prometheus.Registry
 }
 
 // New returns a Probe that serves on addr (none when empty) and writes
 // readyFile (none when empty) once ready.
 func New(addr, readyFile string, log *slog.Logger) *Probe {
-	return &Probe{addr: addr, readyFile: readyFile, log: log.With("component", "probe")}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Probe{addr: addr, readyFile: readyFile, log: log.With("component", "probe"), Metrics: reg}
 }
 
 // SetReady marks the collector ready and writes the ready file.
@@ -45,9 +54,11 @@ func (p *Probe) SetReady() error {
 // Ready reports whether SetReady was called.
 func (p *Probe) Ready() bool { return p.ready.Load() }
 
-// Handler serves /readyz (503 until ready) and /healthz (always 200).
+// Handler serves /readyz (503 until ready), /healthz (always 200) and
+// /metrics (Prometheus' text format).
 func (p *Probe) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(p.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !p.Ready() {

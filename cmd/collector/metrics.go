@@ -1,0 +1,59 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/sync"
+)
+
+// The collector's own metrics, read from the components at each scrape of
+// /metrics (--probe-addr), so that counting costs the components nothing
+// between scrapes.
+var (
+	outputsUploadedFiles = prometheus.NewDesc("collector_outputs_uploaded_files_total", "Files of the outputs folder uploaded to the store.", nil, nil)
+	outputsUploadedBytes = prometheus.NewDesc("collector_outputs_uploaded_bytes_total", "Bytes of the outputs folder uploaded to the store.", nil, nil)
+	outputsDeleted       = prometheus.NewDesc("collector_outputs_deleted_objects_total", "Objects deleted from the store because their files were deleted in this attempt.", nil, nil)
+	outputsFailures      = prometheus.NewDesc("collector_outputs_failures_total", "Uploads and deletions that failed after their retries (tried again at the next pass).", nil, nil)
+	outputsRetries       = prometheus.NewDesc("collector_outputs_retries_total", "Store requests tried again after a transient failure.", nil, nil)
+	outputsPending       = prometheus.NewDesc("collector_outputs_pending_files", "Files waiting for a later pass: not settled yet, changing while read, or failed.", nil, nil)
+	outputsLastSync      = prometheus.NewDesc("collector_outputs_last_sync_timestamp_seconds", "When the last sync pass that left nothing failed ended (Unix time; 0 before the first).", nil, nil)
+	stateObjects         = prometheus.NewDesc("collector_state_checkpoint_objects_total", "Objects of the run's state (snapshots and journal records) put in the store.", nil, nil)
+	stateBytes           = prometheus.NewDesc("collector_state_checkpoint_bytes_total", "Bytes of the run's state put in the store.", nil, nil)
+)
+
+// outputsMetrics reports the outputs sync's totals.
+type outputsMetrics struct{ s *sync.Syncer }
+
+func (m outputsMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{outputsUploadedFiles, outputsUploadedBytes, outputsDeleted, outputsFailures, outputsRetries, outputsPending, outputsLastSync} {
+		ch <- d
+	}
+}
+
+func (m outputsMetrics) Collect(ch chan<- prometheus.Metric) {
+	t := m.s.Totals()
+	counter := func(d *prometheus.Desc, v int64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v)) }
+	counter(outputsUploadedFiles, t.UploadedFiles)
+	counter(outputsUploadedBytes, t.UploadedBytes)
+	counter(outputsDeleted, t.Deleted)
+	counter(outputsFailures, t.Failures)
+	counter(outputsRetries, t.Retries)
+	ch <- prometheus.MustNewConstMetric(outputsPending, prometheus.GaugeValue, float64(t.Pending))
+	last := 0.0
+	if !t.LastSync.IsZero() {
+		last = float64(t.LastSync.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(outputsLastSync, prometheus.GaugeValue, last)
+}
+
+// stateMetrics reports what the run's checkpoints cost in the store.
+type stateMetrics struct{ k *resume.Keeper }
+
+func (m stateMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- stateObjects; ch <- stateBytes }
+
+func (m stateMetrics) Collect(ch chan<- prometheus.Metric) {
+	objects, bytes := m.k.StoreWrites()
+	ch <- prometheus.MustNewConstMetric(stateObjects, prometheus.CounterValue, float64(objects))
+	ch <- prometheus.MustNewConstMetric(stateBytes, prometheus.CounterValue, float64(bytes))
+}
