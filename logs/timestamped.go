@@ -194,7 +194,9 @@ func (s *stampedReader) copy(r io.Reader, c *stampedCursor, base Record, end atE
 			last := err == nil // the newline ends this piece
 			if err == bufio.ErrBufferFull {
 				// A piece as long as the buffer: it is the last one
-				// when a newline comes next.
+				// when a newline comes next. (Peek refills the buffer
+				// the piece is in.)
+				piece = bytes.Clone(piece)
 				next, perr := s.br.Peek(1)
 				switch {
 				case perr == nil && next[0] == '\n':
