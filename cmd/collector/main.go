@@ -325,6 +325,9 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 	// The producers of files for the store, each with its folder in the
 	// spool and its section of the state.
 	var producers []producer
+	if c.resourcesOn() {
+		producers = append(producers, c.resourcesProducer)
+	}
 	if len(producers) > 0 {
 		sp, err := spool.New(spool.Config{
 			Dir:    c.spoolDir(),

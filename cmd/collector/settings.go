@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mlsidecar/collector/internal/plugins"
+	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/sync"
 )
 
@@ -36,6 +37,9 @@ type settings struct {
 	ProbeAddr   string
 	ReadyFile   string
 	Sync        sync.Config
+	Logs        logs.Config
+	// ResourcesInterval is the time between resource samples; <= 0 is off.
+	ResourcesInterval time.Duration
 
 	Plugins *plugins.Plugins
 	Command []string // wrapper mode: the command after --
@@ -51,6 +55,9 @@ func defaultSettings() *settings {
 		LogFormat:   "text",
 		AutoResume:  true,
 		Sync:        sync.DefaultConfig(),
+		Logs:        logs.DefaultConfig(),
+
+		ResourcesInterval: 10 * time.Second,
 	}
 }
 
@@ -76,6 +83,8 @@ func (s *settings) flagSet() *flag.FlagSet {
 	fs.StringVar(&s.ProbeAddr, "probe-addr", s.ProbeAddr, "serve /readyz and /healthz on this address (e.g. :8080); ready once the restore is done")
 	fs.StringVar(&s.ReadyFile, "ready-file", s.ReadyFile, "write this file once the restore is done (for an exec startup probe)")
 	s.Sync.RegisterFlags(fs)
+	s.Logs.RegisterFlags(fs)
+	fs.Var((*sync.Seconds)(&s.ResourcesInterval), "resources-interval", "seconds between samples of the job's CPU, memory, GPU and shared memory; <= 0 turns sampling off")
 	return fs
 }
 
@@ -84,6 +93,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   collector [flags] [-- COMMAND [ARGS...]]   sync the outputs folder beside a job, or around COMMAND
   collector restore [flags]                  bring a run's outputs (and the collector's state) back
+  collector logs --store S --run R [--container C] [--stream stdout|stderr] [--follow] [--json]
+                                             print a run's logs from the store, in order
   collector version
 
 Each flag is also an environment variable COLLECTOR_<NAME> and a key of the
@@ -239,8 +250,21 @@ func (s *settings) validate() error {
 	if s.StateDir == "" {
 		return errors.New("--state-dir: is empty; want a folder for the collector's state")
 	}
+	if s.ResourcesInterval > 0 && s.ResourcesInterval < minResourcesInterval {
+		return fmt.Errorf("--resources-interval: %v is below %v; want %v seconds or more, or 0 to turn sampling off",
+			s.ResourcesInterval.Seconds(), minResourcesInterval.Seconds(), minResourcesInterval.Seconds())
+	}
+	if s.Logs.ChunkAge == 0 && s.Sync.Interval > 0 {
+		s.Logs.ChunkAge = s.Sync.Interval
+	}
+	if err := s.Logs.Validate(); err != nil {
+		return err
+	}
 	return s.Sync.Validate()
 }
+
+// minResourcesInterval is the shortest time between resource samples.
+const minResourcesInterval = 100 * time.Millisecond
 
 func parseLevel(name string) (slog.Level, error) {
 	var l slog.Level

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/resources"
+	"github.com/mlsidecar/collector/resume"
+)
+
+// resourcesProducer builds the resource sampler: its chunks go through the
+// spool to <run>/resources/, its summary.json straight to the store, its
+// cursor and running aggregates in the state's "resources" section. In
+// wrapper mode it measures the collector's descendants (the command) and
+// the collector's cgroup; in a sidecar, every process it can see but its own.
+func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper *resume.Keeper) (component, error) {
+	s, err := resources.New(resources.Config{
+		Run:      c.set.Run,
+		Attempt:  st.Attempt,
+		Interval: c.set.ResourcesInterval,
+		ChunkAge: c.set.Sync.Interval,
+		Wrapper:  len(c.set.Command) > 0,
+		Logger:   c.log,
+	}, sp, keeper.Section(resources.SectionName), c.store.Target(c.set.Run+"/"+resources.Folder+"/"))
+	if err != nil {
+		return nil, fmt.Errorf("resources: %w", err)
+	}
+	return s, nil
+}
+
+// resourcesOn tells whether resources are sampled: the collectResources
+// plugin (on by default) and a positive --resources-interval.
+func (c *collector) resourcesOn() bool {
+	return c.set.Plugins.CollectResourcesOn() && c.set.ResourcesInterval > 0
+}
