@@ -53,6 +53,28 @@ func (p *Plugins) CollectResourcesOn() bool { return p == nil || on(p.CollectRes
 // AutoResumeOn tells whether a run's outputs are restored at start (default true).
 func (p *Plugins) AutoResumeOn() bool { return p == nil || on(p.AutoResume) }
 
+// DockerOn tells whether the Docker engine's socket may be used, for the
+// docker: log source and Docker stats (default false: it is never opened).
+func (p *Plugins) DockerOn() bool { return p != nil && p.Docker != nil && *p.Docker }
+
+// ShmOn tells whether /dev/shm is measured and its exhaustion warned of
+// (default true).
+func (p *Plugins) ShmOn() bool { return p == nil || on(p.Shm) }
+
+// MountArtifactsStoreOn tells whether the wrapped command is given the path
+// of a mounted store (host_path, volume_claim) (default false).
+func (p *Plugins) MountArtifactsStoreOn() bool {
+	return p != nil && p.MountArtifactsStore != nil && *p.MountArtifactsStore
+}
+
+// AuthOn tells whether the tracking API's token is sent and handed to the
+// wrapped command (default true).
+func (p *Plugins) AuthOn() bool { return p == nil || on(p.Auth) }
+
+// ExternalHostOn tells whether the tracking API is reached at its external
+// URL rather than its in-cluster one (default false).
+func (p *Plugins) ExternalHostOn() bool { return p != nil && p.ExternalHost != nil && *p.ExternalHost }
+
 // SyncIntervalSeconds returns sidecar.syncInterval, if given.
 func (p *Plugins) SyncIntervalSeconds() (float64, bool) {
 	if p == nil || p.Sidecar == nil || p.Sidecar.SyncInterval == nil {
