@@ -282,7 +282,8 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 		return fmt.Errorf("k8s:%s: %w", s.container, err)
 	}
 	cur := newStampedCursor(p)
-	fresh := len(from) == 0
+	fresh := p == stampedPosition{}
+	reader := newStampedReader(false)
 	for {
 		ended := ctx.Err() != nil
 		rctx := ctx
@@ -291,7 +292,7 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 			// The end of the run: read what there is now, once.
 			rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), s.drainFor)
 		}
-		done, err := s.step(rctx, cur, &fresh, !ended, emit)
+		done, err := s.step(rctx, cur, reader, &fresh, !ended, emit)
 		cancel()
 		if err, ok := asEmitError(err); ok {
 			return err
@@ -315,12 +316,12 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 // the end of the previous instance's log after a restart, the current
 // instance's log (followed while it runs, when follow), nothing while it
 // waits. done: the container has terminated for good and its log is read.
-func (s *kubernetesSource) step(ctx context.Context, cur *stampedCursor, fresh *bool, follow bool, emit func(Record, Position) error) (bool, error) {
+func (s *kubernetesSource) step(ctx context.Context, cur *stampedCursor, reader *stampedReader, fresh *bool, follow bool, emit func(Record, Position) error) (bool, error) {
 	spec, status, final, err := s.podStatus(ctx)
 	if err != nil || status == nil {
 		return false, err // no status yet: the pod is being scheduled
 	}
-	reader := newStampedReader(spec.TTY)
+	reader.stripCR = spec.TTY // a TTY's lines end in \r\n
 	if *fresh {
 		// No position: from the beginning, the previous instance's log
 		// first when the container has restarted already.

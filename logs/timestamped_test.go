@@ -125,11 +125,11 @@ func TestStampedCursorDropsWhatWasPassed(t *testing.T) {
 		ts   time.Time
 		drop bool
 	}{
-		{at, true},                                           // before the position
-		{at.Add(time.Millisecond), true},                     // passed: 1 of 2
-		{at.Add(time.Millisecond), true},                     // passed: 2 of 2
-		{at.Add(time.Millisecond), false},                    // the third line at that time is new
-		{at, false},                                          // and everything after it
+		{at, true},                        // before the position
+		{at.Add(time.Millisecond), true},  // passed: 1 of 2
+		{at.Add(time.Millisecond), true},  // passed: 2 of 2
+		{at.Add(time.Millisecond), false}, // the third line at that time is new
+		{at, false},                       // and everything after it
 		{at.Add(2 * time.Millisecond), false},
 	} {
 		if got := c.passedBefore(tc.ts); got != tc.drop {
