@@ -1,34 +1,76 @@
-// Package resources will own resource sampling: the job's CPU, memory, GPU
-// and shared memory, measured by the collector with no code in the job,
-// stored as a series under <run>/resources/ and a summary.json. It is a
-// component of the run (see cmd/collector), started after the restore and
-// stopped within its share of the shutdown budget. This file is the design
-// the package is built to; the code lands with the resource sampling issue.
+// Package resources owns resource sampling: the job's CPU, memory, GPU and
+// shared memory, measured by the collector with no code in the job, stored
+// as a series of JSON Lines chunks under <run>/resources/ and a
+// summary.json beside them. The Sampler is a component of the run (see
+// cmd/collector), started after the restore and stopped within its share
+// of the shutdown budget; Latest gives the last sample for Prometheus
+// gauges.
 //
-// # Samplers
+// # Sources
 //
-// Each source is a small type behind one interface, reporting once at start
-// when it is absent ("no GPU: <reason>") and never on every tick: the
-// process tree of the wrapped command (or, in a sidecar, the processes of
-// a shared process namespace), the container's cgroup (v2, with v1 as
-// fallback), NVML for NVIDIA GPUs (a build without cgo says it has no GPU
-// support), Docker stats of a named container (docker plugin only), and
-// /dev/shm.
+// Each source is a small type behind the Source interface. One that is
+// absent is reported once at start ("no GPU: <reason>"), never on every
+// tick:
 //
-// # Spool, chunks and the state section
+//   - ProcessTree reads /proc: in wrapper mode the collector's descendants
+//     (the wrapped command and everything it starts, followed as they come
+//     and go, and kept when adopted outside the tree); in a sidecar every
+//     process it can see but its own (a shared process namespace). A
+//     process's CPU time is counted once: while it lives as its own time
+//     plus that of the children it reaped (cutime, cstime), after it has
+//     gone through its parent's cutime, or, when its parent is outside the
+//     tree, as the last sample saw it. RSS, PSS (every 10 s at most: it
+//     walks every mapping), threads, open files, read and write bytes.
+//     A process whose parent starts and exits between two samples and that
+//     is adopted outside the tree is not seen.
+//   - Cgroup reads the collector's own cgroup, v2 or the v1 memory, cpu and
+//     cpuacct controllers: CPU, throttling, memory use, limit and peak,
+//     limit hits and OOM kills (v2 memory.events oom_kill; v1
+//     memory.oom_control oom_kill, or under_oom before Linux 4.13). It is
+//     the job's in wrapper mode only; a sidecar's is its own container's,
+//     so a sidecar does not read it.
+//   - GPU reads NVIDIA GPUs through the NVML interface: go-nvml in a build
+//     with cgo (libnvidia-ml is loaded at run time), a fake in tests; a
+//     build without cgo says "no GPU support: built without cgo". Per
+//     device (MIG devices listed as such, gpuN_migM): utilisation, memory
+//     used and total, power, temperature, SM clock, and the GPU memory of
+//     the job's processes.
+//   - Shm reads the size and use of /dev/shm, and warns once when it is 64
+//     MiB or less and more than 80 % full (PyTorch DataLoader's "bus
+//     error").
 //
-// Every --resources-interval the sampler writes one JSON Lines record
-// (timestamp, attempt, one field per measure with its unit in the name:
-// cpu_cores, rss_bytes, gpu0_util_percent) to the open chunk in the spool
-// (<state>/<run>/spool/resources/). Chunks are sealed by size or age and at
-// the end of the run, are immutable once sealed, and reach <run>/resources/
-// through the sync engine's uploader, as log chunks do.
+// Docker stats of a named container (the docker plugin) are not a source
+// yet: no Docker client was in the tree when this package was written.
 //
-// The component's section of the run's state
-// (resume.Keeper.Section("resources")) holds the next chunk's sequence
-// number and the running aggregates of the summary (sample count, sums and
-// peaks, core-seconds, GPU-seconds, OOM kills seen). It is saved after a
-// chunk is in the store, so a retried job continues the series and the
-// summary without counting a sample twice; summary.json is rewritten from
-// the section, kept current during the run and final at the end.
+// # Series, chunks and the state section
+//
+// Every interval the sampler writes one record (timestamp, attempt,
+// interval_seconds, one field per measure with its unit in the name:
+// cpu_cores, rss_bytes, gpu0_util_percent) to the open chunk of its spool
+// folder. Gauges are the value at the timestamp; counters are what happened
+// over the interval since the previous record (cpu_cores is a rate,
+// read_bytes and cgroup_oom_kills are counts). Each record is flushed into
+// the gzip stream, so a chunk a kill left open is readable up to its last
+// whole record; the next start seals it with those records. Chunks are
+// sealed by size (1 MiB) or age (the sync interval) and at the end, are
+// immutable once sealed, and reach <run>/resources/ through the spool's
+// upload engine. A chunk is named <sequence>-a<attempt>.jsonl.gz: in name
+// order the records are in time order, and a retry never replaces a chunk
+// an earlier attempt stored.
+//
+// The section "resources" of the run's state holds the number of chunks
+// the store holds in sequence and the running aggregates of their samples
+// (count, sums, peaks, core-seconds, GPU-seconds, OOM kills). It moves when
+// the spool reports a chunk stored, so a retried job continues the series
+// and the summary without counting a sample twice: on a new disk it starts
+// from the section; on the same disk it also counts the chunks still in the
+// spool, which the store will get.
+//
+// # Summary
+//
+// summary.json is small and rewritten in place, so it goes to the store
+// with the target's PutBytes rather than as a chunk (the spool's chunks are
+// immutable). It is rewritten from the aggregates after every sealed chunk
+// (in the background: a slow store does not hold up sampling) and, final,
+// at the end.
 package resources

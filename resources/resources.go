@@ -173,6 +173,9 @@ func (s *Sampler) openSources() {
 		s.tree = t
 		s.sources = append(s.sources, t)
 		found = append(found, "process tree")
+		if !s.cfg.Wrapper && len(t.members) == 0 {
+			s.log.Info("process tree: no process but the collector is visible; a sidecar sees the job's processes only with shareProcessNamespace: true")
+		}
 	}
 	switch {
 	case s.cfg.Cgroup != nil || s.cfg.Wrapper:
