@@ -107,6 +107,12 @@ func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record,
 		if err, ok := asEmitError(err); ok {
 			return err
 		}
+		var refused *docker.Error
+		if errors.As(err, &refused) && (refused.Status/100 == 4 && refused.Status != 404 || refused.Status == 501) {
+			// Asking again will not help: a log driver that cannot be
+			// read (none, syslog, ...), a request the engine refuses.
+			return fmt.Errorf("docker:%s: %w", s.container, err)
+		}
 		if exited && err == nil {
 			return nil // read to the end after the container stopped
 		}

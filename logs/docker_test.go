@@ -173,6 +173,17 @@ func TestDockerSourceUnknownContainer(t *testing.T) {
 	}
 }
 
+func TestDockerSourceUnreadableLogDriver(t *testing.T) {
+	e := dockertest.New(t)
+	e.Add("job", false)
+	e.SetLogDriver("job", "syslog")
+	var rec remoteRecorder
+	err := runSource(context.Background(), testDockerSource(t, e, "job"), nil, &rec)(t)
+	if err == nil || !strings.Contains(err.Error(), "docker:job: docker logs: 501 Not Implemented: configured logging driver does not support reading") {
+		t.Errorf("Run: %v, want the engine's 501 and its message", err)
+	}
+}
+
 func TestNewDockerSourceErrors(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")

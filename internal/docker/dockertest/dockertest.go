@@ -40,6 +40,7 @@ type Engine struct {
 
 type container struct {
 	tty      bool
+	driver   string // the log driver: "" (json-file) or one that cannot be read
 	status   string // running, exited, created
 	exitCode int
 	messages []message
@@ -99,6 +100,13 @@ func (e *Engine) Write(id, stream string, at time.Time, text string) {
 		c := e.containers[id]
 		c.messages = append(c.messages, message{stream: stream, time: at, text: text})
 	})
+}
+
+// SetLogDriver sets the container's log driver; any but "json-file" or
+// "local" makes its logs answer 501, as the engine does for one it cannot
+// read (none, syslog, fluentd, ...).
+func (e *Engine) SetLogDriver(id, driver string) {
+	e.change(func() { e.containers[id].driver = driver })
 }
 
 // SetStats sets the JSON body of the container's stats answer.
@@ -204,6 +212,11 @@ func (e *Engine) logs(w http.ResponseWriter, r *http.Request, id string) {
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
 	e.mu.Lock()
 	c := e.containers[id]
+	if c.driver != "" && c.driver != "json-file" && c.driver != "local" {
+		e.mu.Unlock()
+		engineError(w, http.StatusNotImplemented, `configured logging driver does not support reading`)
+		return
+	}
 	tty := c.tty
 	cut := -1
 	if len(e.drops) > 0 {
