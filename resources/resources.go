@@ -108,6 +108,7 @@ type Sampler struct {
 	chunkStart time.Time
 	line       []byte
 	prevTime   time.Time
+	failed     map[string]bool // sources whose failure was logged
 }
 
 // New builds the sampler: it opens its sources (saying once which are
@@ -265,13 +266,13 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 	}()
 	ticker := time.NewTicker(s.cfg.Interval)
 	defer ticker.Stop()
-	var errs []error
+	// A source that fails is logged (sample); a chunk that cannot be
+	// written or sealed loses samples, and ends the component in error.
+	var chunkErr error
 	keepErr := func(err error) {
-		if err != nil && len(errs) == 0 {
-			s.log.Warn("resource sampling", "err", err)
-		}
-		if err != nil {
-			errs = append(errs, err)
+		if err != nil && chunkErr == nil {
+			chunkErr = err
+			s.log.Error("cannot write the resource series; samples are lost", "err", err)
 		}
 	}
 	keepErr(s.sample(time.Now()))
@@ -298,17 +299,7 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 	if err := s.putSummary(deadline, s.summaryJSON(true)); err != nil {
 		return fmt.Errorf("final summary: %w", err)
 	}
-	if len(errs) > 0 {
-		// A sample that failed is logged; only a chunk that could not be
-		// written or sealed loses data.
-		for _, e := range errs {
-			var ce chunkError
-			if errors.As(e, &ce) {
-				return e
-			}
-		}
-	}
-	return nil
+	return chunkErr
 }
 
 // sampleAndSeal takes a sample and seals the chunk when it is old or big
@@ -326,11 +317,6 @@ func (s *Sampler) sampleAndSeal(now time.Time) (bool, error) {
 	return false, nil
 }
 
-// chunkError is a failure to write the series: samples are lost.
-type chunkError struct{ error }
-
-func (e chunkError) Unwrap() error { return e.error }
-
 // sample reads every source and writes one record.
 func (s *Sampler) sample(now time.Time) error {
 	smp := Sample{Time: now, Attempt: s.cfg.Attempt}
@@ -338,14 +324,13 @@ func (s *Sampler) sample(now time.Time) error {
 		smp.Interval = now.Sub(s.prevTime)
 	}
 	s.prevTime = now
-	var firstErr error
 	for _, src := range s.sources {
-		if err := src.Sample(&smp); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("%s: %w", src.Name(), err)
+		if err := src.Sample(&smp); err != nil {
+			s.sourceFailed(src.Name(), err)
 		}
 	}
 	if err := s.write(&smp); err != nil {
-		return chunkError{err}
+		return fmt.Errorf("chunk: %w", err)
 	}
 	s.mu.Lock()
 	s.agg.Add(&smp)
@@ -355,7 +340,21 @@ func (s *Sampler) sample(now time.Time) error {
 	}
 	s.latest = smp
 	s.mu.Unlock()
-	return firstErr
+	return nil
+}
+
+// sourceFailed logs a source's failure: the first as a warning, the next
+// ones at debug level, so a source that fails on every tick says so once.
+func (s *Sampler) sourceFailed(name string, err error) {
+	if s.failed == nil {
+		s.failed = map[string]bool{}
+	}
+	if s.failed[name] {
+		s.log.Debug("resource source failed again", "source", name, "err", err)
+		return
+	}
+	s.failed[name] = true
+	s.log.Warn("a resource source failed; its fields are left out of the samples while it fails (further failures at debug level)", "source", name, "err", err)
 }
 
 // write appends the sample to the open chunk, starting one if needed. Each
@@ -403,7 +402,7 @@ func (s *Sampler) seal() error {
 	}
 	if err != nil {
 		c.Abort()
-		return chunkError{fmt.Errorf("chunk %s: %w", c.Name(), err)}
+		return fmt.Errorf("chunk %s: %w", c.Name(), err)
 	}
 	return nil
 }
