@@ -57,7 +57,11 @@ type Config struct {
 	Cgroup *CgroupPaths
 	// OpenNVML opens NVML; nil is OpenNVML.
 	OpenNVML func() (NVML, error)
-	Logger   *slog.Logger
+	// Container, when set, is measured through Docker's stats with the
+	// Docker client (the docker plugin).
+	Container string
+	Docker    DockerStats
+	Logger    *slog.Logger
 }
 
 // State is the sampler's section of the run's state (resume.Section).
@@ -85,14 +89,15 @@ const sectionVersion = 1
 // Sampler is the resources component: it samples its sources every
 // interval into chunks of the spool and keeps summary.json current.
 type Sampler struct {
-	cfg     Config
-	log     *slog.Logger
-	sources []Source
-	gpu     *GPU
-	tree    *ProcessTree
-	prod    *spool.Producer
-	state   State
-	store   Store
+	cfg       Config
+	log       *slog.Logger
+	sources   []Source
+	gpu       *GPU
+	container *Container
+	tree      *ProcessTree
+	prod      *spool.Producer
+	state     State
+	store     Store
 
 	mu        stdsync.Mutex
 	agg       Aggregates          // every sample written, stored or not
@@ -214,6 +219,16 @@ func (s *Sampler) openSources() {
 			s.agg.name(g.Devices())
 		}
 	}
+	if s.cfg.Container != "" && s.cfg.Docker != nil {
+		if c, err := NewContainer(s.cfg.Docker, s.cfg.Container, s.cfg.Interval); err != nil {
+			s.log.Info(err.Error())
+		} else {
+			s.container = c
+			s.sources = append(s.sources, c)
+			found = append(found, "Docker stats of container "+s.cfg.Container)
+			s.agg.container().Name = s.cfg.Container
+		}
+	}
 	if sh, err := NewShm(s.cfg.ShmPath, s.log); err != nil {
 		s.log.Info(err.Error())
 	} else {
@@ -226,6 +241,9 @@ func (s *Sampler) openSources() {
 func (s *Sampler) closeSources() {
 	if s.gpu != nil {
 		s.gpu.Close()
+	}
+	if s.container != nil {
+		s.container.Close()
 	}
 }
 
@@ -450,10 +468,13 @@ func (s *Sampler) restore() error {
 	}
 	sec.Version = sectionVersion
 	s.committed = sec
-	infos := s.agg.GPUs
+	infos, container := s.agg.GPUs, s.agg.Container
 	s.agg = sec.Aggregates.clone()
 	for _, g := range infos {
 		s.agg.name([]GPUInfo{g.GPUInfo})
+	}
+	if container != nil {
+		s.agg.container().Name = container.Name
 	}
 	s.next = sec.Stored
 	return nil

@@ -34,6 +34,22 @@ type Aggregates struct {
 
 	ShmSize float64 `json:"shm_size,omitempty"`
 	ShmPeak float64 `json:"shm_peak,omitempty"`
+
+	// Container is the container measured through Docker's stats.
+	Container *ContainerAggregates `json:"container,omitempty"`
+}
+
+// ContainerAggregates are the running figures of a container measured
+// through Docker's stats.
+type ContainerAggregates struct {
+	Name             string  `json:"name"`
+	Seconds          float64 `json:"seconds"`
+	CoreSeconds      float64 `json:"core_seconds"`
+	PeakCores        float64 `json:"peak_cores"`
+	PeakMemory       float64 `json:"peak_memory"`
+	MemoryLimit      float64 `json:"memory_limit"`
+	ThrottledSeconds float64 `json:"throttled_seconds"`
+	PeakShm          float64 `json:"peak_shm,omitempty"`
 }
 
 // GPUAggregates are one device's running figures.
@@ -95,6 +111,19 @@ func (a *Aggregates) Add(s *Sample) {
 			a.ShmSize = v
 		case "shm_used_bytes":
 			a.ShmPeak = max(a.ShmPeak, v)
+		case "docker_cpu_cores":
+			c := a.container()
+			c.Seconds += dt
+			c.CoreSeconds += v * dt
+			c.PeakCores = max(c.PeakCores, v)
+		case "docker_memory_bytes":
+			a.container().PeakMemory = max(a.container().PeakMemory, v)
+		case "docker_memory_limit_bytes":
+			a.container().MemoryLimit = v
+		case "docker_throttled_seconds":
+			a.container().ThrottledSeconds += v
+		case "docker_shm_bytes":
+			a.container().PeakShm = max(a.container().PeakShm, v)
 		default:
 			id, sfx, ok := splitGPUField(f.Name)
 			if !ok {
@@ -134,6 +163,14 @@ func (a *Aggregates) Add(s *Sample) {
 	}
 }
 
+// container returns the container's aggregates, made on first use.
+func (a *Aggregates) container() *ContainerAggregates {
+	if a.Container == nil {
+		a.Container = &ContainerAggregates{}
+	}
+	return a.Container
+}
+
 // name records the devices' names and UUIDs, which the series does not hold.
 func (a *Aggregates) name(infos []GPUInfo) {
 	for _, i := range infos {
@@ -153,6 +190,10 @@ func (a *Aggregates) name(infos []GPUInfo) {
 func (a *Aggregates) clone() Aggregates {
 	c := *a
 	c.Attempts = append([]int(nil), a.Attempts...)
+	if a.Container != nil {
+		cc := *a.Container
+		c.Container = &cc
+	}
 	if a.GPUs != nil {
 		c.GPUs = make(map[string]*GPUAggregates, len(a.GPUs))
 		for k, g := range a.GPUs {
@@ -179,6 +220,21 @@ type Summary struct {
 	Memory          SummaryMemory `json:"memory"`
 	GPUs            []SummaryGPU  `json:"gpus"`
 	Shm             *SummaryShm   `json:"shm,omitempty"`
+	// Container is the container measured through Docker's stats (the
+	// docker plugin and --resources-container).
+	Container *SummaryContainer `json:"container,omitempty"`
+}
+
+// SummaryContainer is a container measured through Docker's stats.
+type SummaryContainer struct {
+	Name             string  `json:"name"`
+	MeanCores        float64 `json:"mean_cores"`
+	PeakCores        float64 `json:"peak_cores"`
+	CoreSeconds      float64 `json:"core_seconds"`
+	PeakMemoryBytes  float64 `json:"peak_memory_bytes"`
+	MemoryLimitBytes float64 `json:"memory_limit_bytes"`
+	ThrottledSeconds float64 `json:"throttled_seconds"`
+	PeakShmBytes     float64 `json:"peak_shm_bytes,omitempty"`
 }
 
 // SummaryCPU is the CPU part of the summary.
@@ -270,6 +326,16 @@ func (a *Aggregates) Summary(run string, final bool, now time.Time) Summary {
 	}
 	if a.ShmSize > 0 {
 		s.Shm = &SummaryShm{SizeBytes: a.ShmSize, PeakUsedBytes: a.ShmPeak}
+	}
+	if c := a.Container; c != nil {
+		s.Container = &SummaryContainer{
+			Name: c.Name, PeakCores: round(c.PeakCores, 3), CoreSeconds: round(c.CoreSeconds, 3),
+			PeakMemoryBytes: c.PeakMemory, MemoryLimitBytes: c.MemoryLimit,
+			ThrottledSeconds: round(c.ThrottledSeconds, 3), PeakShmBytes: c.PeakShm,
+		}
+		if c.Seconds > 0 {
+			s.Container.MeanCores = round(c.CoreSeconds/c.Seconds, 3)
+		}
 	}
 	return s
 }

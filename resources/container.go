@@ -1,0 +1,123 @@
+package resources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdsync "sync"
+	"time"
+
+	"github.com/mlsidecar/collector/internal/docker"
+)
+
+// DockerStats is the part of the Docker engine's client that the container
+// source uses (internal/docker's Client; a fake engine in tests).
+type DockerStats interface {
+	Stats(ctx context.Context, container string) (docker.Stats, error)
+}
+
+// Container measures a named container through the Docker engine's stats:
+// what a compose deployment sees of its job container. The engine takes
+// about a second to answer (it reads the counters twice), so the source
+// asks in the background and each sample takes the latest answer.
+type Container struct {
+	name   string
+	client DockerStats
+
+	mu     stdsync.Mutex
+	latest docker.Stats
+	err    error
+	used   docker.Stats // the answer the previous sample used
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// NewContainer asks the engine for the container's stats once (a container
+// the engine does not know is absent), then every interval in the
+// background until Close.
+func NewContainer(client DockerStats, name string, interval time.Duration) (*Container, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	first, err := client.Stats(ctx, name)
+	cancel()
+	if errors.Is(err, docker.ErrNotFound) {
+		return nil, fmt.Errorf("no container stats: the Docker engine has no container %q", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("no container stats: %w", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	c := &Container{name: name, client: client, latest: first, used: first, stop: cancel, done: make(chan struct{})}
+	go c.poll(ctx, interval)
+	return c, nil
+}
+
+// Name implements Source.
+func (c *Container) Name() string { return "container " + c.name }
+
+func (c *Container) poll(ctx context.Context, interval time.Duration) {
+	defer close(c.done)
+	for {
+		start := time.Now()
+		s, err := c.client.Stats(ctx, c.name)
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		if err == nil {
+			c.latest = s
+		}
+		c.err = err
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval - time.Since(start)):
+		}
+	}
+}
+
+// Close stops asking the engine.
+func (c *Container) Close() {
+	c.stop()
+	<-c.done
+}
+
+// Sample implements Source: docker_cpu_cores (as docker stats computes it,
+// over the engine's own second), docker_memory_bytes (the working set, as
+// docker stats shows it), docker_memory_usage_bytes (page cache included),
+// docker_memory_limit_bytes, docker_pids, docker_shm_bytes (where the
+// engine gives memory.stat's shmem), and over the interval
+// docker_throttled_periods, docker_throttled_seconds, docker_block_read_bytes
+// and docker_block_write_bytes.
+func (c *Container) Sample(smp *Sample) error {
+	c.mu.Lock()
+	s, err, prev := c.latest, c.err, c.used
+	c.used = s
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if s.Read.IsZero() {
+		return fmt.Errorf("the container is not running")
+	}
+	d := func(now, before uint64) float64 {
+		if now < before {
+			return 0
+		}
+		return float64(now - before)
+	}
+	smp.Add("docker_cpu_cores", round(s.CPUPercent()/100, 4))
+	smp.Add("docker_memory_bytes", float64(s.Memory.WorkingSet()))
+	smp.Add("docker_memory_usage_bytes", float64(s.Memory.Usage))
+	smp.Add("docker_memory_limit_bytes", float64(s.Memory.Limit))
+	smp.Add("docker_pids", float64(s.PIDs))
+	if shm, ok := s.Memory.Stat["shmem"]; ok {
+		smp.Add("docker_shm_bytes", float64(shm))
+	}
+	smp.Add("docker_throttled_periods", d(s.CPU.ThrottledPeriods, prev.CPU.ThrottledPeriods))
+	smp.Add("docker_throttled_seconds", round(d(s.CPU.ThrottledTime, prev.CPU.ThrottledTime)/1e9, 6))
+	smp.Add("docker_block_read_bytes", d(s.BlockRead, prev.BlockRead))
+	smp.Add("docker_block_write_bytes", d(s.BlockWrite, prev.BlockWrite))
+	return nil
+}
