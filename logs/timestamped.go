@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -123,9 +124,38 @@ func (c *stampedCursor) pass(ts time.Time) {
 	c.off = 0
 }
 
+// position is the cursor as a Position: the JSON of a stampedPosition,
+// written by hand (json.Marshal cost two thirds of a line's CPU).
 func (c *stampedCursor) position() Position {
-	b, _ := json.Marshal(stampedPosition{Restarts: c.restarts, Time: c.at, N: c.n, Off: c.off})
-	return b
+	b := make([]byte, 1, 96)
+	b[0] = '{'
+	field := func(name string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+	}
+	if c.restarts != 0 {
+		field("restarts")
+		b = strconv.AppendInt(b, int64(c.restarts), 10)
+	}
+	if !c.at.IsZero() {
+		field("time")
+		b = append(b, '"')
+		b = c.at.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if c.n != 0 {
+		field("n")
+		b = strconv.AppendInt(b, int64(c.n), 10)
+	}
+	if c.off != 0 {
+		field("off")
+		b = strconv.AppendInt(b, c.off, 10)
+	}
+	return append(b, '}')
 }
 
 // atEnd says what a message cut by the end of its reader is.
