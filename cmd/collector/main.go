@@ -24,6 +24,7 @@ import (
 	"github.com/mlsidecar/collector/internal/child"
 	"github.com/mlsidecar/collector/internal/probe"
 	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return exitOK
 		case "restore":
 			mode, args = "restore", args[1:]
+		case "logs":
+			return runLogs(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	set, err := loadSettings(args, getenv)
@@ -112,6 +115,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		set.Run = uuid.NewString()
 	}
+	var sources []logs.Source
+	if mode != "restore" && set.Plugins.CollectLogsOn() {
+		if sources, err = logSources(set, getenv); err != nil {
+			fmt.Fprintln(stderr, "collector:", err)
+			return exitUsage
+		}
+	}
 	level, _ := parseLevel(set.LogLevel)
 	log := newLogger(stderr, set.LogFormat, level)
 	setMemoryLimit(int64(set.Sync.MemoryBudget), getenv)
@@ -126,6 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitFailure
 	}
 	defer c.close()
+	c.getenv, c.logSources = getenv, sources
 	if mode == "restore" {
 		return c.restoreOnly(ctx)
 	}
@@ -141,6 +152,12 @@ type collector struct {
 	run    *blob.Bucket // rooted at <run>/
 	probe  *probe.Probe
 	listen func(context.Context) error
+
+	getenv     func(string) string
+	logSources []logs.Source // the --logs sources
+	// stdout and stderr are the wrapped command's streams when its logs
+	// are collected.
+	stdout, stderr *child.Output
 }
 
 // open resolves and checks the store and the probe. Every error it returns
@@ -253,6 +270,9 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	c.log.Info("collector ready", "run", c.set.Run, "attempt", st.Attempt, "files_in_store", len(st.Outputs))
 
 	keeper := resume.NewKeeper(c.statePath(), c.run, st, c.log)
+	if mode == "wrapper" {
+		c.stdout, c.stderr = c.commandOutputs()
+	}
 	c.probe.Metrics.MustRegister(stateMetrics{keeper})
 	components, err := c.components(st, keeper)
 	if err != nil {
@@ -273,7 +293,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	done := make(chan error, 1)
 	go func() { done <- runComponents(stop, ctx, budget, c.log, components, finish) }()
 	absOutputs, _ := filepath.Abs(c.set.OutputsPath)
-	code, err := child.Command{
+	cmd := child.Command{
 		Args:  c.set.Command,
 		Grace: c.set.Sync.ShutdownTimeout,
 		Env: []string{
@@ -282,9 +302,19 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 			"COLLECTOR_RESUMED=" + boolDigit(st.Attempt > 1),
 			"COLLECTOR_OUTPUTS_PATH=" + absOutputs,
 		},
-	}.Run(ctx)
+	}
+	if c.stdout != nil {
+		cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	}
+	code, err := cmd.Run(ctx)
 	if err != nil {
 		c.log.Error("cannot run the command", "err", err)
+	}
+	if c.stdout != nil {
+		// Its output is read to the end: the logs component takes the
+		// last lines and ends.
+		c.stdout.Close()
+		c.stderr.Close()
 	}
 	c.log.Info("command exited", "code", code)
 	stopComponents()
@@ -327,6 +357,9 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 	var producers []producer
 	if c.resourcesOn() {
 		producers = append(producers, c.resourcesProducer)
+	}
+	if c.logsOn() {
+		producers = append(producers, c.logsProducer)
 	}
 	if len(producers) > 0 {
 		sp, err := spool.New(spool.Config{

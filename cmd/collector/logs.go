@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/mlsidecar/collector/internal/child"
+	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/logs"
+	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
+)
+
+// outputLines is how many of the command's lines wait, at most, between
+// its output and the logs component; beyond that a line is passed through
+// only, and counted as not collected.
+const outputLines = 64 << 10
+
+// logsOn tells whether logs are collected (the collectLogs plugin, on by
+// default).
+func (c *collector) logsOn() bool { return c.set.Plugins.CollectLogsOn() }
+
+// commandOutputs makes the wrapped command's stdout and stderr: passed
+// through to the collector's own, their lines offered to the logs
+// component. With logs off the command writes to the collector's streams
+// directly.
+func (c *collector) commandOutputs() (stdout, stderr *child.Output) {
+	if !c.logsOn() {
+		return nil, nil
+	}
+	limit := int(c.set.Logs.LineLimit)
+	return child.NewOutput("stdout", os.Stdout, outputLines, limit), child.NewOutput("stderr", os.Stderr, outputLines, limit)
+}
+
+// logSources builds the --logs sources. Every error is a bad setting.
+func logSources(set *settings, getenv func(string) string) ([]logs.Source, error) {
+	var out []logs.Source
+	for _, spec := range set.Logs.Sources {
+		kind, arg, err := logs.ParseSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		var src logs.Source
+		switch kind {
+		case "file":
+			src, err = logs.NewFileSource(arg, set.Logs.Poll, int(set.Logs.LineLimit))
+		case "k8s":
+			src, err = logs.NewKubernetesSource(arg, getenv)
+		case "docker":
+			if set.Plugins == nil || set.Plugins.Docker == nil || !*set.Plugins.Docker {
+				return nil, fmt.Errorf("--logs %s: needs the docker plugin (plugins: docker: true in --plugins)", spec)
+			}
+			src, err = logs.NewDockerSource(arg, dockerSocket(getenv))
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+// dockerSocket is the Docker engine's socket: DOCKER_HOST when it names a
+// unix socket, else the default.
+func dockerSocket(getenv func(string) string) string {
+	if h, ok := strings.CutPrefix(getenv("DOCKER_HOST"), "unix://"); ok && h != "" {
+		return h
+	}
+	return "/var/run/docker.sock"
+}
+
+// logsProducer builds the logs component over the spool: the wrapped
+// command's streams (wrapper mode) and the --logs sources.
+func (c *collector) logsProducer(sp *spool.Spool, st *resume.State, keeper *resume.Keeper) (component, error) {
+	sources := append([]logs.Source(nil), c.logSources...)
+	if c.stdout != nil {
+		sources = append([]logs.Source{logs.NewCommandSource("command", c.stdout, c.stderr)}, sources...)
+	}
+	getenv := c.getenv
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	col, err := logs.New(c.set.Logs, sp, sources, logs.Options{
+		Node:    first("COLLECTOR_NODE_NAME", "NODE_NAME"),
+		Pod:     first("COLLECTOR_POD_NAME", "POD_NAME"),
+		Attempt: st.Attempt,
+		Section: keeper.Section(logs.SectionName),
+		Logger:  c.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logs: %w", err)
+	}
+	return col, nil
+}
+
+// runLogs is `collector logs`: print a run's logs from the store.
+func runLogs(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	set := defaultSettings()
+	var container, stream string
+	var follow, asJSON bool
+	interval := 2 * time.Second
+	fs := flag.NewFlagSet("collector logs", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&set.Store, "store", getenv(envName("store")), "the artifacts store (as for a run)")
+	fs.StringVar(&set.Connections, "connections", getenv(envName("connections")), "Polyaxon-style connections file")
+	fs.StringVar(&set.Run, "run", getenv(envName("run")), "the run's name in the store")
+	fs.StringVar(&container, "container", "", "only this container's lines")
+	fs.StringVar(&stream, "stream", "", "only stdout or stderr")
+	fs.BoolVar(&follow, "follow", false, "keep printing lines as new chunks land")
+	fs.BoolVar(&asJSON, "json", false, "print the records (JSON Lines) instead of the lines")
+	fs.DurationVar(&interval, "follow-interval", interval, "how often --follow looks for new chunks")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "Usage: collector logs --store S --run R [--container C] [--stream stdout|stderr] [--follow] [--json]")
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "collector logs: %v (see collector logs --help)\n", err)
+		return exitUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "collector logs: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	case set.Run == "":
+		fmt.Fprintln(stderr, "collector logs: --run: the run's name is needed (--run or COLLECTOR_RUN)")
+		return exitUsage
+	case !runPattern.MatchString(set.Run):
+		fmt.Fprintf(stderr, "collector logs: --run: %q is not a valid run name; use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit\n", set.Run)
+		return exitUsage
+	case stream != "" && stream != "stdout" && stream != "stderr":
+		fmt.Fprintf(stderr, "collector logs: --stream: %q is not a stream; valid: stdout, stderr\n", stream)
+		return exitUsage
+	case interval <= 0:
+		fmt.Fprintf(stderr, "collector logs: --follow-interval: %v; want a positive duration like 2s\n", interval)
+		return exitUsage
+	}
+	conn, err := resolveStore(set, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "collector logs:", err)
+		return exitUsage
+	}
+	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv})
+	if err == nil {
+		if err = store.Check(ctx); err != nil {
+			store.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "collector logs:", err)
+		return exitUsage
+	}
+	defer store.Close()
+	run := blob.PrefixedBucket(store.Bucket(), set.Run+"/")
+	defer run.Close()
+
+	w := newLineWriter(stdout)
+	print := func(e *logs.Entry, raw []byte) error {
+		if asJSON {
+			w.Write(raw)
+			w.Write([]byte{'\n'})
+		} else {
+			w.Write(e.Line())
+			if !e.Continued {
+				w.Write([]byte{'\n'})
+			}
+		}
+		return w.err
+	}
+	f := logs.Filter{Container: container, Stream: stream}
+	if follow {
+		err = logs.Follow(ctx, run, interval, f, func(e *logs.Entry, raw []byte) error {
+			err := print(e, raw)
+			return errors.Join(err, w.Flush())
+		})
+	} else {
+		err = logs.Read(ctx, run, f, print)
+	}
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "collector logs:", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// lineWriter buffers stdout and keeps the first error.
+type lineWriter struct {
+	w   io.Writer
+	buf []byte
+	err error
+}
+
+func newLineWriter(w io.Writer) *lineWriter { return &lineWriter{w: w} }
+
+func (l *lineWriter) Write(p []byte) {
+	l.buf = append(l.buf, p...)
+	if len(l.buf) >= 64<<10 {
+		l.Flush()
+	}
+}
+
+func (l *lineWriter) Flush() error {
+	if len(l.buf) > 0 && l.err == nil {
+		_, l.err = l.w.Write(l.buf)
+	}
+	l.buf = l.buf[:0]
+	return l.err
+}

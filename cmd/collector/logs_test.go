@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlsidecar/collector/stores/storetest"
+)
+
+// printLines is a shell command printing n numbered lines on stdout ("out
+// i") and stderr ("err i"), mixed, as fast as awk goes.
+func printLines(n int) []string {
+	return []string{"awk", fmt.Sprintf(`BEGIN { for (i = 0; i < %d; i++) { print "out " i; print "err " i > "/dev/stderr"; if (i %% 1000 == 0) fflush() } }`, n)}
+}
+
+func numbered(prefix string, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "%s %d\n", prefix, i)
+	}
+	return b.String()
+}
+
+// readLogs runs `collector logs` in-process and returns its stdout.
+func readLogs(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	extra := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		extra[k] = v
+	}
+	getenv := func(k string) string {
+		if v, ok := extra[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}
+	var out, errs bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if code := runLogs(ctx, args, getenv, &out, &errs); code != 0 {
+		t.Fatalf("collector logs %v: exit %d: %s", args, code, errs.String())
+	}
+	return out.String()
+}
+
+// checkRecords checks the records `collector logs --json` printed: each of
+// "out 0..n-1" on stdout and "err 0..n-1" on stderr once, in order,
+// labelled with the container.
+func checkRecords(t *testing.T, jsonl string, container string, n int) {
+	t.Helper()
+	next := map[string]int{"stdout": 0, "stderr": 0}
+	prefix := map[string]string{"stdout": "out", "stderr": "err"}
+	for _, line := range strings.Split(strings.TrimSuffix(jsonl, "\n"), "\n") {
+		var r struct {
+			Timestamp time.Time `json:"timestamp"`
+			Container string    `json:"container"`
+			Stream    string    `json:"stream"`
+			Value     string    `json:"value"`
+			Dropped   int       `json:"dropped"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("record %q: %v", line, err)
+		}
+		if r.Dropped > 0 {
+			t.Fatalf("lines were dropped: %s", line)
+		}
+		if r.Container != container || r.Timestamp.IsZero() {
+			t.Fatalf("record %s: want container %q and a timestamp", line, container)
+		}
+		want := fmt.Sprintf("%s %d", prefix[r.Stream], next[r.Stream])
+		if r.Value != want {
+			t.Fatalf("%s: got %q, want %q (each line once, in order)", r.Stream, r.Value, want)
+		}
+		next[r.Stream]++
+	}
+	if next["stdout"] != n || next["stderr"] != n {
+		t.Fatalf("read back %d stdout and %d stderr lines, want %d each", next["stdout"], next["stderr"], n)
+	}
+}
+
+// TestWrapperLogs: numbered lines mixed on stdout and stderr pass through
+// byte for byte, and `collector logs` gives each back once, in order per
+// stream, labelled.
+func TestWrapperLogs(t *testing.T) {
+	const n = 100_000
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	cmd := exec.Command(fastBinary, append([]string{"--store", store, "--run", "wrapped", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--sync-interval", "1", "--log-level", "warn", "--resources-interval", "0",
+		"--logs-chunk-size", "256KiB", "--"}, printLines(n)...)...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("collector: %v\n%s", err, tail(stderr.String()))
+	}
+	if stdout.String() != numbered("out", n) {
+		t.Fatalf("pass-through stdout differs from the command's (%d bytes, want %d)", stdout.Len(), len(numbered("out", n)))
+	}
+	if stderr.String() != numbered("err", n) {
+		t.Fatalf("pass-through stderr differs from the command's (%d bytes, want %d): %s", stderr.Len(), len(numbered("err", n)), tail(stderr.String()))
+	}
+	chunks, _ := filepath.Glob(filepath.Join(store, "wrapped", "logs", "command.000001.*.jsonl.gz"))
+	if len(chunks) < 2 {
+		t.Errorf("chunks: %v; want several, named command.<attempt>.<sequence>", chunks)
+	}
+	checkRecords(t, readLogs(t, nil, "--store", store, "--run", "wrapped", "--json"), "command", n)
+
+	text := readLogs(t, nil, "--store", store, "--run", "wrapped", "--stream", "stderr")
+	if text != numbered("err", n) {
+		t.Errorf("collector logs --stream stderr: %d bytes, want the command's stderr (%d)", len(text), len(numbered("err", n)))
+	}
+	if got := readLogs(t, nil, "--store", store, "--run", "wrapped", "--container", "other"); got != "" {
+		t.Errorf("--container other printed %d bytes", len(got))
+	}
+}
+
+func tail(s string) string { return s[max(0, len(s)-4000):] }
+
+// outageProxy is a reverse proxy to a store server that answers 503 to
+// every request while it is down, as a store in an outage does.
+func outageProxy(t *testing.T, target string) (string, *atomic.Bool) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "store down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, &down
+}
+
+// TestWrapperLogsAcrossAStoreOutage: the S3 server stops answering in the
+// middle of the run; the chunks wait in the spool and every line reaches
+// the store once the server is back, none twice.
+func TestWrapperLogsAcrossAStoreOutage(t *testing.T) {
+	f := storetest.S3(t)
+	endpoint := os.Getenv("COLLECTOR_TEST_S3_ENDPOINT")
+	proxy, down := outageProxy(t, endpoint)
+	bucket := strings.SplitN(f.Conn.Schema.Bucket, "/", 4)[2]
+	env := []string{
+		"AWS_ACCESS_KEY_ID=" + os.Getenv("COLLECTOR_TEST_S3_ACCESS_KEY"),
+		"AWS_SECRET_ACCESS_KEY=" + os.Getenv("COLLECTOR_TEST_S3_SECRET_KEY"),
+	}
+	dir := t.TempDir()
+	const n = 3000
+	// 3000 lines a stream over about 6 s.
+	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); if [ $((i %% 100)) = 0 ]; then sleep 0.2; fi; done`, n)
+	p := startBinary(t, fastBinary, dir, env, "--store", "s3://"+bucket+"/team/artifacts?endpoint="+proxy, "--run", "outage",
+		"--outputs-path", filepath.Join(dir, "outputs"), "--state-dir", filepath.Join(dir, "state"),
+		"--sync-interval", "0.3", "--resources-interval", "0", "--", "sh", "-c", script)
+	root := f.Open(t)
+	waitFor(t, 30*time.Second, "the first chunk in the store", func() bool {
+		return len(storetest.Objects(t, root, "outage/logs/")) > 0
+	})
+	down.Store(true)
+	time.Sleep(3 * time.Second)
+	stored := len(storetest.Objects(t, root, "outage/logs/"))
+	down.Store(false)
+	if code := p.wait(t, 90*time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, tail(p.stderr.String()))
+	}
+	if after := len(storetest.Objects(t, root, "outage/logs/")); after <= stored {
+		t.Errorf("chunks: %d during the outage, %d after; want the spooled ones sent after it", stored, after)
+	}
+	// Read back through S3 directly, with the store named as for the run.
+	checkRecords(t, readLogs(t, env, "--store", "s3://"+bucket+"/team/artifacts?endpoint="+endpoint, "--run", "outage", "--json"), "command", n)
+}
+
+// TestFileLogsAcrossAKill: a sidecar tails a file that a job keeps
+// writing; the collector is SIGKILLed in the middle and started again on
+// the same disk. The store ends with every line once, in order.
+func TestFileLogsAcrossAKill(t *testing.T) {
+	dir := t.TempDir()
+	store, state := filepath.Join(dir, "store"), filepath.Join(dir, "state")
+	logDir := filepath.Join(dir, "joblogs")
+	os.MkdirAll(logDir, 0o755)
+	logFile := filepath.Join(logDir, "train.log")
+	args := []string{"--store", store, "--run", "killed", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", state, "--sync-interval", "0.2", "--resources-interval", "0", "--logs", "file:" + filepath.Join(logDir, "*.log")}
+
+	// The job: numbered lines, written in pieces, so that the file often
+	// ends in a partial line.
+	const n = 4000
+	stopWriting := make(chan struct{})
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		for i := 0; i < n; i++ {
+			line := fmt.Sprintf("line %d\n", i)
+			f.WriteString(line[:3])
+			f.WriteString(line[3:])
+			if i%50 == 0 {
+				select {
+				case <-stopWriting:
+				case <-time.After(40 * time.Millisecond):
+				}
+			}
+		}
+	}()
+
+	first := startBinary(t, fastBinary, dir, nil, args...)
+	waitFor(t, 30*time.Second, "chunks in the store", func() bool {
+		m, _ := filepath.Glob(filepath.Join(store, "killed", "logs", "*.jsonl.gz"))
+		return len(m) >= 3
+	})
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.wait(t, 10*time.Second)
+
+	second := startBinary(t, fastBinary, dir, nil, args...)
+	<-written
+	time.Sleep(time.Second)
+	if code := second.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("second collector exit %d:\n%s", code, tail(second.stderr.String()))
+	}
+	close(stopWriting)
+	got := readLogs(t, nil, "--store", store, "--run", "killed")
+	if got != numbered("line", n) {
+		lines := strings.Split(got, "\n")
+		seen := map[string]int{}
+		var dup, lost int
+		for _, l := range lines {
+			seen[l]++
+			if seen[l] == 2 {
+				dup++
+			}
+		}
+		for i := 0; i < n; i++ {
+			if seen[fmt.Sprintf("line %d", i)] == 0 {
+				lost++
+			}
+		}
+		t.Fatalf("store holds %d lines: %d lost, %d duplicated; want each of %d once, in order", len(lines)-1, lost, dup, n)
+	}
+	chunks, _ := filepath.Glob(filepath.Join(store, "killed", "logs", "*.jsonl.gz"))
+	attempts := map[string]bool{}
+	for _, c := range chunks {
+		attempts[strings.Split(filepath.Base(c), ".")[1]] = true
+	}
+	if len(attempts) != 2 {
+		t.Errorf("chunks of attempts %v, want 2 attempts", attempts)
+	}
+}
+
+// TestCollectLogsOff: collectLogs: false writes nothing under <run>/logs/
+// and the command's output still passes through.
+func TestCollectLogsOff(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	plugins := filepath.Join(dir, "plugins.yaml")
+	os.WriteFile(plugins, []byte("plugins:\n  collectLogs: false\n"), 0o644)
+	cmd := exec.Command(fastBinary, append([]string{"--store", store, "--run", "off", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--plugins", plugins, "--resources-interval", "0", "--log-level", "error", "--logs", "file:" + filepath.Join(dir, "*.txt"), "--"}, printLines(100)...)...)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a file line\n"), 0o644)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("collector: %v\n%s", err, stderr.String())
+	}
+	if stdout.String() != numbered("out", 100) || stderr.String() != numbered("err", 100) {
+		t.Errorf("pass-through differs from the command's output:\n%s", tail(stderr.String()))
+	}
+	if _, err := os.Stat(filepath.Join(store, "off", "logs")); !os.IsNotExist(err) {
+		t.Errorf("<run>/logs/ exists with collectLogs: false (%v)", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "state", "off", "spool", "logs*")); len(m) > 0 {
+		t.Errorf("a logs spool was made: %v", m)
+	}
+}
+
+// TestLogsBadInput: bad log settings exit 2 naming the setting.
+func TestLogsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	common := []string{"--store", filepath.Join(dir, "store"), "--run", "bad", "--outputs-path", filepath.Join(dir, "out"), "--state-dir", filepath.Join(dir, "state")}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--logs", "syslog:x", "--", "true"}, "--logs"},
+		{[]string{"--logs", "file:", "--", "true"}, "--logs"},
+		{[]string{"--logs", "file:[", "--", "true"}, "not a glob"},
+		{[]string{"--logs", "docker:job", "--", "true"}, "docker plugin"},
+		{[]string{"--logs", "k8s:Not_A_Name", "--", "true"}, "--logs"},
+		{[]string{"--logs-chunk-size", "10", "--", "true"}, "--logs-chunk-size"},
+		{[]string{"--logs-spool-limit", "1MiB", "--", "true"}, "--logs-spool-limit"},
+		{[]string{"--logs-line-limit", "10", "--", "true"}, "--logs-line-limit"},
+	} {
+		code, out := runInProcess(t, nil, append(common, tc.args...)...)
+		if code != exitUsage || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 naming %s", tc.args, code, out, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store")); !os.IsNotExist(err) {
+		t.Errorf("the store was written to")
+	}
+	for _, args := range [][]string{
+		{"logs", "--store", dir, "--run", "r", "--stream", "both"},
+		{"logs", "--store", dir},
+		{"logs", "--store", dir, "--run", "../x"},
+	} {
+		code, out := runInProcess(t, nil, args...)
+		if code != exitUsage || !strings.Contains(out, "--") {
+			t.Errorf("%v: exit %d, %q; want exit 2 naming the setting", args, code, out)
+		}
+	}
+}
