@@ -38,9 +38,12 @@
 //   - Shm reads the size and use of /dev/shm, and warns once when it is 64
 //     MiB or less and more than 80 % full (PyTorch DataLoader's "bus
 //     error").
-//
-// Docker stats of a named container (the docker plugin) are not a source
-// yet: no Docker client was in the tree when this package was written.
+//   - Container reads a named container's Docker stats through the
+//     engine's socket (the docker plugin and --resources-container: the
+//     compose deployment's job container): CPU as docker stats computes
+//     it, working set, use and limit, pids, shm, throttling, block I/O.
+//     The engine takes a second to answer, so it is asked in the
+//     background and each sample takes its latest answer.
 //
 // # Series, chunks and the state section
 //
