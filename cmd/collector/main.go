@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -98,6 +97,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitOK
 	}
 	if err != nil {
+		fmt.Fprintln(stderr, "collector:", err)
+		return exitUsage
+	}
+	if err := checkAPIToken(set); err != nil {
 		fmt.Fprintln(stderr, "collector:", err)
 		return exitUsage
 	}
@@ -268,6 +271,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 		c.log.Warn("cannot write the ready file", "err", err)
 	}
 	c.log.Info("collector ready", "run", c.set.Run, "attempt", st.Attempt, "files_in_store", len(st.Outputs))
+	report := c.reportRun(st, mode)
 
 	keeper := resume.NewKeeper(c.statePath(), c.run, st, c.log)
 	if mode == "wrapper" {
@@ -281,7 +285,9 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	}
 	budget, finish := c.set.Sync.ShutdownTimeout, keeper.Flush
 	if mode == "sidecar" {
-		if err := runComponents(ctx, ctx, budget, c.log, components, finish); err != nil {
+		err := runComponents(ctx, ctx, budget, c.log, components, finish)
+		report.end(nil, err)
+		if err != nil {
 			c.log.Error("stopped with work not in the store", "err", err)
 			return exitFailure
 		}
@@ -294,14 +300,9 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	go func() { done <- runComponents(stop, ctx, budget, c.log, components, finish) }()
 	absOutputs, _ := filepath.Abs(c.set.OutputsPath)
 	cmd := child.Command{
-		Args:  c.set.Command,
+		Args:  c.expandArgs(c.set.Command, absOutputs),
 		Grace: c.set.Sync.ShutdownTimeout,
-		Env: []string{
-			"COLLECTOR_RUN=" + c.set.Run,
-			"COLLECTOR_ATTEMPT=" + strconv.Itoa(st.Attempt),
-			"COLLECTOR_RESUMED=" + boolDigit(st.Attempt > 1),
-			"COLLECTOR_OUTPUTS_PATH=" + absOutputs,
-		},
+		Env:   c.childEnv(st, absOutputs),
 	}
 	if c.stdout != nil {
 		cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
@@ -318,11 +319,14 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	}
 	c.log.Info("command exited", "code", code)
 	stopComponents()
-	if err := <-done; err != nil {
-		c.log.Error("stopped with work not in the store", "err", err)
-		if code == 0 {
-			code = exitFailure
-		}
+	componentsErr := <-done
+	if componentsErr != nil {
+		c.log.Error("stopped with work not in the store", "err", componentsErr)
+	}
+	commandCode := code
+	report.end(&commandCode, componentsErr)
+	if componentsErr != nil && code == 0 {
+		code = exitFailure
 	}
 	return code
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -40,6 +41,16 @@ type settings struct {
 	Logs        logs.Config
 	// ResourcesInterval is the time between resource samples; <= 0 is off.
 	ResourcesInterval time.Duration
+	// ResourcesContainer is a container whose Docker stats are sampled.
+	ResourcesContainer string
+
+	// The tracking API the run's status is reported to (none when both
+	// URLs are empty), and its token: from APITokenFile, else
+	// COLLECTOR_API_TOKEN.
+	APIURL         string
+	APIExternalURL string
+	APITokenFile   string
+	APIHeartbeat   time.Duration
 
 	Plugins *plugins.Plugins
 	Command []string // wrapper mode: the command after --
@@ -58,6 +69,7 @@ func defaultSettings() *settings {
 		Logs:        logs.DefaultConfig(),
 
 		ResourcesInterval: 10 * time.Second,
+		APIHeartbeat:      30 * time.Second,
 	}
 }
 
@@ -82,9 +94,14 @@ func (s *settings) flagSet() *flag.FlagSet {
 	fs.BoolVar(&s.AutoResume, "auto-resume", s.AutoResume, "restore the run's outputs from the store at start (Polyaxon's autoResume)")
 	fs.StringVar(&s.ProbeAddr, "probe-addr", s.ProbeAddr, "serve /readyz and /healthz on this address (e.g. :8080); ready once the restore is done")
 	fs.StringVar(&s.ReadyFile, "ready-file", s.ReadyFile, "write this file once the restore is done (for an exec startup probe)")
+	fs.StringVar(&s.APIURL, "api-url", s.APIURL, "tracking API: URL (in-cluster) the run's status is POSTed to as JSON (started, heartbeats, the end)")
+	fs.StringVar(&s.APIExternalURL, "api-external-url", s.APIExternalURL, "tracking API: external URL, used instead of --api-url with the externalHost plugin")
+	fs.StringVar(&s.APITokenFile, "api-token-file", s.APITokenFile, "tracking API: file holding the bearer token (else COLLECTOR_API_TOKEN); sent, and given to the command, with the auth plugin on")
+	fs.Var((*sync.Seconds)(&s.APIHeartbeat), "api-heartbeat", "tracking API: seconds between heartbeats while the run goes on")
 	s.Sync.RegisterFlags(fs)
 	s.Logs.RegisterFlags(fs)
 	fs.Var((*sync.Seconds)(&s.ResourcesInterval), "resources-interval", "seconds between samples of the job's CPU, memory, GPU and shared memory; <= 0 turns sampling off")
+	fs.StringVar(&s.ResourcesContainer, "resources-container", s.ResourcesContainer, "a container whose Docker stats are sampled too (compose: the job's container); needs the docker plugin")
 	return fs
 }
 
@@ -250,9 +267,28 @@ func (s *settings) validate() error {
 	if s.StateDir == "" {
 		return errors.New("--state-dir: is empty; want a folder for the collector's state")
 	}
+	for name, u := range map[string]string{"--api-url": s.APIURL, "--api-external-url": s.APIExternalURL} {
+		if u == "" {
+			continue
+		}
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("%s: %q is not an http:// or https:// URL", name, u)
+		}
+	}
+	if s.APIHeartbeat < time.Second {
+		return fmt.Errorf("--api-heartbeat: %v is below 1; want seconds >= 1", s.APIHeartbeat.Seconds())
+	}
 	if s.ResourcesInterval > 0 && s.ResourcesInterval < minResourcesInterval {
 		return fmt.Errorf("--resources-interval: %v is below %v; want %v seconds or more, or 0 to turn sampling off",
 			s.ResourcesInterval.Seconds(), minResourcesInterval.Seconds(), minResourcesInterval.Seconds())
+	}
+	if c := s.ResourcesContainer; c != "" {
+		if !containerName.MatchString(c) {
+			return fmt.Errorf("--resources-container: %q is not a container's name or ID; want letters, digits, '_', '.' and '-', starting with a letter or digit", c)
+		}
+		if !s.Plugins.DockerOn() {
+			return fmt.Errorf("--resources-container: %q needs the docker plugin (plugins: docker: true in --plugins)", c)
+		}
 	}
 	if s.Logs.ChunkAge == 0 && s.Sync.Interval > 0 {
 		s.Logs.ChunkAge = s.Sync.Interval
@@ -265,6 +301,9 @@ func (s *settings) validate() error {
 
 // minResourcesInterval is the shortest time between resource samples.
 const minResourcesInterval = 100 * time.Millisecond
+
+// containerName is what Docker accepts as a container's name or ID.
+var containerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 func parseLevel(name string) (slog.Level, error) {
 	var l slog.Level

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	stdsync "sync"
+	"testing"
+
+	"github.com/mlsidecar/collector/internal/tracking"
+)
+
+// pluginRun is one wrapper-mode run with a plugins file, into a host-path
+// store: what the command saw and what the store holds.
+type pluginRun struct {
+	code     int
+	out      string            // the collector's output
+	env      map[string]string // the command's environment
+	args     string            // the command's expanded arguments
+	store    string            // the store's folder
+	run      string
+	outputs  string
+	objects  map[string]bool // files under <store>/<run>/, by path relative to it
+	requests []apiRequest    // what the tracking API servers received
+}
+
+type apiRequest struct {
+	server string // "internal" or "external"
+	auth   string
+	status tracking.Status
+}
+
+// runWithPlugins runs `sh -c` in wrapper mode with the given plugins file
+// body and extra flags, with two tracking API servers listening.
+func runWithPlugins(t *testing.T, pluginsYAML string, extra ...string) pluginRun {
+	t.Helper()
+	work := t.TempDir()
+	var mu stdsync.Mutex
+	var reqs []apiRequest
+	api := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var st tracking.Status
+			body, _ := io.ReadAll(r.Body)
+			if err := json.Unmarshal(body, &st); err != nil {
+				t.Errorf("%s API got %q: %v", name, body, err)
+			}
+			mu.Lock()
+			reqs = append(reqs, apiRequest{server: name, auth: r.Header.Get("Authorization"), status: st})
+			mu.Unlock()
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	internal, external := api("internal"), api("external")
+	pr := pluginRun{store: filepath.Join(work, "store"), run: "plugins-run", outputs: filepath.Join(work, "outputs")}
+	plugins := filepath.Join(work, "plugins.yaml")
+	if err := os.WriteFile(plugins, []byte(pluginsYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(work, "token")
+	os.WriteFile(token, []byte("tok-123\n"), 0o600)
+	script := `env > "$COLLECTOR_OUTPUTS_PATH/env.txt"; echo "$1" > "$COLLECTOR_OUTPUTS_PATH/args.txt"`
+	args := append([]string{
+		"--plugins", plugins, "--store", pr.store, "--run", pr.run, "--outputs-path", pr.outputs,
+		"--state-dir", filepath.Join(work, "state"), "--api-url", internal.URL, "--api-external-url", external.URL,
+		"--api-token-file", token, "--resources-interval", "0.2",
+	}, extra...)
+	args = append(args, "--", "sh", "-c", script, "sh", "{{run_outputs_path}}|{{run_artifacts_path}}|{{run_uuid}}")
+	pr.code, pr.out = runInProcess(t, nil, args...)
+	pr.env = map[string]string{}
+	if data, err := os.ReadFile(filepath.Join(pr.outputs, "env.txt")); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				pr.env[k] = v
+			}
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(pr.outputs, "args.txt"))
+	pr.args = strings.TrimSpace(string(data))
+	pr.objects = map[string]bool{}
+	root := filepath.Join(pr.store, pr.run)
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, p)
+			pr.objects[filepath.ToSlash(rel)] = true
+		}
+		return nil
+	})
+	mu.Lock()
+	pr.requests = append([]apiRequest(nil), reqs...)
+	mu.Unlock()
+	return pr
+}
+
+func (p pluginRun) has(prefix string) bool {
+	for k := range p.objects {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPluginsKeys turns each plugins key on and off and checks what changes
+// where a user would look: the store, the command's environment and
+// arguments, the collector's log, the tracking API's requests.
+func TestPluginsKeys(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {}\n")
+		if p.code != 0 {
+			t.Fatalf("exit %d:\n%s", p.code, p.out)
+		}
+		if !p.objects["outputs/env.txt"] {
+			t.Errorf("collectArtifacts on: outputs/env.txt not in the store: %v", p.objects)
+		}
+		if _, ok := p.env["LOG_LEVEL"]; ok {
+			t.Error("LOG_LEVEL set without logLevel")
+		}
+		if _, ok := p.env["COLLECTOR_ARTIFACTS_STORE_PATH"]; ok {
+			t.Error("mountArtifactsStore is off by default, but the command got the store's path")
+		}
+		// auth on: the token goes to the API and to the command.
+		if p.env["COLLECTOR_AUTH_TOKEN"] != "tok-123" || p.env["COLLECTOR_API_URL"] == "" {
+			t.Errorf("auth on: command env COLLECTOR_AUTH_TOKEN=%q COLLECTOR_API_URL=%q", p.env["COLLECTOR_AUTH_TOKEN"], p.env["COLLECTOR_API_URL"])
+		}
+		if len(p.requests) < 2 {
+			t.Fatalf("tracking API got %d requests, want started and the end", len(p.requests))
+		}
+		first, last := p.requests[0], p.requests[len(p.requests)-1]
+		if first.status.Status != tracking.Started || last.status.Status != tracking.Succeeded || last.status.ExitCode == nil || *last.status.ExitCode != 0 {
+			t.Errorf("statuses: first %+v, last %+v", first.status, last.status)
+		}
+		for _, r := range p.requests {
+			if r.server != "internal" || r.auth != "Bearer tok-123" || r.status.Run != "plugins-run" {
+				t.Errorf("request %+v: want the internal URL, the bearer token, the run", r)
+			}
+		}
+		abs, _ := filepath.Abs(p.outputs)
+		if want := abs + "|" + filepath.Join(p.store, "plugins-run") + "|plugins-run"; p.args != want {
+			t.Errorf("context variables expanded to %q, want %q", p.args, want)
+		}
+	})
+	t.Run("collectArtifacts off", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {collectArtifacts: false}\n")
+		if p.code != 0 || p.has("outputs/") {
+			t.Errorf("exit %d, outputs in the store: %v", p.code, p.objects)
+		}
+	})
+	t.Run("logLevel", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {logLevel: debug}\n")
+		if p.env["LOG_LEVEL"] != "debug" || p.env["POLYAXON_LOG_LEVEL"] != "debug" {
+			t.Errorf("command env LOG_LEVEL=%q POLYAXON_LOG_LEVEL=%q, want debug", p.env["LOG_LEVEL"], p.env["POLYAXON_LOG_LEVEL"])
+		}
+		if !strings.Contains(p.out, "level=DEBUG") {
+			t.Errorf("the collector logs no debug line at logLevel debug:\n%s", p.out)
+		}
+		q := runWithPlugins(t, "plugins: {logLevel: warning}\n")
+		if strings.Contains(q.out, "level=INFO") || strings.Contains(q.out, "level=DEBUG") {
+			t.Errorf("info or debug lines at logLevel warning:\n%s", q.out)
+		}
+	})
+	t.Run("sidecar.syncInterval", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {sidecar: {syncInterval: 7}}\n")
+		if !strings.Contains(p.out, "sync_interval=7") {
+			t.Errorf("sidecar.syncInterval 7 not in effect:\n%s", p.out)
+		}
+		q := runWithPlugins(t, "plugins: {sidecar: {syncInterval: 7}}\n", "--sync-interval", "3")
+		if !strings.Contains(q.out, "sync_interval=3") {
+			t.Errorf("--sync-interval does not win over sidecar.syncInterval:\n%s", q.out)
+		}
+	})
+	t.Run("mountArtifactsStore", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {mountArtifactsStore: true}\n")
+		if p.env["COLLECTOR_ARTIFACTS_STORE_PATH"] != p.store || p.env["COLLECTOR_RUN_ARTIFACTS_PATH"] != filepath.Join(p.store, "plugins-run") {
+			t.Errorf("command env COLLECTOR_ARTIFACTS_STORE_PATH=%q COLLECTOR_RUN_ARTIFACTS_PATH=%q, want %q and its run folder",
+				p.env["COLLECTOR_ARTIFACTS_STORE_PATH"], p.env["COLLECTOR_RUN_ARTIFACTS_PATH"], p.store)
+		}
+	})
+	t.Run("auth off", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {auth: false}\n")
+		if _, ok := p.env["COLLECTOR_AUTH_TOKEN"]; ok {
+			t.Error("auth off: the command got the token")
+		}
+		if len(p.requests) == 0 {
+			t.Fatal("auth off: no status reported")
+		}
+		for _, r := range p.requests {
+			if r.auth != "" {
+				t.Errorf("auth off: Authorization %q sent", r.auth)
+			}
+		}
+	})
+	t.Run("externalHost", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {externalHost: true}\n")
+		if len(p.requests) == 0 {
+			t.Fatal("no status reported")
+		}
+		for _, r := range p.requests {
+			if r.server != "external" {
+				t.Errorf("externalHost on: a request went to the %s URL", r.server)
+			}
+		}
+	})
+	t.Run("command failure is reported", func(t *testing.T) {
+		work := t.TempDir()
+		var mu stdsync.Mutex
+		var last tracking.Status
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			json.NewDecoder(r.Body).Decode(&last)
+		}))
+		defer srv.Close()
+		code, out := runInProcess(t, nil, "--store", filepath.Join(work, "store"), "--run", "r", "--outputs-path", filepath.Join(work, "o"),
+			"--state-dir", filepath.Join(work, "s"), "--api-url", srv.URL, "--", "sh", "-c", "exit 3")
+		mu.Lock()
+		defer mu.Unlock()
+		if code != 3 || last.Status != tracking.Failed || last.ExitCode == nil || *last.ExitCode != 3 {
+			t.Errorf("exit %d, last status %+v; want 3 reported as failed:\n%s", code, last, out)
+		}
+	})
+	t.Run("an API that is down fails nothing", func(t *testing.T) {
+		work := t.TempDir()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 503) }))
+		defer srv.Close()
+		code, out := runInProcess(t, nil, "--store", filepath.Join(work, "store"), "--run", "r", "--outputs-path", filepath.Join(work, "o"),
+			"--state-dir", filepath.Join(work, "s"), "--api-url", srv.URL, "--", "true")
+		if code != 0 || !strings.Contains(out, "cannot report the run's status") {
+			t.Errorf("exit %d, want 0 with a warning:\n%s", code, out)
+		}
+	})
+	t.Run("unknown key", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {collectEverything: true}\n")
+		if p.code != exitUsage || !strings.Contains(p.out, "valid keys: auth, docker, shm") {
+			t.Errorf("exit %d, want 2 listing the valid keys:\n%s", p.code, p.out)
+		}
+	})
+}
