@@ -1,59 +1,97 @@
-// Package logs will own log collection: the job's log lines from every
-// source a sidecar meets, stored under <run>/logs/ in the store, each line
-// exactly once through store outages, kills and retries. It is a component
-// of the run (see cmd/collector): started after the restore, stopped within
-// its share of the shutdown budget. This file is the design the package is
-// built to; the code lands with the log collection issue.
+// Package logs owns log collection: the job's log lines from every source
+// a sidecar meets, stored under <run>/logs/ in the store, each line exactly
+// once through store outages, kills and retries, and read back in order by
+// `collector logs`. The Collector is a component of the run (see
+// cmd/collector): started after the restore, stopped within its share of
+// the shutdown budget.
 //
 // # Sources
 //
-// Each source is a small type behind one interface and owns a cursor:
-//   - the wrapped command's stdout and stderr, read line by line from the
-//     stream internal/child offers (passed through to the collector's own
-//     streams unchanged, so kubectl logs keeps working; the tap never
-//     blocks the child);
-//   - files (--logs file:GLOB), plain, CRI or Docker JSON, each known by a
-//     fingerprint of its first bytes plus its inode, read across rename and
-//     copytruncate rotation, a saved offset trusted only while the bytes
-//     before it still match;
-//   - the Kubernetes log API (--logs k8s:CONTAINER) with follow=true,
-//     timestamps=true and sinceTime on reconnect;
-//   - the Docker engine (--logs docker:CONTAINER, docker plugin only).
+// Each source is a small type behind the Source interface and owns a
+// position, which the Collector saves for it:
+//   - CommandSource: the wrapped command's stdout and stderr, read line by
+//     line from the child.Outputs that pass them through to the
+//     collector's own streams unchanged (kubectl logs keeps working; the
+//     tap never blocks the command). It cannot go back, and is Unpaced.
+//   - FileSource (--logs file:GLOB): plain text, CRI (/var/log/pods, with
+//     its P partial records joined) or Docker JSON lines (its 16 KiB
+//     pieces joined), detected per file from its first line. A file is
+//     known by its device, inode and a hash of its first 256 bytes;
+//     renamed files are read to their end (and found again by inode in
+//     their folder after a restart), a truncated file (copytruncate) is
+//     read again from its start, a new file on a reused inode is a new
+//     file, and a saved offset is trusted only while the 32 bytes before it
+//     are those read. A partial last line is held until its newline, or
+//     until the end of the run (then stored marked continued: no newline
+//     followed it).
+//   - the Kubernetes log API (--logs k8s:CONTAINER) and the Docker engine
+//     (--logs docker:CONTAINER, docker plugin only): kubernetes.go,
+//     docker.go.
 //
-// # Records, spool and chunks
+// # Records and chunks
 //
-// A record is one JSON object per line: timestamp (RFC 3339, nanoseconds),
-// container, stream, value, and node, pod and attempt where known. Sources
-// append records to an open chunk file in the spool, a folder under the
-// state folder (<state>/<run>/spool/logs/). A chunk is sealed when it
-// reaches its size or age limit, or at the end of the run, and is then
-// immutable: its name (<attempt>-<sequence>.jsonl) never changes and its
-// bytes are never rewritten.
+// A record is one JSON object per line (Entry): timestamp (RFC 3339 with
+// nine digits of nanoseconds, the runtime's own for CRI, Docker and
+// Kubernetes, else the time of capture), container, stream, value, and
+// node, pod and attempt where known. A line longer than the line limit
+// (256 KiB) is split into records marked "continued"; invalid UTF-8 shows
+// as U+FFFD in value and is kept exactly in "bytes" (base64). Lines the
+// collector had to drop are counted by a record of its own ("dropped").
 //
-// Sealed chunks reach <run>/logs/ through the sync engine's uploader, the
-// same one that puts outputs into the store (retries, the memory budget,
-// the final flush at shutdown), not a second uploader: internal/spool is a
-// folder the engine syncs with KeepDeleted and no settle time, and it
-// reports each object it stored to the producer of its folder.
+// Each source writes its own chunks: gzip (fastest level) JSON Lines,
+// opened in the spool's .open/ folder and sealed at 4 MiB (compressed) or
+// at the chunk age (default the sync interval), whichever comes first, and
+// at the end of the run. A chunk is sealed only after a record that
+// carries a position, so that its end is a place to resume from. Names are
+// <source>.<attempt, 6 digits>.<sequence, 8 digits>.jsonl.gz, so a listing
+// gives each source's order; `collector logs` reads each source's chunks in
+// that order and merges the sources by timestamp.
 //
 // # Cursors and the state section
 //
-// The component keeps its cursors in its own section of the run's state
-// (resume.Keeper.Section("logs")): for each source, the position after the
-// last line of the last chunk the store holds (a file's fingerprint and
-// offset, the Kubernetes or Docker timestamp of the last line stored), and
-// the sequence number of the next chunk. The order is what makes each line
-// stored exactly once:
+// The Collector keeps, in the run's state section "logs", for each source:
+// the cursor (the position after the last line of the chunks the store
+// holds, in order), the next chunk's attempt and sequence, and each sealed
+// chunk not yet behind the cursor with its end position and line count.
+// The order is what makes each line stored exactly once:
 //
-//  1. a line is read and appended to the open chunk in the spool;
-//  2. the chunk is sealed and uploaded;
-//  3. once the store has it, the section is saved with the cursor past the
-//     chunk's last line, and only then is the chunk removed from the spool.
+//  1. a record is appended to the source's open chunk;
+//  2. at seal time the chunk's end position is saved in the section, and
+//     only then is the chunk sealed (fsynced and renamed) into the spool;
+//  3. the sync engine uploads it; once the store holds it, the spool calls
+//     Collector.stored, which marks the chunk stored and moves the cursor
+//     past every chunk stored in order (uploads run in parallel, so chunk
+//     5 may land before chunk 4: the cursor waits for 4); the section is
+//     saved, and only then does the chunk leave the spool.
 //
-// A collector killed between 2 and 3 finds the chunk in the spool at start
-// and uploads it again under the same name (the same bytes: no duplicate);
-// one killed before 2 reads the lines again from the saved cursor and
-// rewrites the unsealed chunk from scratch. A partial last line is held
-// until its newline or the end of the run, never split into two records.
-// `collector logs` reads the chunks back in name order.
+// At start (a restart on the same disk, or a new pod with the state from
+// the store):
+//   - open chunks (a kill before their seal) are discarded: the file,
+//     Kubernetes and Docker sources read those lines again, because they
+//     resume from the end of the last sealed chunk, not from the open one.
+//     The wrapped command's lines in an open chunk are lost with it (the
+//     command cannot be read twice): at most one chunk age of them;
+//   - sealed chunks still in the spool upload again under their names (the
+//     same bytes) and then move the cursor with the end recorded at seal;
+//   - a chunk the section records but the spool no longer holds (never
+//     sealed, or a new pod's empty disk) is forgotten with every later
+//     chunk of its source, and the source resumes from its cursor. If a
+//     later chunk had reached the store already (out of order), its lines
+//     are read and stored again: the one case of duplicates, only on a new
+//     pod, only for a source that can go back;
+//   - each source resumes from the end of its last remaining sealed chunk,
+//     or from its cursor.
+//
+// # The spool's limit
+//
+// The chunks of all sources in the spool, open and sealed, are held under
+// the spool limit (256 MiB). When it is full, a paced source (files,
+// Kubernetes, Docker) seals its open chunk and waits in emit until the
+// store takes chunks: backpressure, no loss. The wrapped command is never
+// slowed: its oldest sealed chunk not yet stored is dropped from the spool
+// instead, its lines counted, and the next record written says how many
+// ("dropped": N, also logged as a warning); the spool may then go over its
+// limit by the command's open chunk. Lines the collector could not take in
+// time from the command's output (more than 65,536 waiting) are passed
+// through, not collected, and counted the same way.
 package logs
