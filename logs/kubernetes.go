@@ -159,15 +159,18 @@ type k8sContainer struct {
 }
 
 type k8sContainerStatus struct {
-	Name         string `json:"name"`
-	RestartCount int    `json:"restartCount"`
-	State        struct {
-		Waiting    *struct{} `json:"waiting"`
-		Running    *struct{} `json:"running"`
-		Terminated *struct {
-			ExitCode int `json:"exitCode"`
-		} `json:"terminated"`
-	} `json:"state"`
+	Name         string            `json:"name"`
+	RestartCount int               `json:"restartCount"`
+	State        k8sContainerState `json:"state"`
+	LastState    k8sContainerState `json:"lastState"`
+}
+
+type k8sContainerState struct {
+	Waiting    *struct{} `json:"waiting"`
+	Running    *struct{} `json:"running"`
+	Terminated *struct {
+		ExitCode int `json:"exitCode"`
+	} `json:"terminated"`
 }
 
 // errAPI is an answer of the API server other than 200.
@@ -281,9 +284,14 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 	if err != nil {
 		return fmt.Errorf("k8s:%s: %w", s.container, err)
 	}
-	cur := newStampedCursor(p)
-	fresh := p == stampedPosition{}
-	reader := newStampedReader(false)
+	run := &k8sRun{
+		kubernetesSource: s,
+		cur:              newStampedCursor(p),
+		reader:           newStampedReader(false),
+		fresh:            p == stampedPosition{},
+		drained:          -1,
+		emit:             emit,
+	}
 	for {
 		ended := ctx.Err() != nil
 		rctx := ctx
@@ -292,7 +300,7 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 			// The end of the run: read what there is now, once.
 			rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), s.drainFor)
 		}
-		done, err := s.step(rctx, cur, reader, &fresh, !ended, emit)
+		done, err := run.step(rctx, !ended)
 		cancel()
 		if err, ok := asEmitError(err); ok {
 			return err
@@ -312,78 +320,103 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 	}
 }
 
+// k8sRun is one Run of the source.
+type k8sRun struct {
+	*kubernetesSource
+	cur    *stampedCursor
+	reader *stampedReader
+	fresh  bool // no position: start from the beginning
+	// drained is the restart count of the instance last read to its end
+	// after it terminated (-1: none).
+	drained int
+	emit    func(Record, Position) error
+}
+
 // step looks at the container once and reads what its state calls for:
 // the end of the previous instance's log after a restart, the current
-// instance's log (followed while it runs, when follow), nothing while it
-// waits. done: the container has terminated for good and its log is read.
-func (s *kubernetesSource) step(ctx context.Context, cur *stampedCursor, reader *stampedReader, fresh *bool, follow bool, emit func(Record, Position) error) (bool, error) {
-	spec, status, final, err := s.podStatus(ctx)
+// instance's log (followed while it runs, when follow), the end of the
+// instance that terminated while the next one waits to start. done: the
+// container has terminated for good and its log is read.
+func (r *k8sRun) step(ctx context.Context, follow bool) (bool, error) {
+	spec, status, final, err := r.podStatus(ctx)
 	if err != nil || status == nil {
 		return false, err // no status yet: the pod is being scheduled
 	}
-	reader.stripCR = spec.TTY // a TTY's lines end in \r\n
-	if *fresh {
+	r.reader.stripCR = spec.TTY // a TTY's lines end in \r\n
+	if r.fresh {
 		// No position: from the beginning, the previous instance's log
 		// first when the container has restarted already.
-		*fresh = false
-		cur.restarts = max(status.RestartCount-1, 0)
+		r.fresh = false
+		r.cur.restarts = max(status.RestartCount-1, 0)
 	}
-	if status.RestartCount > cur.restarts {
+	if status.RestartCount > r.cur.restarts {
 		// The instance the cursor is in has ended. The API keeps the log
 		// of one previous instance: its end is read when it is the
 		// cursor's; otherwise the instances between are gone and the
 		// previous one is read whole.
-		if status.RestartCount > cur.restarts+1 {
-			*cur = *newStampedCursor(stampedPosition{Restarts: status.RestartCount - 1})
+		if status.RestartCount > r.cur.restarts+1 {
+			*r.cur = *newStampedCursor(stampedPosition{Restarts: status.RestartCount - 1})
 		}
-		if _, err := s.read(ctx, cur, reader, true, false, emit); err != nil {
-			var apiErr *errAPI
-			if _, ok := asEmitError(err); ok || !errors.As(err, &apiErr) || apiErr.status != http.StatusBadRequest {
-				return false, err
-			}
-			// 400: the API has no previous log (the node lost it).
+		if _, err := r.read(ctx, true, false); err != nil && !noLog(err) {
+			return false, err
 		}
-		*cur = *newStampedCursor(stampedPosition{Restarts: status.RestartCount})
+		*r.cur = *newStampedCursor(stampedPosition{Restarts: status.RestartCount})
 	}
 	switch {
 	case status.State.Running != nil:
-		n, err := s.read(ctx, cur, reader, false, follow, emit)
+		n, err := r.read(ctx, false, follow)
 		if n > 0 {
-			s.retry.reset()
+			r.retry.reset()
 		}
 		return false, err
 	case status.State.Terminated != nil:
 		// Read to the end: all of it is there.
-		if _, err := s.read(ctx, cur, reader, false, false, emit); err != nil {
+		if _, err := r.read(ctx, false, false); err != nil {
 			return false, err
 		}
+		r.drained = status.RestartCount
 		return final, nil
+	case status.LastState.Terminated != nil && r.drained != status.RestartCount:
+		// Waiting to restart (CrashLoopBackOff): the current log is still
+		// the terminated instance's; read it to its end once, in case the
+		// run ends before the next instance starts.
+		if _, err := r.read(ctx, false, false); err != nil && !noLog(err) {
+			return false, err
+		}
+		r.drained = status.RestartCount
 	}
 	return false, nil // waiting to start or restart
 }
 
+// noLog tells whether err is the API saying it has no such log (400: no
+// previous instance, the container waiting to start).
+func noLog(err error) bool {
+	var apiErr *errAPI
+	return errors.As(err, &apiErr) && apiErr.status == http.StatusBadRequest
+}
+
 // read reads one log of the container (the current or the previous
 // instance's) from the cursor, following it or not.
-func (s *kubernetesSource) read(ctx context.Context, cur *stampedCursor, reader *stampedReader, previous, follow bool, emit func(Record, Position) error) (int, error) {
-	q := url.Values{"container": {s.container}, "timestamps": {"true"}}
+func (r *k8sRun) read(ctx context.Context, previous, follow bool) (int, error) {
+	q := url.Values{"container": {r.container}, "timestamps": {"true"}}
 	if follow {
 		q.Set("follow", "true")
 	}
 	if previous {
 		q.Set("previous", "true")
 	}
-	if since := cur.since(); !since.IsZero() {
+	if since := r.cur.since(); !since.IsZero() {
 		q.Set("sinceTime", since.UTC().Format(time.RFC3339))
 	}
-	resp, err := s.get(ctx, "get pods/log of "+s.namespace+"/"+s.pod, "/log", q)
+	resp, err := r.get(ctx, "get pods/log of "+r.namespace+"/"+r.pod, "/log", q)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	cur.session()
+	r.cur.session()
 	end := endLine // a log read to its end
 	if follow {
 		end = endCut // a followed stream ends mid-line only when cut
 	}
-	return reader.copy(resp.Body, cur, Record{Container: s.container, Stream: "stdout"}, end, emit)
+	return r.reader.copy(resp.Body, r.cur, Record{Container: r.container, Stream: "stdout"}, end, r.emit)
 }

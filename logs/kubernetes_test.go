@@ -181,14 +181,23 @@ func (k *fakeKube) pod(w http.ResponseWriter) {
 	k.mu.Lock()
 	in := k.instances[len(k.instances)-1]
 	state := map[string]any{"running": map[string]any{"startedAt": "2026-12-01T04:00:00Z"}}
+	lastState := map[string]any{}
+	if len(k.instances) > 1 {
+		lastState = map[string]any{"terminated": map[string]any{"exitCode": k.instances[len(k.instances)-2].exitCode}}
+	}
 	phase := "Running"
 	if in.terminated {
-		state = map[string]any{"terminated": map[string]any{"exitCode": in.exitCode, "reason": "Completed"}}
+		terminated := map[string]any{"terminated": map[string]any{"exitCode": in.exitCode, "reason": "Completed"}}
 		if k.policy == "Never" || (k.policy == "OnFailure" && in.exitCode == 0) {
+			state = terminated
 			phase = "Succeeded"
 			if in.exitCode != 0 {
 				phase = "Failed"
 			}
+		} else {
+			// It will restart: the kubelet backs off first.
+			state = map[string]any{"waiting": map[string]any{"reason": "CrashLoopBackOff"}}
+			lastState = terminated
 		}
 	}
 	pod := map[string]any{
@@ -197,7 +206,7 @@ func (k *fakeKube) pod(w http.ResponseWriter) {
 		"spec": map[string]any{"restartPolicy": k.policy, "containers": []any{
 			map[string]any{"name": "main", "image": "job"}, map[string]any{"name": "collector", "image": "collector"}}},
 		"status": map[string]any{"phase": phase, "containerStatuses": []any{
-			map[string]any{"name": "main", "restartCount": len(k.instances) - 1, "state": state},
+			map[string]any{"name": "main", "restartCount": len(k.instances) - 1, "state": state, "lastState": lastState},
 			map[string]any{"name": "collector", "restartCount": 0, "state": map[string]any{"running": map[string]any{}}}}},
 	}
 	k.mu.Unlock()
@@ -400,6 +409,33 @@ func TestKubernetesSourceFollowsARestart(t *testing.T) {
 	if previous == 0 {
 		t.Error("no previous=true request after the restart")
 	}
+}
+
+func TestKubernetesSourceReadsTheEndOfACrashedInstance(t *testing.T) {
+	k := newFakeKube(t, "Always")
+	want := k.write(0, 10)
+	var rec remoteRecorder
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runSource(ctx, k.source(t, k.env(t)), nil, &rec)
+	rec.waitFor(t, len(want))
+	// The stream drops as the container writes its last lines and fails;
+	// the run ends while the kubelet backs off before restarting it.
+	k.mu.Lock()
+	close(k.abort)
+	in := k.instances[0]
+	for i := 10; i < 14; i++ {
+		text := fmt.Sprintf("line %d of instance 0", i)
+		in.lines = append(in.lines, fakeLine{stamp(i), text})
+		want = append(want, stamp(i).Format(time.RFC3339Nano)+"|stdout|"+text)
+	}
+	in.terminated, in.exitCode = true, 1
+	k.mu.Unlock()
+	rec.waitFor(t, len(want))
+	cancel()
+	if err := wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	sameRecords(t, rec.records(), want)
 }
 
 func TestKubernetesSourceLongLineCut(t *testing.T) {
