@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 
+	"github.com/mlsidecar/collector/internal/docker"
 	"github.com/mlsidecar/collector/internal/spool"
 	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
@@ -12,16 +14,26 @@ import (
 // spool to <run>/resources/, its summary.json straight to the store, its
 // cursor and running aggregates in the state's "resources" section. In
 // wrapper mode it measures the collector's descendants (the command) and
-// the collector's cgroup; in a sidecar, every process it can see but its own.
+// the collector's cgroup; in a sidecar, every process it can see but its
+// own; with --resources-container, that container's Docker stats too.
 func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper *resume.Keeper) (component, error) {
-	s, err := resources.New(resources.Config{
+	cfg := resources.Config{
 		Run:      c.set.Run,
 		Attempt:  st.Attempt,
 		Interval: c.set.ResourcesInterval,
 		ChunkAge: c.set.Sync.Interval,
 		Wrapper:  len(c.set.Command) > 0,
 		Logger:   c.log,
-	}, sp, keeper.Section(resources.SectionName), c.store.Target(c.set.Run+"/"+resources.Folder+"/"))
+	}
+	if name := c.set.ResourcesContainer; name != "" {
+		// The settings checked that the docker plugin is on.
+		if socket, err := docker.SocketFromEnv(os.Getenv); err != nil {
+			c.log.Info("no container stats: " + err.Error())
+		} else {
+			cfg.Container, cfg.Docker = name, docker.New(socket)
+		}
+	}
+	s, err := resources.New(cfg, sp, keeper.Section(resources.SectionName), c.store.Target(c.set.Run+"/"+resources.Folder+"/"))
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)
 	}

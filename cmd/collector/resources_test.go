@@ -82,3 +82,20 @@ func TestResourcesIntervalBadInput(t *testing.T) {
 		t.Errorf("output %q, want it to say %q", out, want)
 	}
 }
+
+// TestResourcesContainerBadInput: a container to measure needs the docker
+// plugin and a valid name.
+func TestResourcesContainerBadInput(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct{ name, want string }{
+		{"job", `--resources-container: "job" needs the docker plugin (plugins: docker: true in --plugins)`},
+		{"-job", `--resources-container: "-job" is not a container's name or ID`},
+	}
+	for _, tt := range tests {
+		code, out := runInProcess(t, nil, "--store", filepath.Join(dir, "store"), "--outputs-path", filepath.Join(dir, "outputs"),
+			"--resources-container="+tt.name)
+		if code != exitUsage || !strings.Contains(out, tt.want) {
+			t.Errorf("--resources-container=%s: exit code %d, output %q; want %d and %q", tt.name, code, out, exitUsage, tt.want)
+		}
+	}
+}
