@@ -116,7 +116,6 @@ func TestDockerSourceTTY(t *testing.T) {
 	var rec remoteRecorder
 	wait := runSource(context.Background(), src, nil, &rec)
 	rec.waitFor(t, 1)
-	time.Sleep(50 * time.Millisecond)
 	e.SetStatus("shell", "exited", 0)
 	if err := wait(t); err != nil {
 		t.Fatal(err)
