@@ -405,7 +405,8 @@ type writer struct {
 	mu        stdsync.Mutex
 	chunk     *spool.Chunk
 	gz        *gzip.Writer
-	buf       []byte
+	buf       []byte // records not yet compressed
+	stamps    stampCache
 	opened    time.Time
 	lines     int64
 	noted     int64 // dropped lines counted by records of the open chunk
@@ -467,10 +468,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	if r.Dropped > 0 {
 		c.log.Warn("lines of the wrapped command were not collected: the collector fell behind its output", "source", w.name, "lines", r.Dropped)
 	}
-	w.buf = appendRecord(w.buf[:0], &r, &c.meta)
-	if _, err := w.gz.Write(w.buf); err != nil {
-		return w.fail(err)
-	}
+	w.buf = appendRecord(w.buf, &r, &c.meta, &w.stamps)
 	if r.Dropped > 0 {
 		w.noted += r.Dropped
 	} else {
@@ -481,14 +479,35 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	if pos != nil {
 		w.lastPos = pos
 	}
-	size := w.chunk.Size()
-	c.used.Add(size - w.counted)
-	w.counted = size
-	if w.resumable && size >= int64(c.cfg.ChunkSize) {
+	if len(w.buf) < compressEvery {
+		return nil
+	}
+	if err := w.compress(); err != nil {
+		return err
+	}
+	if w.resumable && w.chunk.Size() >= int64(c.cfg.ChunkSize) {
 		if err := w.seal(); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// compressEvery is how many bytes of records are compressed at once.
+const compressEvery = 64 << 10
+
+// compress writes the records not yet compressed to the chunk; w.mu is
+// held and a chunk is open.
+func (w *writer) compress() error {
+	if len(w.buf) > 0 {
+		if _, err := w.gz.Write(w.buf); err != nil {
+			return w.fail(err)
+		}
+		w.buf = w.buf[:0]
+	}
+	size := w.chunk.Size()
+	w.c.used.Add(size - w.counted)
+	w.counted = size
 	return nil
 }
 
@@ -497,10 +516,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 func (w *writer) noteDropped(container string) error {
 	note := Record{Time: time.Now(), Container: container, Stream: "stderr", Dropped: w.dropped,
 		Value: []byte(fmt.Sprintf("collector: %d earlier lines of this output were dropped: the spool was full (the store did not take the logs in time)", w.dropped))}
-	w.buf = appendRecord(w.buf[:0], &note, &w.c.meta)
-	if _, err := w.gz.Write(w.buf); err != nil {
-		return w.fail(err)
-	}
+	w.buf = appendRecord(w.buf, &note, &w.c.meta, &w.stamps)
 	w.c.log.Warn("dropped the oldest unsent lines of the wrapped command: the spool was full", "source", w.name, "lines", w.dropped)
 	w.noted += w.dropped
 	w.dropped = 0
@@ -544,6 +560,9 @@ func (w *writer) seal() error {
 	}
 	c := w.c
 	name := w.chunk.Name()
+	if err := w.compress(); err != nil {
+		return err
+	}
 	if err := w.gz.Close(); err != nil {
 		return w.fail(err)
 	}

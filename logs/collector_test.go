@@ -1,7 +1,9 @@
 package logs
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
+	"github.com/mlsidecar/collector/internal/child"
 	"github.com/mlsidecar/collector/internal/spool"
 	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/stores/storetest"
@@ -175,7 +178,7 @@ func TestLinesReachTheStoreInOrder(t *testing.T) {
 func TestRecordFormat(t *testing.T) {
 	r := Record{Time: time.Date(2026, 12, 1, 4, 5, 6, 7000, time.UTC), Container: "main", Stream: "stderr",
 		Value: []byte("a \"quoted\"\ttab \xff\xfe end é"), Continued: true}
-	line := appendRecord(nil, &r, &recordMeta{node: "n1", pod: "p1", attempt: 3})
+	line := appendRecord(nil, &r, &recordMeta{node: "n1", pod: "p1", attempt: 3}, &stampCache{})
 	want := `{"timestamp":"2026-12-01T04:05:06.000007000Z","container":"main","stream":"stderr","value":"a \"quoted\"\ttab \ufffd\ufffd end é","node":"n1","pod":"p1","attempt":3,"continued":true,"bytes":"YSAicXVvdGVkIgl0YWIg//4gZW5kIMOp"}` + "\n"
 	if string(line) != want {
 		t.Fatalf("record:\n got %s\nwant %s", line, want)
@@ -258,3 +261,45 @@ func TestFullSpool(t *testing.T) {
 type unpaced struct{ numbered }
 
 func (unpaced) Unpaced() {}
+
+// BenchmarkCommandLines: the wrapped command's lines of 100 bytes, from
+// the Output tap through the collector into gzip chunks in the spool. The
+// writer waits for the collector every 16 blocks, as a pipe would, so
+// that the figure is the collector's pace.
+func BenchmarkCommandLines(b *testing.B) {
+	line := []byte(fmt.Sprintf("%08d %s\n", 0, strings.Repeat("x", 90)))
+	block := bytes.Repeat(line, 32<<10/len(line))
+	perBlock := bytes.Count(block, []byte("\n"))
+	dir := b.TempDir()
+	sp, err := spool.New(spool.Config{Dir: dir, Target: stores.Target{Bucket: memblob.OpenBucket(nil)}, Sync: sync.DefaultConfig()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout := child.NewOutput("stdout", io.Discard, 64<<10, 256<<10)
+	stderr := child.NewOutput("stderr", io.Discard, 64<<10, 256<<10)
+	cfg := DefaultConfig()
+	cfg.ChunkAge = 10 * time.Second
+	c, err := New(cfg, sp, []Source{NewCommandSource("command", stdout, stderr)}, Options{Section: &memSection{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stop, end := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(stop, context.Background()) }()
+	b.SetBytes(int64(len(block)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		stdout.Write(block)
+		for len(stdout.Lines()) > 8*perBlock {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	stdout.Close()
+	stderr.Close()
+	end()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBlock), "ns/line")
+	b.ReportMetric(float64(stdout.Dropped()), "dropped")
+}

@@ -66,9 +66,9 @@ type recordMeta struct {
 // appendRecord appends r as one JSON line (with its newline) to b. It is
 // written by hand: encoding/json would replace invalid UTF-8 silently and
 // costs several times as much per line.
-func appendRecord(b []byte, r *Record, m *recordMeta) []byte {
+func appendRecord(b []byte, r *Record, m *recordMeta, ts *stampCache) []byte {
 	b = append(b, `{"timestamp":"`...)
-	b = r.Time.UTC().AppendFormat(b, timeLayout)
+	b = ts.append(b, r.Time)
 	b = append(b, `","container":`...)
 	b, _ = appendString(b, r.Container)
 	b = append(b, `,"stream":`...)
@@ -101,6 +101,21 @@ func appendRecord(b []byte, r *Record, m *recordMeta) []byte {
 		b = strconv.AppendInt(b, r.Dropped, 10)
 	}
 	return append(b, "}\n"...)
+}
+
+// stampCache keeps the last timestamp formatted: lines read together
+// share one.
+type stampCache struct {
+	t time.Time
+	s []byte
+}
+
+func (c *stampCache) append(b []byte, t time.Time) []byte {
+	if c.s == nil || !t.Equal(c.t) {
+		c.s = t.UTC().AppendFormat(c.s[:0], timeLayout)
+		c.t = t
+	}
+	return append(b, c.s...)
 }
 
 const hexDigits = "0123456789abcdef"
