@@ -3,9 +3,9 @@ package logs
 import (
 	"bytes"
 	"context"
-	"io"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	stdsync "sync"
 	"testing"
