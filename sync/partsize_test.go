@@ -83,7 +83,7 @@ func TestLargeFileGetsLargerParts(t *testing.T) {
 	log := &progressLog{}
 	u := newUploader(target, smallParts(), Options{Checkpointer: log})
 	u.limits = stores.Limits{MaxParts: 4}
-	if _, err := u.upload(context.Background(), filepath.Join(dir, "model.bin"), "model.bin", st); err != nil {
+	if _, err := u.upload(context.Background(), filepath.Join(dir, "model.bin"), "model.bin", st, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := log.first().PartSize, int64(2*mib); got != want {
@@ -130,7 +130,7 @@ func TestResumeKeepsTheSavedPartSize(t *testing.T) {
 			log := &progressLog{}
 			u := newUploader(target, smallParts(), Options{Checkpointer: log, Uploads: map[string]stores.Progress{"model.bin": saved}})
 			u.limits = tt.limits
-			if _, err := u.upload(ctx, filepath.Join(dir, "model.bin"), "model.bin", st); err != nil {
+			if _, err := u.upload(ctx, filepath.Join(dir, "model.bin"), "model.bin", st, nil); err != nil {
 				t.Fatal(err)
 			}
 			p := log.first()
@@ -169,7 +169,7 @@ func TestFileAboveTheStoresLargestFailsOnce(t *testing.T) {
 	}
 	err = retry(context.Background(), uploadAttempts, func() error {
 		tries++
-		_, err := s.up.upload(context.Background(), filepath.Join(dir, "huge.bin"), "huge.bin", stateOf(fi))
+		_, err := s.up.upload(context.Background(), filepath.Join(dir, "huge.bin"), "huge.bin", stateOf(fi), nil)
 		return err
 	})
 	if !errors.Is(err, stores.ErrTooLarge) || tries != 1 {

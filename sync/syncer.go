@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -58,6 +59,11 @@ type Options struct {
 	// (the outputs and the spool of logs and resources); nil: its own, of
 	// Config.MemoryBudget.
 	Budget *Budget
+	// Adopt makes the first full pass list the store once for objects of
+	// files the manifest does not know, which a collector killed before its
+	// checkpoint may have uploaded: a small file whose object has its size
+	// and MD5 is recorded, not uploaded again.
+	Adopt bool
 	// Stored, if set, is told of each file once the store holds it (and the
 	// Checkpointer, if any, has recorded it), from the worker that uploaded
 	// it. The spool of logs and resources advances its producers' cursors
@@ -94,6 +100,62 @@ type Syncer struct {
 	checkpointed   bool
 
 	totals totals
+
+	// adopt says the first full pass lists the store for unrecorded
+	// objects (Options.Adopt); unrecorded holds them, by path, for that
+	// pass only.
+	adopt      bool
+	unrecorded map[string]storedObject
+}
+
+// storedObject is what a listing says of an object.
+type storedObject struct {
+	size int64
+	md5  []byte
+}
+
+// listUnrecorded lists the target once and keeps, for each file of the scan
+// that the manifest does not know, the size and MD5 of the object the store
+// holds under its path, if any: objects that a collector killed before its
+// checkpoint uploaded, which the pass then records without uploading again.
+func (s *Syncer) listUnrecorded(ctx context.Context, files map[string]fileState) error {
+	s.mu.Lock()
+	want := 0
+	for rel := range files {
+		if _, ok := s.entries[rel]; !ok {
+			want++
+		}
+	}
+	s.mu.Unlock()
+	if want == 0 {
+		return nil
+	}
+	found := map[string]storedObject{}
+	it := s.bucket.List(nil)
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return stores.Redact(err)
+		}
+		fs, local := files[obj.Key]
+		if !local || obj.IsDir || obj.MD5 == nil || fs.Size != obj.Size {
+			continue
+		}
+		s.mu.Lock()
+		_, known := s.entries[obj.Key]
+		s.mu.Unlock()
+		if !known {
+			found[obj.Key] = storedObject{size: obj.Size, md5: obj.MD5}
+		}
+	}
+	s.unrecorded = found
+	if len(found) > 0 {
+		s.log.Info("found files in the store that the state does not record (a collector was stopped before its checkpoint); each is checked before it is uploaded again", "files", len(found))
+	}
+	return nil
 }
 
 // totals count what the Syncer did since it started (Totals).
@@ -188,6 +250,7 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		bucket:  target.Bucket,
 		ckpt:    opts.Checkpointer,
 		stored:  opts.Stored,
+		adopt:   opts.Adopt,
 		now:     now,
 		entries: entries,
 		lastErr: map[string]string{},
@@ -436,6 +499,10 @@ type job struct {
 	rel    string
 	state  fileState
 	delete bool
+	// storedMD5 is the MD5 of an object the store holds under rel that the
+	// manifest does not know (Options.Adopt), of the file's size: when the
+	// file has the same MD5, it is recorded without being uploaded.
+	storedMD5 []byte
 }
 
 // Pass scans the folder once and uploads what is new or changed (and settled,
@@ -461,9 +528,16 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	} else {
 		files = s.scan.stat(scope)
 	}
+	if scope == nil && s.adopt {
+		s.adopt = false
+		if err := s.listUnrecorded(ctx, files); err != nil {
+			s.log.Warn("cannot list the store for files a killed collector uploaded; they are uploaded again", "err", err)
+		}
+	}
 	jobs := s.plan(files, final, start, &st, scope)
 	if scope == nil {
 		s.up.abandonMissing(ctx, files)
+		s.unrecorded = nil
 	}
 
 	var mu stdsync.Mutex // guards st and lastCheckpoint
@@ -559,7 +633,11 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 			s.pending[rel] = struct{}{}
 			continue
 		}
-		jobs = append(jobs, job{rel: rel, state: fs})
+		j := job{rel: rel, state: fs}
+		if o, ok := s.unrecorded[rel]; ok && o.size == fs.Size {
+			j.storedMD5 = o.md5
+		}
+		jobs = append(jobs, j)
 	}
 	if !s.cfg.KeepDeleted {
 		// Only what this attempt saw is its to delete: an entry never seen
@@ -613,7 +691,7 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 	}
 	var entry resume.Entry
 	err := s.retry(ctx, func() (err error) {
-		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state)
+		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state, j.storedMD5)
 		return err
 	})
 	if err != nil {

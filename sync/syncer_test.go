@@ -371,3 +371,40 @@ func TestIncrementalPassStatsOnlyDirtyPathsUnlessRescan(t *testing.T) {
 	}
 	mirrors(t, dir, b)
 }
+
+// TestAdoptUnrecordedUploads: a collector killed after uploading files but
+// before its checkpoint leaves objects its state does not know. The next
+// start records the ones whose content matches instead of uploading them
+// again, and uploads the one that differs.
+func TestAdoptUnrecordedUploads(t *testing.T) {
+	dir := t.TempDir()
+	b := memblob.OpenBucket(nil)
+	ctx := context.Background()
+	killed := &blob.WriterOptions{Metadata: map[string]string{"by": "the killed collector"}}
+	for rel, data := range map[string]string{"a.txt": "alpha", "deep/b.txt": "beta", "c.txt": "old gamma"} {
+		write(t, dir, rel, data)
+		if err := b.WriteAll(ctx, rel, []byte(data), killed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, dir, "c.txt", "new gamma") // changed after the kill: same size, other bytes
+	write(t, dir, "d.txt", "delta")     // never uploaded
+
+	s := newSyncer(t, testConfig(), dir, b, Options{Adopt: true})
+	if st := pass(t, s, false); st.Uploaded != 4 || st.Failed != 0 {
+		t.Fatalf("stats = %+v, want 4 files recorded", st)
+	}
+	mirrors(t, dir, b)
+	for rel, adopted := range map[string]bool{"a.txt": true, "deep/b.txt": true, "c.txt": false, "d.txt": false} {
+		attrs, err := b.Attributes(ctx, rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := attrs.Metadata["by"] != ""; got != adopted {
+			t.Errorf("%s: kept the killed collector's object = %v, want %v", rel, got, adopted)
+		}
+		if _, ok := s.Manifest()[rel]; !ok {
+			t.Errorf("%s: not in the manifest", rel)
+		}
+	}
+}

@@ -75,7 +75,10 @@ func NewBudget(size ByteSize) *Budget {
 
 // upload copies the file at abs to key if it is still the file the scan saw
 // (want), and returns the manifest entry for what the store now holds.
-func (u *uploader) upload(ctx context.Context, abs, key string, want fileState) (resume.Entry, error) {
+//
+// storedMD5, when set, is the MD5 of an object of the same size the store
+// holds under key already: a small file with that MD5 is not sent again.
+func (u *uploader) upload(ctx context.Context, abs, key string, want fileState, storedMD5 []byte) (resume.Entry, error) {
 	if err := u.limits.CheckSize(want.Size); err != nil {
 		return resume.Entry{}, fmt.Errorf("upload %q: %w", key, err)
 	}
@@ -91,14 +94,14 @@ func (u *uploader) upload(ctx context.Context, abs, key string, want fileState) 
 		return resume.Entry{}, errChanged
 	}
 	if want.Size <= u.partSize {
-		return u.uploadSmall(ctx, f, key, want)
+		return u.uploadSmall(ctx, f, key, want, storedMD5)
 	}
 	return u.uploadLarge(ctx, f, abs, key, want)
 }
 
 // uploadSmall reads the whole file once, checks it did not change while read,
 // and uploads that snapshot in one request with its MD5 for the store to verify.
-func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want fileState) (resume.Entry, error) {
+func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want fileState, storedMD5 []byte) (resume.Entry, error) {
 	weight := max(want.Size, 1)
 	if err := u.mem.Acquire(ctx, weight); err != nil {
 		return resume.Entry{}, err
@@ -116,6 +119,9 @@ func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want
 	}
 	sum := sha256.Sum256(buf)
 	md := md5.Sum(buf)
+	if storedMD5 != nil && bytes.Equal(storedMD5, md[:]) {
+		return entryFor(want, sum[:]), nil // uploaded before a kill, never recorded
+	}
 	if err := u.target.PutBytes(ctx, key, buf, stores.Sums{SHA256: sum[:], MD5: md[:]}); err != nil {
 		return resume.Entry{}, err
 	}

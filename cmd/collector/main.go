@@ -349,6 +349,9 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			SkipDirs:     skip,
 			Uploads:      st.Uploads,
 			Budget:       budget,
+			// A collector killed before its checkpoint left uploads the
+			// state does not record: recorded, not sent again.
+			Adopt: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outputs sync: %w", err)
