@@ -55,6 +55,9 @@ type Collector struct {
 	state sectionState
 	sizes map[string]int64 // sealed chunks in the spool, not yet stored
 	used  atomic.Int64     // bytes of the spool's chunks, open and sealed
+
+	lines   atomic.Int64 // records of lines written to chunks
+	dropped atomic.Int64 // lines dropped (full spool) or not collected (fell behind)
 }
 
 // sectionState is the collector's section of the run's state.
@@ -471,8 +474,10 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	w.buf = appendRecord(w.buf, &r, &c.meta, &w.stamps)
 	if r.Dropped > 0 {
 		w.noted += r.Dropped
+		c.dropped.Add(r.Dropped)
 	} else {
 		w.lines++
+		c.lines.Add(1)
 	}
 	w.container = r.Container
 	w.resumable = pos != nil
@@ -616,6 +621,7 @@ func (c *Collector) dropOldest(w *writer) bool {
 		}
 		ch.Dropped = true
 		w.dropped += ch.Lines + ch.Noted
+		c.dropped.Add(ch.Lines)
 		c.used.Add(-size)
 		delete(c.sizes, name)
 		c.advance(ss)
@@ -629,3 +635,9 @@ func (c *Collector) dropOldest(w *writer) bool {
 
 // Spooled is how many bytes of chunks the collector has in the spool.
 func (c *Collector) Spooled() int64 { return c.used.Load() }
+
+// Totals are the collector's counts since it started: records of lines
+// written to chunks, and lines dropped (the wrapped command's oldest
+// unsent lines when the spool was full, or lines it could not take in
+// time).
+func (c *Collector) Totals() (lines, dropped int64) { return c.lines.Load(), c.dropped.Load() }

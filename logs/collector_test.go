@@ -253,6 +253,9 @@ func TestFullSpool(t *testing.T) {
 	if dropped == 0 {
 		t.Error("no record of dropped lines")
 	}
+	if _, total := c.Totals(); total != dropped {
+		t.Errorf("Totals counts %d dropped lines, the records %d", total, dropped)
+	}
 	if kept+dropped != 20000 || last != 19999 {
 		t.Errorf("command: %d lines kept + %d dropped, last %d; want 20000 in all, the newest kept", kept, dropped, last)
 	}

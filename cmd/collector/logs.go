@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gocloud.dev/blob"
 
 	"github.com/mlsidecar/collector/internal/child"
@@ -103,7 +104,30 @@ func (c *collector) logsProducer(sp *spool.Spool, st *resume.State, keeper *resu
 	if err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
+	c.probe.Metrics.MustRegister(logsMetrics{col})
 	return col, nil
+}
+
+var (
+	logsLines   = prometheus.NewDesc("collector_logs_lines_total", "Log lines (records) written to chunks.", nil, nil)
+	logsDropped = prometheus.NewDesc("collector_logs_dropped_lines_total", "Lines of the wrapped command dropped: the oldest unsent when the spool was full, or lines the collector could not take in time.", nil, nil)
+	logsSpooled = prometheus.NewDesc("collector_logs_spool_bytes", "Bytes of log chunks in the local spool, not yet known to be in the store.", nil, nil)
+)
+
+// logsMetrics reports the logs component's totals.
+type logsMetrics struct{ c *logs.Collector }
+
+func (m logsMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- logsLines
+	ch <- logsDropped
+	ch <- logsSpooled
+}
+
+func (m logsMetrics) Collect(ch chan<- prometheus.Metric) {
+	lines, dropped := m.c.Totals()
+	ch <- prometheus.MustNewConstMetric(logsLines, prometheus.CounterValue, float64(lines))
+	ch <- prometheus.MustNewConstMetric(logsDropped, prometheus.CounterValue, float64(dropped))
+	ch <- prometheus.MustNewConstMetric(logsSpooled, prometheus.GaugeValue, float64(m.c.Spooled()))
 }
 
 // runLogs is `collector logs`: print a run's logs from the store.
