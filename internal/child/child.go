@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	stdsync "sync"
 	"syscall"
 	"time"
 )
@@ -33,19 +34,64 @@ func (c Command) Run(ctx context.Context) (int, error) {
 	}
 	cmd := exec.Command(c.Args[0], c.Args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if c.Stdout != nil {
-		cmd.Stdout = c.Stdout
+	// A writer that is not a file gets a pipe of ours, copied in a
+	// goroutine: exec's own copy would make Wait wait for every process
+	// that keeps the pipe open (a job's background daemon), long after the
+	// command exited.
+	var copies stdsync.WaitGroup
+	var childEnds []*os.File
+	pipe := func(w io.Writer) (*os.File, error) {
+		if f, ok := w.(*os.File); ok {
+			return f, nil
+		}
+		r, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		childEnds = append(childEnds, pw)
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			_, _ = io.Copy(w, r)
+			r.Close()
+		}()
+		return pw, nil
 	}
-	if c.Stderr != nil {
-		cmd.Stderr = c.Stderr
+	for _, s := range []struct {
+		dst *io.Writer
+		w   io.Writer
+	}{{&cmd.Stdout, c.Stdout}, {&cmd.Stderr, c.Stderr}} {
+		if s.w == nil {
+			continue
+		}
+		f, err := pipe(s.w)
+		if err != nil {
+			return 127, fmt.Errorf("start %q: %w", c.Args[0], err)
+		}
+		*s.dst = f
 	}
 	cmd.Env = append(os.Environ(), c.Env...)
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	for _, f := range childEnds {
+		f.Close() // the command holds its own copies
+	}
+	if err != nil {
 		return 127, fmt.Errorf("start %q: %w", c.Args[0], err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
+	go func() {
+		err := cmd.Wait()
+		// The command's output is read to its end, unless a process it
+		// left behind keeps the pipe open: then what that process writes
+		// later is still passed through, only not waited for.
+		drained := make(chan struct{})
+		go func() { copies.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(outputDrain):
+		}
+		done <- err
+	}()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -63,6 +109,10 @@ func (c Command) Run(ctx context.Context) (int, error) {
 	}
 	return ExitCode(err), nil
 }
+
+// outputDrain is how long Run waits, after the command exited, for the
+// end of its output.
+const outputDrain = time.Second
 
 // ExitCode maps the result of exec.Cmd.Wait to a shell-style exit code.
 func ExitCode(err error) int {

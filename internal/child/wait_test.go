@@ -1,0 +1,28 @@
+package child
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRunDoesNotWaitForBackgroundProcesses: a command that leaves a
+// process behind holding its stdout ends when the command ends (not when
+// the process does), with its own output read to the end.
+func TestRunDoesNotWaitForBackgroundProcesses(t *testing.T) {
+	var pass bytes.Buffer
+	out := NewOutput("stdout", &pass, 16, 1024)
+	start := time.Now()
+	code, err := Command{Args: []string{"sh", "-c", "sleep 3 2>/dev/null & echo done"}, Stdout: out}.Run(context.Background())
+	if err != nil || code != 0 {
+		t.Fatalf("Run = %d, %v", code, err)
+	}
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Errorf("Run took %v: it waited for the background sleep", took)
+	}
+	out.Close()
+	if l := <-out.Lines(); string(l.Text) != "done" {
+		t.Errorf("first line %q, want %q", l.Text, "done")
+	}
+}
