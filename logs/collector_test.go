@@ -306,3 +306,51 @@ func BenchmarkCommandLines(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBlock), "ns/line")
 	b.ReportMetric(float64(stdout.Dropped()), "dropped")
 }
+
+// Follow prints what is in the store, then the chunks that land while it
+// runs, each line once.
+func TestFollow(t *testing.T) {
+	dir, b := t.TempDir(), memblob.OpenBucket(nil)
+	sec := &memSection{}
+	runOnce(t, testConfig(), dir, b, sec, 1, &numbered{name: "app", n: 1000})
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu stdsync.Mutex
+	var got []string
+	done := make(chan error, 1)
+	go func() {
+		done <- Follow(ctx, b, 20*time.Millisecond, Filter{}, func(e *Entry, _ []byte) error {
+			mu.Lock()
+			got = append(got, e.Value)
+			mu.Unlock()
+			return nil
+		})
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	for deadline := time.Now().Add(10 * time.Second); count() < 1000 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A second attempt adds lines while Follow runs.
+	runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 3000})
+	for deadline := time.Now().Add(10 * time.Second); count() < 3000 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3000 {
+		t.Fatalf("followed %d lines, want 3000", len(got))
+	}
+	// Each once; in order within what was there at start (the chunks that
+	// land later may land out of order).
+	seen := map[string]bool{}
+	for i, v := range got {
+		if seen[v] {
+			t.Fatalf("%q printed twice", v)
+		}
+		seen[v] = true
+		if want := fmt.Sprintf("line %d", i); i < 1000 && v != want {
+			t.Fatalf("line %d = %q, want %q", i, v, want)
+		}
+	}
+}
