@@ -171,11 +171,12 @@ func fileTarget(t *testing.T, f storetest.Fixture) location {
 
 // env is one fresh store, opened as the caller opens it.
 type env struct {
-	kind   kind
-	store  *stores.Store
-	root   *blob.Bucket // the connection's root
-	bucket *blob.Bucket // the run's outputs
-	target location
+	kind    kind
+	fixture storetest.Fixture
+	store   *stores.Store
+	root    *blob.Bucket // the connection's root
+	bucket  *blob.Bucket // the run's outputs
+	target  location
 }
 
 // each runs fn against every store kind that is available.
@@ -186,7 +187,7 @@ func each(t *testing.T, fn func(t *testing.T, e *env)) {
 			f := k.fixture(t)
 			store := f.OpenStore(t)
 			root := store.Bucket()
-			fn(t, &env{kind: k, store: store, root: root, bucket: blob.PrefixedBucket(root, runPrefix), target: k.target(t, f)})
+			fn(t, &env{kind: k, fixture: f, store: store, root: root, bucket: blob.PrefixedBucket(root, runPrefix), target: k.target(t, f)})
 		})
 	}
 }
@@ -853,5 +854,34 @@ func TestPutBytes(t *testing.T) {
 			t.Error("upload with a wrong MD5 succeeded")
 		}
 		checkAbsent(t, e, "bad-md5.txt")
+	})
+}
+
+// TestMissingBucketIsARefusal: an upload into a bucket or container that is
+// gone is an answer trying again will not change, for every kind that has
+// buckets, so the sync engine does not retry it within a pass.
+func TestMissingBucketIsARefusal(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		c := e.store.Conn
+		if c.Schema.Bucket == "" {
+			return // a folder store creates its folders
+		}
+		u := mustParse(t, c.Schema.Bucket)
+		missing := storetest.UniqueName("gone")
+		if u.User != nil { // wasbs://container@account...
+			u.User = url.User(missing)
+		} else {
+			u.Host = missing
+		}
+		c.Schema.Bucket = u.String()
+		store, err := stores.Open(context.Background(), c, stores.Options{Getenv: e.fixture.Getenv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		err = store.Target(runPrefix).PutBytes(context.Background(), "x.txt", []byte("x"), stores.Sums{})
+		if !errors.Is(err, stores.ErrRefused) {
+			t.Errorf("upload into a missing bucket: err = %v, want a refusal (ErrRefused)", err)
+		}
 	})
 }

@@ -36,6 +36,7 @@ package gcs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -45,6 +46,7 @@ import (
 	"cloud.google.com/go/storage"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/gcsblob"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 	htransport "google.golang.org/api/transport/http"
 
@@ -179,4 +181,20 @@ func newUploadAPI(ctx context.Context, bucket, emulator string, clientOpts []opt
 	// A 308 is GCS's "resume incomplete", not a redirect to follow.
 	api.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return api, nil
+}
+
+// Refused implements stores.Refuser: an answer of GCS that trying again will
+// not change (stores.RefusedAnswer), from the JSON API through the bucket
+// (a *googleapi.Error) or from an upload session.
+func (d *driver) Refused(err error) bool {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		reason := ""
+		if len(ge.Errors) > 0 {
+			reason = ge.Errors[0].Reason
+		}
+		return stores.RefusedAnswer(ge.Code, reason)
+	}
+	var he interface{ HTTPStatusCode() int }
+	return errors.As(err, &he) && stores.RefusedAnswer(he.HTTPStatusCode(), "")
 }
