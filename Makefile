@@ -8,11 +8,18 @@ TESTFLAGS ?=
 # binary and less resident memory (figures in the README).
 GOTAGS ?= disable_grpc_modules
 
+# The version `collector version` prints, and the binary's path. The
+# Dockerfile's build runs the same go build command (deploy/ tests that they
+# agree); it gets VERSION as a build argument.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN ?= collector
+
 test:
 	bash scripts/test.sh $(TESTFLAGS)
 
 build:
-	go build -tags $(GOTAGS) -o collector ./cmd/collector
+	go build -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/collector
 
 run:
 	go run -tags $(GOTAGS) ./cmd/collector --sync-interval 60
