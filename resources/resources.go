@@ -348,6 +348,12 @@ func (s *Sampler) sample(now time.Time) error {
 		}
 	}
 	if err := s.write(&smp); err != nil {
+		// The chunk is broken: drop it, and start a new one next time.
+		if s.chunk != nil {
+			s.chunk.Abort()
+			s.chunk = nil
+			s.lost(s.chunkSeq)
+		}
 		return fmt.Errorf("chunk: %w", err)
 	}
 	s.mu.Lock()
@@ -420,9 +426,23 @@ func (s *Sampler) seal() error {
 	}
 	if err != nil {
 		c.Abort()
+		s.lost(s.chunkSeq)
 		return fmt.Errorf("chunk %s: %w", c.Name(), err)
 	}
 	return nil
+}
+
+// lost gives up on chunk seq, which never reaches the store: the state
+// moves past it when the chunks before it are stored (its samples stay
+// counted in the summary), rather than waiting for it for ever.
+func (s *Sampler) lost(seq int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending[seq] == nil {
+		snap := s.agg.clone()
+		s.pending[seq] = &snap
+	}
+	s.stored[seq] = true
 }
 
 // chunkStored is the spool's report that the store holds a chunk: the
