@@ -24,9 +24,11 @@ const clockTicks = 100
 // its parent exits and it is adopted outside the tree. Its CPU time is
 // counted once: while it lives, as its own time plus the time of the
 // children it reaped (cutime, cstime); when it has gone, through its
-// parent's cutime when the parent is in the tree, else (adopted, or the top
-// of the tree) as the time the last sample saw. So a grandchild that ran and
-// exited between two samples is counted through the child that reaped it.
+// parent's cutime when the parent is in the tree or is the collector (whose
+// reaped children's time getrusage gives), else (adopted outside) as the
+// time the last sample saw. So a grandchild that ran and exited between two
+// samples is counted through the child that reaped it, and the command's
+// last moments through the collector that reaped it.
 type ProcessTree struct {
 	proc   string // "/proc"
 	self   int
@@ -97,6 +99,16 @@ func (t *ProcessTree) Name() string { return "process tree" }
 // rss_bytes, pss_bytes (where smaps_rollup is readable, every pssEvery at
 // most), read_bytes and write_bytes (over the interval).
 func (t *ProcessTree) Sample(s *Sample) error {
+	// The collector's own reaped children (wrapper mode: the command, once
+	// it has exited), read before the processes: a child reaped in between
+	// is then in the next sample's count, never in two.
+	var reaped float64
+	if t.parent == t.self {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err == nil {
+			reaped = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		}
+	}
 	pids, err := t.listPIDs()
 	if err != nil {
 		return err
@@ -153,12 +165,13 @@ func (t *ProcessTree) Sample(s *Sample) error {
 		}
 	}
 	// Members that have gone: their parent's cutime holds them when the
-	// parent is in the tree; else their last time is kept here.
+	// parent is in the tree (or is the collector, whose reaped children are
+	// counted above); else their last time is kept here.
 	for pid, old := range t.members {
 		if st, ok := next[pid]; ok && st.start == old.start {
 			continue
 		}
-		if _, parentIn := next[old.ppid]; !parentIn {
+		if _, parentIn := next[old.ppid]; !parentIn && !(old.ppid == t.self && t.parent == t.self) {
 			t.gone += old.cpu
 		}
 	}
@@ -193,7 +206,7 @@ func (t *ProcessTree) Sample(s *Sample) error {
 			}
 		}
 	}
-	total := cpu + t.gone
+	total := cpu + t.gone + reaped
 	cores := 0.0
 	if t.started && s.Interval > 0 {
 		cores = max(0, total-t.last) / s.Interval.Seconds()

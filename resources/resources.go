@@ -147,6 +147,9 @@ func New(cfg Config, sp *spool.Spool, state State, store Store) (*Sampler, error
 		pending: map[int]*Aggregates{}, stored: map[int]bool{},
 	}
 	s.openSources()
+	// The sources read their baseline: the first sample's counters run
+	// from now.
+	s.prevTime = time.Now()
 	if err := s.restore(); err != nil {
 		s.closeSources()
 		return nil, err

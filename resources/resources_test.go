@@ -342,6 +342,13 @@ func TestBurnerOneCore(t *testing.T) {
 			}
 		}
 	}
+	// The last record is what Latest gives the Prometheus gauges.
+	latest, ok := r.sampler.Latest()
+	if last := recs[len(recs)-1]; !ok || latest.Time.Format(time.RFC3339Nano) != last["timestamp"] {
+		t.Errorf("Latest() at %v (%v), the last record at %v", latest.Time, ok, last["timestamp"])
+	} else if v, _ := latest.Value("cpu_cores"); v != last["cpu_cores"] {
+		t.Errorf("Latest() cpu_cores %v, the last record's %v", v, last["cpu_cores"])
+	}
 	if n := len(strings.Split(strings.TrimSpace(r.logs.String()), "\n")); strings.Count(r.logs.String(), "no GPU") != 1 {
 		t.Errorf("the log says \"no GPU\" %d times in %d lines, want once:\n%s", strings.Count(r.logs.String(), "no GPU"), n, r.logs)
 	}
@@ -736,5 +743,34 @@ func TestRecoverOpenChunk(t *testing.T) {
 	}
 	if first < 2 || first > 3 {
 		t.Errorf("%d records of attempt 1 recovered, want the 2 or 3 whole ones", first)
+	}
+}
+
+// TestNVML opens the real NVML: on a machine without a GPU it says why, in
+// one line starting "no GPU"; on one with GPUs it reads each device once
+// (go test ./resources -run NVML -v shows the figures, to compare with
+// nvidia-smi).
+func TestNVML(t *testing.T) {
+	lib, err := OpenNVML()
+	if err != nil {
+		if !strings.HasPrefix(err.Error(), "no GPU") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("OpenNVML: %q, want one line starting with \"no GPU\"", err)
+		}
+		t.Logf("no GPU here: %v", err)
+		return
+	}
+	g, err := NewGPU(lib, nil)
+	if err != nil {
+		t.Fatalf("NVML loaded, but: %v", err)
+	}
+	defer g.Close()
+	t.Log(g.Describe())
+	s := Sample{Time: time.Now(), Attempt: 1}
+	if err := g.Sample(&s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", s.appendJSON(nil))
+	if v, ok := s.Value("gpu0_memory_total_bytes"); !ok || v <= 0 {
+		t.Errorf("gpu0_memory_total_bytes = %v, %v; want the GPU's memory", v, ok)
 	}
 }

@@ -22,8 +22,8 @@ type Field struct {
 type Sample struct {
 	Time    time.Time
 	Attempt int
-	// Interval is the time since the previous sample of the attempt; 0 for
-	// the first, whose counters are 0.
+	// Interval is the time since the previous sample of the attempt (for
+	// the first, since the sources read their baseline at start).
 	Interval time.Duration
 	Fields   []Field
 }
