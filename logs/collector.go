@@ -37,7 +37,12 @@ type Options struct {
 	Attempt   int
 	// Section holds the cursors across restarts.
 	Section Section
-	Logger  *slog.Logger
+	// Checkpoint, when set, puts the run's state in the store (the
+	// Keeper's Flush): called at most once a chunk age after a cursor
+	// moved, so that a new pod resumes from recent cursors even when no
+	// other component checkpoints.
+	Checkpoint func(context.Context) error
+	Logger     *slog.Logger
 }
 
 // Collector is the logs component: it runs its sources, writes their
@@ -56,6 +61,7 @@ type Collector struct {
 	sizes map[string]int64 // sealed chunks in the spool, not yet stored
 	used  atomic.Int64     // bytes of the spool's chunks, open and sealed
 
+	moved   atomic.Bool  // a cursor moved since the last checkpoint
 	lines   atomic.Int64 // records of lines written to chunks
 	dropped atomic.Int64 // lines dropped (full spool) or not collected (fell behind)
 }
@@ -314,6 +320,7 @@ func (c *Collector) stored(name string) error {
 	}
 	ch.Stored = true
 	c.advance(ss)
+	c.moved.Store(true)
 	return c.save()
 }
 
@@ -379,11 +386,21 @@ func (c *Collector) sealByAge(done <-chan struct{}) {
 	every := min(max(c.cfg.ChunkAge/10, 20*time.Millisecond), time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastCheckpoint := time.Now()
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-t.C:
+			if c.opts.Checkpoint != nil && now.Sub(lastCheckpoint) >= c.cfg.ChunkAge && c.moved.Swap(false) {
+				lastCheckpoint = now
+				ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ChunkAge)
+				if err := c.opts.Checkpoint(ctx); err != nil {
+					c.moved.Store(true)
+					c.log.Debug("cannot checkpoint the log cursors; tried again later", "err", err)
+				}
+				cancel()
+			}
 			for _, w := range c.writers {
 				w.mu.Lock()
 				if w.chunk != nil && w.resumable && now.Sub(w.opened) >= c.cfg.ChunkAge {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,5 +353,45 @@ func TestFollow(t *testing.T) {
 		if want := fmt.Sprintf("line %d", i); i < 1000 && v != want {
 			t.Fatalf("line %d = %q, want %q", i, v, want)
 		}
+	}
+}
+
+// slow emits a numbered line every 10 ms, n of them.
+type slow struct{ numbered }
+
+func (s *slow) Run(ctx context.Context, from Position, emit func(Record, Position) error) error {
+	for i := 0; i < s.n; i++ {
+		time.Sleep(10 * time.Millisecond)
+		if err := emit(Record{Time: time.Now(), Container: s.name, Stream: "stdout", Value: []byte(fmt.Sprint(i))}, Position(fmt.Sprint(i+1))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// While the run goes on, the state is put in the store after cursors
+// moved, at most once a chunk age, so that a new pod resumes from recent
+// cursors.
+func TestCheckpointsAfterCursorsMove(t *testing.T) {
+	dir, b := t.TempDir(), memblob.OpenBucket(nil)
+	sp := testSpool(t, dir, b)
+	var checkpoints atomic.Int64
+	cfg := testConfig()
+	cfg.ChunkAge = 100 * time.Millisecond
+	c, err := New(cfg, sp, []Source{&slow{numbered{name: "app", n: 100}}}, Options{Section: &memSection{},
+		Checkpoint: func(context.Context) error { checkpoints.Add(1); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- sp.Run(stop, context.Background()) }()
+	if err := c.Run(stop, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if n := checkpoints.Load(); n < 2 || n > 12 {
+		t.Errorf("%d checkpoints in about 1 s with a 100 ms chunk age; want a few, at most one per age", n)
 	}
 }

@@ -95,11 +95,12 @@ func (c *collector) logsProducer(sp *spool.Spool, st *resume.State, keeper *resu
 		return ""
 	}
 	col, err := logs.New(c.set.Logs, sp, sources, logs.Options{
-		Node:    first("COLLECTOR_NODE_NAME", "NODE_NAME"),
-		Pod:     first("COLLECTOR_POD_NAME", "POD_NAME"),
-		Attempt: st.Attempt,
-		Section: keeper.Section(logs.SectionName),
-		Logger:  c.log,
+		Node:       first("COLLECTOR_NODE_NAME", "NODE_NAME"),
+		Pod:        first("COLLECTOR_POD_NAME", "POD_NAME"),
+		Attempt:    st.Attempt,
+		Section:    keeper.Section(logs.SectionName),
+		Checkpoint: keeper.Flush,
+		Logger:     c.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
