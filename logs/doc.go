@@ -62,7 +62,9 @@
 //     Collector.stored, which marks the chunk stored and moves the cursor
 //     past every chunk stored in order (uploads run in parallel, so chunk
 //     5 may land before chunk 4: the cursor waits for 4); the section is
-//     saved, and only then does the chunk leave the spool.
+//     saved, and only then does the chunk leave the spool. At most once a
+//     chunk age after a cursor moved, the run's state is put in the store
+//     (Options.Checkpoint), so that a new pod finds recent cursors.
 //
 // At start (a restart on the same disk, or a new pod with the state from
 // the store):
