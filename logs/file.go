@@ -91,6 +91,7 @@ type fileRun struct {
 	files   []*tailed
 	saved   []fileCursor // cursors of the position resumed from, not yet matched
 	records []Record
+	buf     []byte // one block read
 }
 
 // Run tails the files until ctx ends, then reads each to its end, passes
@@ -297,7 +298,13 @@ func (r *fileRun) readAll(t *tailed) (bool, error) {
 		t.pending, t.before, t.head, t.joined = nil, nil, nil, map[string][]byte{}
 	}
 	grew := false
-	buf := make([]byte, blockSize)
+	if fi.Size() == t.read {
+		return false, nil
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, blockSize)
+	}
+	buf := r.buf
 	for {
 		n, err := t.f.ReadAt(buf, t.read)
 		if n > 0 {
