@@ -46,7 +46,9 @@ type ProcessTree struct {
 
 	// outside are the pids of the last sample that were not in the tree
 	// (wrapper mode): a process does not join the tree later, so their
-	// stat is not read again while the pid stays.
+	// stat is not read again while the pid stays. (A job process that took
+	// such a pid within one interval, its old process gone, would be
+	// missed: pids come round again only after pid_max new processes.)
 	outside map[int]bool
 	// lastPSS is when PSS was last read: reading it walks every mapping of
 	// every process, two thirds of a sample's cost, so it is read at most
