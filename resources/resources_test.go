@@ -774,3 +774,24 @@ func TestNVML(t *testing.T) {
 		t.Errorf("gpu0_memory_total_bytes = %v, %v; want the GPU's memory", v, ok)
 	}
 }
+
+// TestSidecarTree: a sidecar's tree is every process it can see but its
+// own.
+func TestSidecarTree(t *testing.T) {
+	other := startHelper(t, "sleep", "10s")
+	tree, err := NewProcessTree("/proc", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Sample{Time: time.Now(), Attempt: 1, Interval: time.Second}
+	if err := tree.Sample(&s); err != nil {
+		t.Fatal(err)
+	}
+	if !tree.isMember(other.Process.Pid) || tree.isMember(os.Getpid()) {
+		t.Errorf("member: the other process %v, the collector %v; want true, false",
+			tree.isMember(other.Process.Pid), tree.isMember(os.Getpid()))
+	}
+	if n, _ := s.Value("processes"); n < 2 {
+		t.Errorf("processes = %v, want every process but the collector (init and the helper at least)", n)
+	}
+}
