@@ -1,7 +1,9 @@
 package resume
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,8 +12,10 @@ import (
 // fileSystem is what the Keeper writes to the local disk through, so that a
 // test can make the disk full.
 type fileSystem interface {
-	// WriteFile replaces name with data atomically and durably.
-	WriteFile(name string, data []byte) error
+	// WriteFile replaces name atomically and durably with what write
+	// writes, streamed to the disk (a snapshot of a large manifest is not
+	// held in memory whole).
+	WriteFile(name string, write func(io.Writer) error) error
 	// Append appends data to name, created with mode 0600 if missing; with
 	// durable, the data is on the disk when it returns.
 	Append(name string, data []byte, durable bool) error
@@ -22,7 +26,9 @@ type fileSystem interface {
 // osFS is the local disk.
 type osFS struct{}
 
-func (osFS) WriteFile(name string, data []byte) error { return writeFileAtomic(name, data, true) }
+func (osFS) WriteFile(name string, write func(io.Writer) error) error {
+	return writeFileAtomicFrom(name, write, true)
+}
 
 func (osFS) Append(name string, data []byte, durable bool) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
@@ -62,6 +68,11 @@ func (osFS) Remove(name string) error {
 // never a torn one. With durable, the data and the folder are fsynced too,
 // which a machine crash needs and a killed process does not.
 func writeFileAtomic(path string, data []byte, durable bool) error {
+	return writeFileAtomicFrom(path, func(w io.Writer) error { _, err := w.Write(data); return err }, durable)
+}
+
+// writeFileAtomicFrom is writeFileAtomic with the content streamed by write.
+func writeFileAtomicFrom(path string, write func(io.Writer) error, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -76,7 +87,18 @@ func writeFileAtomic(path string, data []byte, durable bool) error {
 		f.Close()
 		return err
 	}
-	if err := writeAndClose(f, data, durable); err != nil {
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {

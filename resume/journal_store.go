@@ -1,9 +1,11 @@
 package resume
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -154,16 +156,13 @@ func (k *Keeper) snapshotStore(ctx context.Context) error {
 	j.queue = nil // the snapshot holds them
 	st.Seq = j.seq
 	st.Outputs = outputs() // may hold changes after Seq, which their records set again
-	data, err := encodeState(st)
+	size, err := k.putSnapshot(ctx, st)
 	if err != nil {
-		return err
-	}
-	if err := k.putState(ctx, StateKey, data); err != nil {
 		return err
 	}
 	first := !j.started
 	j.started, j.stale = true, false
-	j.snap, j.size, j.singles = int64(len(data)), 0, nil
+	j.snap, j.size, j.singles = size, 0, nil
 	// The snapshot is in the store: what it replaces can go. What cannot is
 	// skipped by a reader (its records are up to the snapshot's Seq) and
 	// deleted by the next snapshot.
@@ -202,6 +201,36 @@ func (k *Keeper) putState(ctx context.Context, key string, data []byte) error {
 	k.stored.objects.Add(1)
 	k.stored.bytes.Add(int64(len(data)))
 	return nil
+}
+
+// putSnapshot streams st to StateKey as it encodes it, so that a snapshot
+// of a large manifest costs the store writer's buffer rather than the whole
+// encoded state in memory, and returns its size.
+func (k *Keeper) putSnapshot(ctx context.Context, st *State) (int64, error) {
+	pr, pw := io.Pipe()
+	var size int64
+	encoded := make(chan error, 1)
+	go func() {
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		n, err := writeState(bw, st)
+		if err == nil {
+			err = bw.Flush()
+		}
+		size = n
+		pw.CloseWithError(err)
+		encoded <- err
+	}()
+	err := stores.Upload(ctx, k.bucket, StateKey, pr, &blob.WriterOptions{ContentType: "application/json"})
+	pr.CloseWithError(errors.New("the upload ended")) // unblocks the encoder when the upload failed
+	if encErr := <-encoded; err == nil && encErr != nil {
+		err = encErr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("save the run's state to the store: %w", err)
+	}
+	k.stored.objects.Add(1)
+	k.stored.bytes.Add(size)
+	return size, nil
 }
 
 // deleteState deletes an object the state no longer needs; a failure is

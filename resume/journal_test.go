@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -393,11 +394,11 @@ type fullDisk struct {
 	full atomic.Bool
 }
 
-func (d *fullDisk) WriteFile(name string, data []byte) error {
+func (d *fullDisk) WriteFile(name string, write func(io.Writer) error) error {
 	if d.full.Load() {
 		return &fs.PathError{Op: "write", Path: name, Err: syscall.ENOSPC}
 	}
-	return d.osFS.WriteFile(name, data)
+	return d.osFS.WriteFile(name, write)
 }
 
 func (d *fullDisk) Append(name string, data []byte, durable bool) error {

@@ -229,16 +229,12 @@ func (k *Keeper) snapshotLocal() {
 	// already.
 	st.Seq = k.localSeq
 	st.Outputs = outputs()
-	data, err := encodeState(st)
-	var removed bool
-	if err == nil {
-		removed, err = writeSnapshot(k.fs, k.path, data)
-	}
+	size, removed, err := writeSnapshot(k.fs, k.path, st)
 	if err != nil {
 		k.localFailed(err)
 		return
 	}
-	k.localSnap = int64(len(data))
+	k.localSnap = size
 	if removed {
 		k.localLog = 0
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -144,20 +145,38 @@ func decode(data []byte) (*State, error) {
 	return &st, nil
 }
 
-// encodeState writes st as JSON, the manifest through its own encoder
-// (encoding/json would check and copy its megabytes once more).
-func encodeState(st *State) ([]byte, error) {
+// writeState writes st as JSON, the manifest through its own encoder
+// (encoding/json would check and copy its megabytes once more) an entry at a
+// time, and returns how many bytes it wrote.
+func writeState(w io.Writer, st *State) (int64, error) {
 	head := *st
 	head.Outputs = nil
 	b, err := json.Marshal(&head)
 	if err != nil {
-		return nil, fmt.Errorf("encode the state: %w", err)
+		return 0, fmt.Errorf("encode the state: %w", err)
 	}
-	out := make([]byte, 0, len(b)+len(st.Outputs)*160+32)
-	out = append(out, b[:len(b)-1]...) // without its closing brace
-	out = append(out, `,"outputs":`...)
-	out = st.Outputs.appendJSON(out)
-	return append(out, '}'), nil
+	cw := &countingWriter{w: w}
+	b = append(b[:len(b)-1], `,"outputs":`...) // without its closing brace
+	if _, err := cw.Write(b); err != nil {
+		return cw.n, err
+	}
+	if err := st.Outputs.writeJSON(cw); err != nil {
+		return cw.n, err
+	}
+	_, err = cw.Write([]byte{'}'})
+	return cw.n, err
+}
+
+// countingWriter counts what it passes on.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Save writes st to path as a snapshot, atomically: a temp file in the same
@@ -169,19 +188,19 @@ func Save(path string, st *State) error {
 }
 
 func saveSnapshot(fsys fileSystem, path string, st *State) error {
-	data, err := encodeState(st)
-	if err != nil {
-		return err
-	}
-	_, err = writeSnapshot(fsys, path, data)
+	_, _, err := writeSnapshot(fsys, path, st)
 	return err
 }
 
 // writeSnapshot writes an encoded snapshot and removes what it replaces. It
 // returns whether the journal was removed.
-func writeSnapshot(fsys fileSystem, path string, data []byte) (bool, error) {
-	if err := fsys.WriteFile(path, data); err != nil {
-		return false, err
+func writeSnapshot(fsys fileSystem, path string, st *State) (int64, bool, error) {
+	var n int64
+	if err := fsys.WriteFile(path, func(w io.Writer) (err error) {
+		n, err = writeState(w, st)
+		return err
+	}); err != nil {
+		return 0, false, err
 	}
 	// The journal's records are all in the snapshot: a journal left behind
 	// is skipped on load (its records are up to the snapshot's Seq).
@@ -189,7 +208,7 @@ func writeSnapshot(fsys fileSystem, path string, data []byte) (bool, error) {
 	for _, side := range []string{progressPath(path), sectionsPath(path)} {
 		_ = fsys.Remove(side)
 	}
-	return removed, nil
+	return n, removed, nil
 }
 
 // removeLocal removes the local state, the snapshot last, so that a restart
