@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os/exec"
@@ -50,7 +49,7 @@ func TestProbePathsServed(t *testing.T) {
 		"--probe-addr="+addr,
 	)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
