@@ -28,6 +28,7 @@ type manifests struct {
 	serviceAccounts map[string]*corev1.ServiceAccount
 	roles           map[string]*rbacv1.Role
 	roleBindings    map[string]*rbacv1.RoleBinding
+	claims          map[string]*corev1.PersistentVolumeClaim
 }
 
 // loadManifests decodes every YAML document of deploy/kubernetes/ strictly
@@ -39,6 +40,7 @@ func loadManifests(t *testing.T) manifests {
 		jobs: map[string]*batchv1.Job{}, configMaps: map[string]*corev1.ConfigMap{},
 		secrets: map[string]*corev1.Secret{}, serviceAccounts: map[string]*corev1.ServiceAccount{},
 		roles: map[string]*rbacv1.Role{}, roleBindings: map[string]*rbacv1.RoleBinding{},
+		claims: map[string]*corev1.PersistentVolumeClaim{},
 	}
 	files, err := filepath.Glob(filepath.Join(repoRoot(t), "deploy", "kubernetes", "*.yaml"))
 	if err != nil || len(files) == 0 {
@@ -73,6 +75,8 @@ func loadManifests(t *testing.T) manifests {
 				obj = &rbacv1.Role{}
 			case "rbac.authorization.k8s.io/v1 RoleBinding":
 				obj = &rbacv1.RoleBinding{}
+			case "v1 PersistentVolumeClaim":
+				obj = &corev1.PersistentVolumeClaim{}
 			default:
 				t.Fatalf("%s: kind %q of %q: not one the tests check", where, tm.Kind, tm.APIVersion)
 			}
@@ -96,6 +100,8 @@ func loadManifests(t *testing.T) manifests {
 				m.roles[name] = o
 			case *rbacv1.RoleBinding:
 				m.roleBindings[name] = o
+			case *corev1.PersistentVolumeClaim:
+				m.claims[name] = o
 			}
 		}
 	}
@@ -256,6 +262,25 @@ func checkCollectorContainer(t *testing.T, m manifests, pod corev1.PodSpec, coll
 	if err != nil {
 		t.Fatalf("container %s: the connections file's store: %v", collector.Name, err)
 	}
+	if store.Kind == stores.KindVolumeClaim || store.Kind == stores.KindHostPath {
+		checkMountedStore(t, m, pod, collector, job, store, pl.MountArtifactsStoreOn())
+	} else {
+		checkStoreSecret(t, m, pod, collector, store)
+	}
+
+	grace := int64(30)
+	if pod.TerminationGracePeriodSeconds != nil {
+		grace = *pod.TerminationGracePeriodSeconds
+	}
+	if timeout := shutdownTimeout(t, set, inv); time.Duration(grace)*time.Second <= timeout {
+		t.Errorf("terminationGracePeriodSeconds %d is not above the collector's --shutdown-timeout %v: the final sync would be cut", grace, timeout)
+	}
+}
+
+// checkStoreSecret checks that the store's Secret is mounted where the
+// connections file says, with the keys its kind needs.
+func checkStoreSecret(t *testing.T, m manifests, pod corev1.PodSpec, collector corev1.Container, store stores.Connection) {
+	t.Helper()
 	if store.Secret == nil || store.Secret.MountPath == "" {
 		t.Fatalf("container %s: the store %s has no secret.mountPath", collector.Name, store.Name)
 	}
@@ -272,13 +297,35 @@ func checkCollectorContainer(t *testing.T, m manifests, pod corev1.PodSpec, coll
 			t.Errorf("Secret %s: no %s for the S3 store", secret.Name, key)
 		}
 	}
+}
 
-	grace := int64(30)
-	if pod.TerminationGracePeriodSeconds != nil {
-		grace = *pod.TerminationGracePeriodSeconds
-	}
-	if timeout := shutdownTimeout(t, set, inv); time.Duration(grace)*time.Second <= timeout {
-		t.Errorf("terminationGracePeriodSeconds %d is not above the collector's --shutdown-timeout %v: the final sync would be cut", grace, timeout)
+// checkMountedStore checks a host_path or volume_claim store: its volume is
+// mounted read-write at the connection's mountPath, and, with the
+// mountArtifactsStore plugin, at the same path in the job's container, the
+// path the job is given.
+func checkMountedStore(t *testing.T, m manifests, pod corev1.PodSpec, collector, job corev1.Container, store stores.Connection, mountForJob bool) {
+	t.Helper()
+	for _, c := range []corev1.Container{collector, job} {
+		if c.Name != collector.Name && !mountForJob {
+			continue
+		}
+		vm, v, ok := volumeMount(pod, c, store.Schema.MountPath)
+		if !ok || vm.ReadOnly {
+			t.Errorf("container %s: the store %s is not mounted read-write at its mountPath %s", c.Name, store.Name, store.Schema.MountPath)
+			continue
+		}
+		switch store.Kind {
+		case stores.KindVolumeClaim:
+			if v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != store.Schema.VolumeClaim {
+				t.Errorf("container %s: %s is not the volume claim %q", c.Name, store.Schema.MountPath, store.Schema.VolumeClaim)
+			} else if _, ok := m.claims[store.Schema.VolumeClaim]; !ok {
+				t.Errorf("the volume claim %s is in no manifest", store.Schema.VolumeClaim)
+			}
+		case stores.KindHostPath:
+			if v.HostPath == nil || (store.Schema.HostPath != "" && v.HostPath.Path != store.Schema.HostPath) {
+				t.Errorf("container %s: %s is not the host path %q", c.Name, store.Schema.MountPath, store.Schema.HostPath)
+			}
+		}
 	}
 }
 
@@ -424,16 +471,26 @@ func checkLogRBAC(t *testing.T, m manifests, account string) {
 	}
 }
 
-// TestKubernetesWrapper checks the wrapper form: the job's container runs
-// tini, then the collector, then the job's command after --, from binaries
-// that an init container copied out of the collector's image.
+// TestKubernetesWrapper checks the two Jobs of the wrapper form (an S3
+// store; a volume claim store with mountArtifactsStore): the job's
+// container runs tini, then the collector, then the job's command after --,
+// from binaries that an init container copied out of the collector's image.
 func TestKubernetesWrapper(t *testing.T) {
 	m := loadManifests(t)
-	j, ok := m.jobs["train-wrapper"]
-	if !ok {
-		t.Fatalf("no Job train-wrapper; Jobs: %v", keys(m.jobs))
+	for _, name := range []string{"train-wrapper", "train-volume-claim"} {
+		t.Run(name, func(t *testing.T) {
+			j, ok := m.jobs[name]
+			if !ok {
+				t.Fatalf("no Job %s; Jobs: %v", name, keys(m.jobs))
+			}
+			checkWrapperJob(t, m, j.Spec.Template.Spec)
+		})
 	}
-	pod := j.Spec.Template.Spec
+}
+
+// checkWrapperJob checks a Job of the wrapper form.
+func checkWrapperJob(t *testing.T, m manifests, pod corev1.PodSpec) {
+	t.Helper()
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers; want the job's alone", len(pod.Containers))
 	}
