@@ -53,6 +53,9 @@ type Config struct {
 	// ProcDir, CgroupRoot and ShmPath default to /proc, /sys/fs/cgroup and
 	// /dev/shm.
 	ProcDir, CgroupRoot, ShmPath string
+	// NoShm leaves /dev/shm out (the shm plugin off): neither measured nor
+	// warned of.
+	NoShm bool
 	// Cgroup, when set, is measured instead of the collector's own.
 	Cgroup *CgroupPaths
 	// OpenNVML opens NVML; nil is OpenNVML.
@@ -232,7 +235,9 @@ func (s *Sampler) openSources() {
 			s.agg.container().Name = s.cfg.Container
 		}
 	}
-	if sh, err := NewShm(s.cfg.ShmPath, s.log); err != nil {
+	if s.cfg.NoShm {
+		// the shm plugin is off
+	} else if sh, err := NewShm(s.cfg.ShmPath, s.log); err != nil {
 		s.log.Info(err.Error())
 	} else {
 		s.sources = append(s.sources, sh)

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"gocloud.dev/blob"
 
 	"github.com/mlsidecar/collector/internal/child"
+	"github.com/mlsidecar/collector/internal/docker"
 	"github.com/mlsidecar/collector/internal/spool"
 	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/resume"
@@ -56,10 +56,14 @@ func logSources(set *settings, getenv func(string) string) ([]logs.Source, error
 		case "k8s":
 			src, err = logs.NewKubernetesSource(arg, getenv)
 		case "docker":
-			if set.Plugins == nil || set.Plugins.Docker == nil || !*set.Plugins.Docker {
+			if !set.Plugins.DockerOn() {
 				return nil, fmt.Errorf("--logs %s: needs the docker plugin (plugins: docker: true in --plugins)", spec)
 			}
-			src, err = logs.NewDockerSource(arg, dockerSocket(getenv))
+			socket, serr := docker.SocketFromEnv(getenv)
+			if serr != nil {
+				return nil, fmt.Errorf("--logs %s: %v", spec, serr)
+			}
+			src, err = logs.NewDockerSource(arg, socket)
 		}
 		if err != nil {
 			return nil, err
@@ -67,15 +71,6 @@ func logSources(set *settings, getenv func(string) string) ([]logs.Source, error
 		out = append(out, src)
 	}
 	return out, nil
-}
-
-// dockerSocket is the Docker engine's socket: DOCKER_HOST when it names a
-// unix socket, else the default.
-func dockerSocket(getenv func(string) string) string {
-	if h, ok := strings.CutPrefix(getenv("DOCKER_HOST"), "unix://"); ok && h != "" {
-		return h
-	}
-	return "/var/run/docker.sock"
 }
 
 // logsProducer builds the logs component over the spool: the wrapped

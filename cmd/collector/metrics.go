@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/sync"
 )
@@ -56,4 +57,26 @@ func (m stateMetrics) Collect(ch chan<- prometheus.Metric) {
 	objects, bytes := m.k.StoreWrites()
 	ch <- prometheus.MustNewConstMetric(stateObjects, prometheus.CounterValue, float64(objects))
 	ch <- prometheus.MustNewConstMetric(stateBytes, prometheus.CounterValue, float64(bytes))
+}
+
+// resourcesMetrics reports the latest resource sample as gauges, one per
+// field with its unit in the name: collector_resources_cpu_cores,
+// collector_resources_rss_bytes, collector_resources_gpu0_util_percent. The
+// fields depend on the sources found at start, so the collector is
+// unchecked (it describes nothing ahead).
+type resourcesMetrics struct{ s *resources.Sampler }
+
+func (resourcesMetrics) Describe(chan<- *prometheus.Desc) {}
+
+func (m resourcesMetrics) Collect(ch chan<- prometheus.Metric) {
+	smp, ok := m.s.Latest()
+	if !ok {
+		return
+	}
+	for _, f := range smp.Fields {
+		d := prometheus.NewDesc("collector_resources_"+f.Name, "The latest resource sample's "+f.Name+".", nil, nil)
+		if m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, f.Value); err == nil {
+			ch <- m
+		}
+	}
 }

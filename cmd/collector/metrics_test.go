@@ -69,7 +69,7 @@ func TestProbeAndMetrics(t *testing.T) {
 	addr := freeAddr(t)
 	out2 := filepath.Join(work, "attempt-2")
 	p = start(t, work, env, "--store", storeURL(proxy.URL), "--run", "m", "--outputs-path", out2,
-		"--state-dir", filepath.Join(work, "state-2"), "--sync-interval", "0.3", "--settle", "0.1", "--probe-addr", addr)
+		"--state-dir", filepath.Join(work, "state-2"), "--sync-interval", "0.3", "--settle", "0.1", "--probe-addr", addr, "--resources-interval", "0.2")
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -108,6 +108,9 @@ func TestProbeAndMetrics(t *testing.T) {
 	}
 	if metric(body, "collector_outputs_last_sync_timestamp_seconds") < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("collector_outputs_last_sync_timestamp_seconds is not recent:\n%s", body)
+	}
+	if metric(body, "collector_resources_cpu_cores") < 0 {
+		t.Errorf("no resource gauge collector_resources_cpu_cores:\n%s", body)
 	}
 	if metric(body, "collector_state_checkpoint_bytes_total") <= 0 {
 		t.Errorf("collector_state_checkpoint_bytes_total is not counted:\n%s", body)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"strings"
 	stdsync "sync"
 	"testing"
+	"time"
 
+	"github.com/mlsidecar/collector/internal/docker/dockertest"
 	"github.com/mlsidecar/collector/internal/tracking"
 )
 
@@ -70,7 +73,7 @@ func runWithPlugins(t *testing.T, pluginsYAML string, extra ...string) pluginRun
 		"--api-token-file", token, "--resources-interval", "0.2",
 	}, extra...)
 	args = append(args, "--", "sh", "-c", script, "sh", "{{run_outputs_path}}|{{run_artifacts_path}}|{{run_uuid}}")
-	pr.code, pr.out = runInProcess(t, nil, args...)
+	pr.code, pr.out = runInProcess(t, map[string]string{"DOCKER_HOST": os.Getenv("DOCKER_HOST")}, args...)
 	pr.env = map[string]string{}
 	if data, err := os.ReadFile(filepath.Join(pr.outputs, "env.txt")); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
@@ -94,6 +97,29 @@ func runWithPlugins(t *testing.T, pluginsYAML string, extra ...string) pluginRun
 	pr.requests = append([]apiRequest(nil), reqs...)
 	mu.Unlock()
 	return pr
+}
+
+// resourceRecords returns the resource samples the store holds, as text.
+func resourceRecords(t *testing.T, p pluginRun) string {
+	t.Helper()
+	var all strings.Builder
+	for rel := range p.objects {
+		if !strings.HasPrefix(rel, "resources/") || !strings.HasSuffix(rel, ".jsonl.gz") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(p.store, p.run, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(zr)
+		f.Close()
+		all.Write(data)
+	}
+	return all.String()
 }
 
 func (p pluginRun) has(prefix string) bool {
@@ -231,6 +257,35 @@ func TestPluginsKeys(t *testing.T) {
 			"--state-dir", filepath.Join(work, "s"), "--api-url", srv.URL, "--", "true")
 		if code != 0 || !strings.Contains(out, "cannot report the run's status") {
 			t.Errorf("exit %d, want 0 with a warning:\n%s", code, out)
+		}
+	})
+	t.Run("shm", func(t *testing.T) {
+		on := runWithPlugins(t, "plugins: {shm: true}\n")
+		off := runWithPlugins(t, "plugins: {shm: false}\n")
+		if !strings.Contains(resourceRecords(t, on), `"shm_size_bytes"`) {
+			t.Errorf("shm on: no shm_size_bytes in the samples")
+		}
+		if recs := resourceRecords(t, off); recs == "" || strings.Contains(recs, `"shm_size_bytes"`) {
+			t.Errorf("shm off: samples %q, want samples without shm fields", recs)
+		}
+	})
+	t.Run("docker", func(t *testing.T) {
+		engine := dockertest.New(t)
+		t.Setenv("DOCKER_HOST", "unix://"+engine.Socket)
+		engine.Add("job", false)
+		engine.Write("job", "stdout", time.Now(), "hello from the job")
+		engine.SetStatus("job", "exited", 0)
+		off := runWithPlugins(t, "plugins: {docker: false}\n")
+		if off.code != 0 || len(engine.Requests()) != 0 {
+			t.Errorf("docker off: exit %d, %d requests to the mounted socket, want none", off.code, len(engine.Requests()))
+		}
+		refused := runWithPlugins(t, "plugins: {docker: false}\n", "--logs", "docker:job")
+		if refused.code != exitUsage || !strings.Contains(refused.out, "docker") {
+			t.Errorf("docker off with --logs docker:job: exit %d, want 2 naming the docker plugin:\n%s", refused.code, refused.out)
+		}
+		on := runWithPlugins(t, "plugins: {docker: true}\n", "--logs", "docker:job", "--resources-container", "job")
+		if on.code != 0 || len(engine.Requests()) == 0 || !on.has("logs/") {
+			t.Errorf("docker on: exit %d, %d requests to the engine, logs in the store: %v\n%s", on.code, len(engine.Requests()), on.has("logs/"), on.out)
 		}
 	})
 	t.Run("unknown key", func(t *testing.T) {

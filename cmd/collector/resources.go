@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/mlsidecar/collector/internal/docker"
 	"github.com/mlsidecar/collector/internal/spool"
@@ -23,11 +22,12 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 		Interval: c.set.ResourcesInterval,
 		ChunkAge: c.set.Sync.Interval,
 		Wrapper:  len(c.set.Command) > 0,
+		NoShm:    !c.set.Plugins.ShmOn(),
 		Logger:   c.log,
 	}
 	if name := c.set.ResourcesContainer; name != "" {
 		// The settings checked that the docker plugin is on.
-		if socket, err := docker.SocketFromEnv(os.Getenv); err != nil {
+		if socket, err := docker.SocketFromEnv(c.getenv); err != nil {
 			c.log.Info("no container stats: " + err.Error())
 		} else {
 			cfg.Container, cfg.Docker = name, docker.New(socket)
@@ -37,6 +37,7 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)
 	}
+	c.probe.Metrics.MustRegister(resourcesMetrics{s})
 	return s, nil
 }
 
