@@ -4,7 +4,9 @@
 # same tags and ldflags; deploy/ tests that the two commands agree), with cgo
 # on, on a glibc base so that NVML (libnvidia-ml.so.1, mounted by the NVIDIA
 # container toolkit) can be loaded at run time. tini is PID 1, so that wrapper
-# mode (`collector -- COMMAND`) reaps the orphans the command leaves behind.
+# mode (`collector -- COMMAND`) reaps the orphans the command leaves behind
+# (-s: tini registers as a subreaper, so it also reaps, and does not warn,
+# where it is not PID 1: a pod with shareProcessNamespace).
 #
 #   docker build --build-arg VERSION="$(git describe --always --dirty)" -t collector .
 #   docker run --rm collector version
@@ -34,4 +36,4 @@ COPY --from=build /out/collector /usr/local/bin/collector
 USER 65532:65532
 WORKDIR /home/collector
 ENV COLLECTOR_STATE_DIR=/var/lib/collector
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/collector"]
+ENTRYPOINT ["/usr/bin/tini", "-s", "--", "/usr/local/bin/collector"]

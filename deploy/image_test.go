@@ -373,8 +373,14 @@ func TestDockerfileImage(t *testing.T) {
 	if u := img.user; u == "" || u == "root" || u == "0" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "root:") {
 		t.Errorf("USER %q: want a non-root user", u)
 	}
-	if e := img.entrypoint; len(e) != 3 || path.Base(e[0]) != "tini" || e[1] != "--" || e[2] != img.binary {
-		t.Errorf("ENTRYPOINT %q: want [tini -- %s]", e, img.binary)
+	if e := img.entrypoint; len(e) < 3 || path.Base(e[0]) != "tini" || e[len(e)-2] != "--" || e[len(e)-1] != img.binary {
+		t.Errorf("ENTRYPOINT %q: want [tini [options] -- %s]", e, img.binary)
+	} else {
+		for _, option := range e[1 : len(e)-2] {
+			if !strings.HasPrefix(option, "-") {
+				t.Errorf("ENTRYPOINT %q: %q between tini and -- is not an option of tini", e, option)
+			}
+		}
 	}
 	if len(img.cmd) > 0 {
 		t.Errorf("CMD %q: want none, so that the arguments given to the container are the collector's", img.cmd)
