@@ -13,6 +13,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/mlsidecar/collector/internal/plugins"
+	"github.com/mlsidecar/collector/stores"
 )
 
 const dockerSocket = "/var/run/docker.sock"
@@ -132,6 +133,9 @@ func TestComposeCollector(t *testing.T) {
 	// The store is the compose file's S3 server, with the bucket that the
 	// one-shot service creates, before the collector starts.
 	store, _ := inv.flag("store")
+	if _, err := stores.Resolve(store); err != nil {
+		t.Errorf("collector: the collector refuses --store: %v", err)
+	}
 	u, err := url.Parse(store)
 	if err != nil || u.Scheme != "s3" {
 		t.Fatalf("collector: --store=%q; want an s3:// URL of the demo's server", store)
