@@ -334,3 +334,23 @@ func TestLogsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsEveryStoreKind: the wrapper's lines go to each kind of store and
+// `collector logs` reads them back from it, with the connections file as
+// the run had it.
+func TestLogsEveryStoreKind(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, f storetest.Fixture) {
+		t.Parallel()
+		dir := t.TempDir()
+		cmd := exec.Command(fastBinary, append([]string{"--connections", f.Connections, "--run", "kinds",
+			"--outputs-path", filepath.Join(dir, "outputs"), "--state-dir", filepath.Join(dir, "state"),
+			"--sync-interval", "0.3", "--resources-interval", "0", "--log-level", "warn", "--"}, printLines(2000)...)...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), f.Env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("collector: %v\n%s", err, tail(stderr.String()))
+		}
+		checkRecords(t, readLogs(t, f.Env, "--connections", f.Connections, "--run", "kinds", "--json"), "command", 2000)
+	})
+}
