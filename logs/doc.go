@@ -93,7 +93,9 @@
 // slowed: its oldest sealed chunk not yet stored is dropped from the spool
 // instead, its lines counted, and the next record written says how many
 // ("dropped": N, also logged as a warning); the spool may then go over its
-// limit by the command's open chunk. Lines the collector could not take in
+// limit by the command's open chunk (a dropped chunk whose upload was
+// already in flight may reach the store after all: logged, and then
+// counted as dropped though stored). Lines the collector could not take in
 // time from the command's output (more than 65,536 waiting) are passed
 // through, not collected, and counted the same way.
 package logs
