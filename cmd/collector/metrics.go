@@ -34,7 +34,9 @@ func (m outputsMetrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m outputsMetrics) Collect(ch chan<- prometheus.Metric) {
 	t := m.s.Totals()
-	counter := func(d *prometheus.Desc, v int64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v)) }
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
 	counter(outputsUploadedFiles, t.UploadedFiles)
 	counter(outputsUploadedBytes, t.UploadedBytes)
 	counter(outputsDeleted, t.Deleted)

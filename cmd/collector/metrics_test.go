@@ -36,7 +36,9 @@ func TestProbeAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"AWS_ACCESS_KEY_ID=" + key, "AWS_SECRET_ACCESS_KEY=" + secret, "AWS_REGION=us-east-1"}
-	storeURL := func(ep string) string { return "s3://" + bucket + "/root?endpoint=" + url.QueryEscape(ep) + "&region=us-east-1" }
+	storeURL := func(ep string) string {
+		return "s3://" + bucket + "/root?endpoint=" + url.QueryEscape(ep) + "&region=us-east-1"
+	}
 	work := t.TempDir()
 
 	// Attempt 1 stores one file.

@@ -3,6 +3,7 @@ package main
 import (
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -66,7 +67,7 @@ func runWithPlugins(t *testing.T, pluginsYAML string, extra ...string) pluginRun
 	}
 	token := filepath.Join(work, "token")
 	os.WriteFile(token, []byte("tok-123\n"), 0o600)
-	script := `env > "$COLLECTOR_OUTPUTS_PATH/env.txt"; echo "$1" > "$COLLECTOR_OUTPUTS_PATH/args.txt"`
+	script := `env > "$COLLECTOR_OUTPUTS_PATH/env.txt"; echo "$1" > "$COLLECTOR_OUTPUTS_PATH/args.txt"; echo "a line for the logs"`
 	args := append([]string{
 		"--plugins", plugins, "--store", pr.store, "--run", pr.run, "--outputs-path", pr.outputs,
 		"--state-dir", filepath.Join(work, "state"), "--api-url", internal.URL, "--api-external-url", external.URL,
@@ -168,6 +169,42 @@ func TestPluginsKeys(t *testing.T) {
 		abs, _ := filepath.Abs(p.outputs)
 		if want := abs + "|" + filepath.Join(p.store, "plugins-run") + "|plugins-run"; p.args != want {
 			t.Errorf("context variables expanded to %q, want %q", p.args, want)
+		}
+	})
+	t.Run("collectLogs and collectResources", func(t *testing.T) {
+		on := runWithPlugins(t, "plugins: {}\n")
+		if !on.has("logs/") || !on.has("resources/") {
+			t.Errorf("defaults: logs in the store %v, resources %v, want both", on.has("logs/"), on.has("resources/"))
+		}
+		off := runWithPlugins(t, "plugins: {collectLogs: false, collectResources: false}\n")
+		if off.code != 0 || off.has("logs/") || off.has("resources/") {
+			t.Errorf("collectLogs and collectResources off: exit %d, store holds %v", off.code, off.objects)
+		}
+	})
+	t.Run("autoResume", func(t *testing.T) {
+		work := t.TempDir()
+		store := filepath.Join(work, "store")
+		attempt := func(plugins string, n int) (int, string, string) {
+			p := filepath.Join(work, fmt.Sprintf("plugins-%d.yaml", n))
+			os.WriteFile(p, []byte(plugins), 0o644)
+			out := filepath.Join(work, fmt.Sprintf("outputs-%d", n))
+			code, log := runInProcess(t, nil, "--plugins", p, "--store", store, "--run", "r", "--outputs-path", out,
+				"--state-dir", filepath.Join(work, fmt.Sprintf("state-%d", n)), "--", "sh", "-c", fmt.Sprintf(`echo %d > "$COLLECTOR_OUTPUTS_PATH/attempt-%d.txt"`, n, n))
+			return code, out, log
+		}
+		if code, _, log := attempt("plugins: {}\n", 1); code != 0 {
+			t.Fatalf("attempt 1: exit %d:\n%s", code, log)
+		}
+		_, out2, _ := attempt("plugins: {autoResume: true}\n", 2)
+		if _, err := os.Stat(filepath.Join(out2, "attempt-1.txt")); err != nil {
+			t.Errorf("autoResume on: attempt 1's file not restored: %v", err)
+		}
+		_, out3, _ := attempt("plugins: {autoResume: false}\n", 3)
+		if _, err := os.Stat(filepath.Join(out3, "attempt-1.txt")); err == nil {
+			t.Error("autoResume off: attempt 1's file was restored")
+		}
+		if _, err := os.Stat(filepath.Join(store, "r", "outputs", "attempt-1.txt")); err != nil {
+			t.Errorf("autoResume off: attempt 1's object is gone from the store: %v", err)
 		}
 	})
 	t.Run("collectArtifacts off", func(t *testing.T) {
