@@ -111,9 +111,10 @@ func TestProbeAndMetrics(t *testing.T) {
 	if metric(body, "collector_outputs_last_sync_timestamp_seconds") < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("collector_outputs_last_sync_timestamp_seconds is not recent:\n%s", body)
 	}
-	if metric(body, "collector_resources_cpu_cores") < 0 {
-		t.Errorf("no resource gauge collector_resources_cpu_cores:\n%s", body)
-	}
+	waitFor(t, 30*time.Second, "the resource gauges in /metrics", func() bool {
+		_, body := get("/metrics")
+		return metric(body, "collector_resources_cpu_cores") >= 0 && metric(body, "collector_resources_processes") > 0
+	})
 	if metric(body, "collector_state_checkpoint_bytes_total") <= 0 {
 		t.Errorf("collector_state_checkpoint_bytes_total is not counted:\n%s", body)
 	}
