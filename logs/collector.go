@@ -64,7 +64,36 @@ type Collector struct {
 	moved   atomic.Bool  // a cursor moved since the last checkpoint
 	lines   atomic.Int64 // records of lines written to chunks
 	dropped atomic.Int64 // lines dropped (full spool) or not collected (fell behind)
+
+	behindMu     stdsync.Mutex
+	behind       int64     // lines not collected since the last warning
+	behindWarned time.Time // when that warning was logged
 }
+
+// warnFellBehind logs lines of the wrapped command that the collector could
+// not take in time: one warning at most every behindWarnEvery, with the
+// lines since the one before, so that a command that outruns the collector
+// does not flood the log (each loss is also a record in the chunks and in
+// collector_logs_dropped_lines_total).
+func (c *Collector) warnFellBehind(source string, n int64) {
+	c.behindMu.Lock()
+	c.behind += n
+	now := time.Now()
+	due := now.Sub(c.behindWarned) >= behindWarnEvery
+	total := c.behind
+	if due {
+		c.behind, c.behindWarned = 0, now
+	}
+	c.behindMu.Unlock()
+	if due {
+		c.log.Warn("lines of the wrapped command were not collected: the collector fell behind its output (they were passed through)", "source", source, "lines", total)
+	} else {
+		c.log.Debug("lines of the wrapped command were not collected", "source", source, "lines", n)
+	}
+}
+
+// behindWarnEvery spaces the warnings of warnFellBehind.
+const behindWarnEvery = 10 * time.Second
 
 // sectionState is the collector's section of the run's state.
 type sectionState struct {
@@ -486,7 +515,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 		}
 	}
 	if r.Dropped > 0 {
-		c.log.Warn("lines of the wrapped command were not collected: the collector fell behind its output", "source", w.name, "lines", r.Dropped)
+		c.warnFellBehind(w.name, r.Dropped)
 	}
 	w.buf = appendRecord(w.buf, &r, &c.meta, &w.stamps)
 	if r.Dropped > 0 {
