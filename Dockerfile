@@ -20,7 +20,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-	CGO_ENABLED=1 go build -tags disable_grpc_modules -ldflags "-s -w -X main.version=${VERSION}" -o /out/collector ./cmd/collector
+	CGO_ENABLED=1 go build -tags disable_grpc_modules -ldflags "-s -w -linkmode=internal -X main.version=${VERSION}" -o /out/collector ./cmd/collector
 
 FROM debian:bookworm-slim
 # ca-certificates for the stores' TLS; tini (and tini-static, which the

@@ -12,7 +12,11 @@ GOTAGS ?= disable_grpc_modules
 # Dockerfile's build runs the same go build command (deploy/ tests that they
 # agree); it gets VERSION as a build argument.
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# -linkmode=internal: Go's own linker, also for the cgo of NVML (which only
+# dlopens libnvidia-ml at run time). gcc's external link lays the binary out
+# so that about 10 MiB more of it stays resident: an idle sidecar holds 35
+# MiB instead of 45 (README, Benchmarks).
+LDFLAGS := -s -w -linkmode=internal -X main.version=$(VERSION)
 BIN ?= collector
 
 test:

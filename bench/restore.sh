@@ -40,7 +40,7 @@ trap cleanup EXIT
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' || true)
 
 log "building the collector and gentree"
-(cd "$REPO" && go build -tags disable_grpc_modules -o "$WORK/collector" ./cmd/collector \
+(cd "$REPO" && make --no-print-directory build BIN="$WORK/collector" >/dev/null \
 	&& go build -o "$WORK/gentree" ./bench/gentree) || die "build failed"
 BASE=""
 if [ -n "${BASELINE_BIN:-}" ]; then # another collector (e.g. the previous version) restores too

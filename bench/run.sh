@@ -98,7 +98,7 @@ if [ -n "${COLLECTOR_BIN:-}" ]; then
 	cp "$COLLECTOR_BIN" "$WORK/bin/collector"
 else
 	log "building the collector from $REPO"
-	(cd "$REPO" && nice -n 10 go build -tags disable_grpc_modules -o "$WORK/bin/collector" ./cmd/collector) \
+	(cd "$REPO" && nice -n 10 make --no-print-directory build BIN="$WORK/bin/collector" >/dev/null) \
 		|| die "the collector does not build"
 fi
 (cd "$REPO" && nice -n 10 go build -o "$WORK/bin/gentree" ./bench/gentree \

@@ -39,7 +39,7 @@ trap cleanup EXIT
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' || true)
 
 log "building the collector and gentree"
-(cd "$REPO" && go build -tags disable_grpc_modules -o "$WORK/collector" ./cmd/collector \
+(cd "$REPO" && make --no-print-directory build BIN="$WORK/collector" >/dev/null \
 	&& go build -o "$WORK/gentree" ./bench/gentree) || die "build failed"
 WHO=(collector)
 if [ -n "${BASELINE_BIN:-}" ]; then cp "$BASELINE_BIN" "$WORK/baseline" && WHO+=(baseline); fi
