@@ -7,6 +7,7 @@
 #
 #   bash bench/state-cost.sh                               this checkout
 #   PREV_BIN=/tmp/prev/collector bash bench/state-cost.sh  and a previous build, side by side
+#   SIDECAR_ARGS="--resources-interval 0" bash bench/state-cost.sh   extra flags for the sidecar
 #
 # A previous version is built in a worktree, e.g.:
 #   git worktree add /tmp/prev 6a5b863 && (cd /tmp/prev && go build -tags disable_grpc_modules -o collector ./cmd/collector)
@@ -107,8 +108,9 @@ measure() {
 	"$bin" --sync-interval 0 --outputs-path "$TREE" --store "$STORE" --run "$run" --state-dir "$state" -- true \
 		>"$LOGS/$name-initial.log" 2>&1 || die "$name: the initial sync failed (see $LOGS/$name-initial.log)"
 	log "$name: sidecar over the synced tree"
+	# shellcheck disable=SC2086 # SIDECAR_ARGS: extra flags, split on spaces
 	"$bin" --log-level debug --settle "$SETTLE" --outputs-path "$TREE" --store "$STORE" --run "$run" --state-dir "$state" \
-		>"$slog" 2>&1 &
+		${SIDECAR_ARGS:-} >"$slog" 2>&1 &
 	local pid=$!
 	PIDS+=("$pid")
 	for _ in $(seq 600); do grep -q 'msg="sync pass"' "$slog" && break; sleep 0.1; done
