@@ -177,11 +177,11 @@ func (p *Producer) Create(name string) (*Chunk, error) {
 	if name == "" || strings.ContainsAny(name, `/\`) || name != path.Clean(name) || strings.HasPrefix(name, ".") {
 		return nil, fmt.Errorf("spool: %q is not a chunk name", name)
 	}
-	f, err := os.Create(p.openPath(name))
+	f, err := os.Create(p.OpenPath(name))
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	return &Chunk{f: f, name: name, sealed: filepath.Join(p.s.dir, p.folder, name)}, nil
+	return &Chunk{f: f, name: name, sealed: p.SealedPath(name)}, nil
 }
 
 // OpenChunks lists the chunks an earlier run left open (not sealed), by
@@ -203,8 +203,6 @@ func (p *Producer) OpenPath(name string) string {
 	return filepath.Join(p.s.dir, openDir, p.folder, name)
 }
 
-func (p *Producer) openPath(name string) string { return p.OpenPath(name) }
-
 // SealedPath is the file of the sealed chunk name, for a producer that
 // sizes its share of the spool, or drops a chunk it gives up on (removing
 // the file is enough: the engine never deletes from the store).
@@ -214,16 +212,16 @@ func (p *Producer) SealedPath(name string) string {
 
 // Recover seals the open chunk name that an earlier run left, as it is.
 func (p *Producer) Recover(name string) error {
-	f, err := os.OpenFile(p.openPath(name), os.O_RDWR, 0)
+	f, err := os.OpenFile(p.OpenPath(name), os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	return (&Chunk{f: f, name: name, sealed: filepath.Join(p.s.dir, p.folder, name)}).Seal()
+	return (&Chunk{f: f, name: name, sealed: p.SealedPath(name)}).Seal()
 }
 
 // Discard removes the open chunk name that an earlier run left.
 func (p *Producer) Discard(name string) error {
-	if err := os.Remove(p.openPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(p.OpenPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return nil
