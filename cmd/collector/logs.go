@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,25 +21,26 @@ import (
 	"github.com/mlsidecar/collector/stores"
 )
 
-// outputLines is how many of the command's lines wait, at most, between
-// its output and the logs component; beyond that a line is passed through
-// only, and counted as not collected.
-const outputLines = 64 << 10
-
 // logsOn tells whether logs are collected (the collectLogs plugin, on by
 // default).
 func (c *collector) logsOn() bool { return c.set.Plugins.CollectLogsOn() }
 
 // commandOutputs makes the wrapped command's stdout and stderr: passed
-// through to the collector's own, their lines offered to the logs
-// component. With logs off the command writes to the collector's streams
-// directly.
-func (c *collector) commandOutputs() (stdout, stderr *child.Output) {
+// through to the collector's own, and captured for the logs component,
+// which reads them behind the command (what it has not read yet waits in
+// memory, then in a spill file in the run's state folder, at most
+// --logs-spool-limit). With logs off the command writes to the collector's
+// streams directly.
+func (c *collector) commandOutputs() (capture *child.Capture, stdout, stderr *child.Output) {
 	if !c.logsOn() {
-		return nil, nil
+		return nil, nil, nil
 	}
-	limit := int(c.set.Logs.LineLimit)
-	return child.NewOutput("stdout", os.Stdout, outputLines, limit), child.NewOutput("stderr", os.Stderr, outputLines, limit)
+	capture = child.NewCapture(child.CaptureConfig{
+		SpillPath:  filepath.Join(c.set.StateDir, c.set.Run, "command-output.spill"),
+		SpillLimit: int64(c.set.Logs.SpoolLimit),
+		MaxLine:    int(c.set.Logs.LineLimit),
+	})
+	return capture, capture.Output("stdout", os.Stdout), capture.Output("stderr", os.Stderr)
 }
 
 // logSources builds the --logs sources. Every error is a bad setting.
@@ -78,7 +80,7 @@ func logSources(set *settings, getenv func(string) string) ([]logs.Source, error
 func (c *collector) logsProducer(sp *spool.Spool, st *resume.State, keeper *resume.Keeper) (component, error) {
 	sources := append([]logs.Source(nil), c.logSources...)
 	if c.stdout != nil {
-		sources = append([]logs.Source{logs.NewCommandSource("command", c.stdout, c.stderr)}, sources...)
+		sources = append([]logs.Source{logs.NewCommandSource("command", c.capture)}, sources...)
 	}
 	getenv := c.getenv
 	first := func(names ...string) string {

@@ -158,8 +158,9 @@ type collector struct {
 
 	getenv     func(string) string
 	logSources []logs.Source // the --logs sources
-	// stdout and stderr are the wrapped command's streams when its logs
-	// are collected.
+	// capture holds the wrapped command's output, and stdout and stderr
+	// are its streams, when its logs are collected.
+	capture        *child.Capture
 	stdout, stderr *child.Output
 }
 
@@ -275,7 +276,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 
 	keeper := resume.NewKeeper(c.statePath(), c.run, st, c.log)
 	if mode == "wrapper" {
-		c.stdout, c.stderr = c.commandOutputs()
+		c.capture, c.stdout, c.stderr = c.commandOutputs()
 	}
 	c.probe.Metrics.MustRegister(stateMetrics{keeper})
 	components, err := c.components(st, keeper)

@@ -48,6 +48,7 @@ func (c Command) Run(ctx context.Context) (int, error) {
 		if err != nil {
 			return nil, err
 		}
+		growPipe(r)
 		childEnds = append(childEnds, pw)
 		copies.Add(1)
 		go func() {

@@ -2,6 +2,7 @@
 // starting it, passing on SIGTERM and SIGINT, and turning its end into an
 // exit code (128+signal when killed). Its stdout and stderr go to the
 // collector's own unchanged (kubectl logs and docker logs keep working)
-// through an Output each, which also offers them line by line to log
-// collection without ever blocking the command.
+// through an Output each, which also hands what it read to a Capture, where
+// log collection reads it line by line at its own pace: memory first, then a
+// spill file on disk, so that collecting never slows the command down.
 package child

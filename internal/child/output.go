@@ -2,7 +2,11 @@ package child
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
+	"os"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -11,98 +15,403 @@ import (
 // Line is one line of the command's output, without its newline.
 type Line struct {
 	Stream string    // "stdout" or "stderr"
-	Time   time.Time // when it was read
-	Text   []byte
+	Time   time.Time // when the block that completed it was read
+	// Text is valid only during the call that is given the line.
+	Text []byte
 	// Partial is set on the last line of a stream that ended without a
 	// newline, and on a piece of a line longer than the line limit.
 	Partial bool
 }
 
-// Output is one of the command's streams: everything written to it goes to
-// its pass-through writer unchanged, and its lines are offered on Lines. It
-// never blocks the command on a slow reader of Lines: a line that finds the
-// buffer full is counted in Dropped instead.
-type Output struct {
-	stream  string
-	pass    io.Writer
-	lines   chan Line
-	maxLine int
+// CaptureConfig sizes a Capture.
+type CaptureConfig struct {
+	// Memory is how many bytes of output wait in memory for the reader;
+	// beyond that they wait in the spill file.
+	Memory int
+	// SpillPath is the spill file (created when first needed, removed by
+	// Close); empty keeps no spill, and what does not fit in Memory is
+	// dropped.
+	SpillPath string
+	// SpillLimit is the spill file's size at most; output beyond it is
+	// dropped.
+	SpillLimit int64
+	// MaxLine splits longer lines into pieces marked Partial.
+	MaxLine int
+}
+
+// DefaultCaptureMemory is the memory a Capture holds when its config
+// leaves Memory at zero.
+const DefaultCaptureMemory = 4 << 20
+
+// Capture is the command's output as log collection takes it: the blocks
+// its Outputs read, both streams in the order they were read, each with the
+// time it was read. It never slows the command down. The reader splits the
+// blocks into lines at its own pace, behind the command; blocks wait in
+// memory up to a limit, then in a spill file on disk, the way a log
+// shipper's disk buffer works, and only beyond the spill's limit (a reader
+// that stopped, a full disk) is output passed through without being
+// captured, its lines counted in Dropped.
+type Capture struct {
+	cfg   CaptureConfig
+	ready chan struct{} // a block was added or an output closed
+
+	mu         stdsync.Mutex
+	streams    []string // by index, as the spill file records them
+	queue      []block  // in memory, oldest first from head
+	head       int
+	queued     int // bytes the queue holds (buffer capacities)
+	spill      *os.File
+	spillW     int64 // bytes written to the spill; 0 when it is drained
+	spillR     int64 // bytes of it read
+	spillLines int64 // newlines in the spill not read yet
+	open       int   // outputs not closed
+	spillErr   error // the first spill failure, for Err
+
 	dropped atomic.Int64
-
-	mu      stdsync.Mutex
-	partial []byte
-	closed  bool
 }
 
-// NewOutput returns the stream named stream (stdout or stderr), passed
-// through to pass, with room for buffer lines not yet read and lines cut at
-// maxLine bytes.
-func NewOutput(stream string, pass io.Writer, buffer, maxLine int) *Output {
-	return &Output{stream: stream, pass: pass, lines: make(chan Line, buffer), maxLine: maxLine}
+// block is what one read of an Output got.
+type block struct {
+	stream int
+	time   time.Time
+	data   []byte
+	pooled bool // data is a buffer of bufPool, returned after use
 }
 
-// Lines is the stream's lines, closed by Close.
-func (o *Output) Lines() <-chan Line { return o.lines }
-
-// Dropped counts the lines no reader took in time.
-func (o *Output) Dropped() int64 { return o.dropped.Load() }
-
-// Write passes p through, then offers the lines it completes.
-func (o *Output) Write(p []byte) (int, error) {
-	n, err := o.pass.Write(p)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return n, err
+// NewCapture returns an empty capture; add its Outputs before the command
+// starts.
+func NewCapture(cfg CaptureConfig) *Capture {
+	if cfg.Memory <= 0 {
+		cfg.Memory = DefaultCaptureMemory
 	}
-	now := time.Now()
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = 256 << 10
+	}
+	if cfg.SpillPath != "" {
+		_ = os.Remove(cfg.SpillPath) // a killed collector's: its lines are gone with its process
+	}
+	return &Capture{cfg: cfg, ready: make(chan struct{}, 1)}
+}
+
+// Output returns the command's stream named stream ("stdout", "stderr"):
+// what the command writes to it goes to pass unchanged, then to the
+// capture.
+func (c *Capture) Output(stream string, pass io.Writer) *Output {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.streams = append(c.streams, stream)
+	c.open++
+	return &Output{c: c, stream: len(c.streams) - 1, pass: pass}
+}
+
+// Dropped counts the lines the capture could not hold (they were passed
+// through all the same).
+func (c *Capture) Dropped() int64 { return c.dropped.Load() }
+
+// Err is the first failure of the spill file, if any: output that found it
+// failing was dropped.
+func (c *Capture) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.spillErr
+}
+
+// add queues a block: in memory while there is room and nothing waits in
+// the spill (which keeps the order), else in the spill, else nowhere.
+func (c *Capture) add(b block) {
+	c.mu.Lock()
+	switch {
+	case c.spillW == 0 && c.queued+cap(b.data) <= c.cfg.Memory:
+		c.queue = append(c.queue, b)
+		c.queued += cap(b.data)
+		c.mu.Unlock()
+	default:
+		err := c.spillBlock(b)
+		c.mu.Unlock()
+		if err != nil {
+			c.dropped.Add(int64(bytes.Count(b.data, newline)))
+		}
+		b.release()
+	}
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+var newline = []byte{'\n'}
+
+// spillHeader is a spilled block's header: stream (1 byte), time (Unix
+// nanoseconds, 8 bytes), length (4 bytes).
+const spillHeader = 13
+
+// spillBlock appends b to the spill file; c.mu is held.
+func (c *Capture) spillBlock(b block) error {
+	if c.cfg.SpillPath == "" {
+		return errors.New("no spill file")
+	}
+	if c.spillW+spillHeader+int64(len(b.data)) > c.cfg.SpillLimit {
+		return errors.New("spill file full")
+	}
+	if c.spill == nil {
+		f, err := os.OpenFile(c.cfg.SpillPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return c.spillFailed(err)
+		}
+		c.spill = f
+	}
+	var h [spillHeader]byte
+	h[0] = byte(b.stream)
+	binary.LittleEndian.PutUint64(h[1:], uint64(b.time.UnixNano()))
+	binary.LittleEndian.PutUint32(h[9:], uint32(len(b.data)))
+	if _, err := c.spill.WriteAt(h[:], c.spillW); err != nil {
+		return c.spillFailed(err)
+	}
+	if _, err := c.spill.WriteAt(b.data, c.spillW+spillHeader); err != nil {
+		return c.spillFailed(err)
+	}
+	c.spillW += spillHeader + int64(len(b.data))
+	c.spillLines += int64(bytes.Count(b.data, newline))
+	return nil
+}
+
+func (c *Capture) spillFailed(err error) error {
+	if c.spillErr == nil {
+		c.spillErr = fmt.Errorf("capture spill file: %w", err)
+	}
+	return err
+}
+
+// next returns the oldest block, waiting for one; false once every output
+// is closed and everything was read.
+func (c *Capture) next() (block, bool) {
+	for {
+		c.mu.Lock()
+		if c.head < len(c.queue) {
+			b := c.queue[c.head]
+			c.queue[c.head] = block{}
+			c.head++
+			if c.head == len(c.queue) {
+				c.queue, c.head = c.queue[:0], 0
+			}
+			c.queued -= cap(b.data)
+			c.mu.Unlock()
+			return b, true
+		}
+		if c.spillR < c.spillW {
+			// The spill is read outside the lock: only this reader reads it,
+			// and what lies before spillW is never written again until the
+			// reader has drained it.
+			f, off := c.spill, c.spillR
+			c.mu.Unlock()
+			b, err := readSpilled(f, off)
+			c.mu.Lock()
+			if err != nil {
+				c.spillFailed(err)
+				c.dropped.Add(c.spillLines)
+				c.spillR = c.spillW
+			} else {
+				c.spillR += spillHeader + int64(len(b.data))
+				c.spillLines -= int64(bytes.Count(b.data, newline))
+			}
+			if c.spillR == c.spillW {
+				// Drained: the next blocks go to memory again.
+				c.spillR, c.spillW, c.spillLines = 0, 0, 0
+				_ = c.spill.Truncate(0)
+			}
+			c.mu.Unlock()
+			if err != nil {
+				continue
+			}
+			return b, true
+		}
+		if c.open == 0 {
+			c.mu.Unlock()
+			return block{}, false
+		}
+		c.mu.Unlock()
+		<-c.ready
+	}
+}
+
+// readSpilled reads the block at off of the spill file.
+func readSpilled(f *os.File, off int64) (block, error) {
+	var h [spillHeader]byte
+	if _, err := f.ReadAt(h[:], off); err != nil {
+		return block{}, err
+	}
+	n := int(binary.LittleEndian.Uint32(h[9:]))
+	b := block{stream: int(h[0]), time: time.Unix(0, int64(binary.LittleEndian.Uint64(h[1:])))}
+	if n <= bufSize {
+		b.data, b.pooled = getBuf()[:n], true
+	} else {
+		b.data = make([]byte, n)
+	}
+	if _, err := f.ReadAt(b.data, off+spillHeader); err != nil {
+		b.release()
+		return block{}, err
+	}
+	return b, nil
+}
+
+// Read gives fn the command's lines, each stream's in order, until every
+// Output is closed and everything captured was read; a stream's partial
+// last line comes last, marked Partial. It stops at fn's first error.
+// Only one Read at a time.
+func (c *Capture) Read(fn func(Line) error) error {
+	var partial [][]byte // by stream
+	for {
+		b, ok := c.next()
+		if !ok {
+			break
+		}
+		for len(partial) <= b.stream {
+			partial = append(partial, nil)
+		}
+		var err error
+		partial[b.stream], err = c.split(b, partial[b.stream], fn)
+		b.release()
+		if err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	streams := c.streams
+	if c.spill != nil {
+		c.spill.Close()
+		_ = os.Remove(c.cfg.SpillPath)
+		c.spill = nil
+	}
+	c.mu.Unlock()
+	for i, p := range partial {
+		if len(p) > 0 {
+			if err := fn(Line{Stream: streams[i], Time: time.Now(), Text: p, Partial: true}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// split gives fn the lines b completes, after the stream's partial line,
+// and returns the new partial line.
+func (c *Capture) split(b block, partial []byte, fn func(Line) error) ([]byte, error) {
+	c.mu.Lock()
+	stream := c.streams[b.stream]
+	c.mu.Unlock()
+	max := c.cfg.MaxLine
+	data := b.data
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
-			o.partial = append(o.partial, p...)
-			for len(o.partial) >= o.maxLine {
-				o.offer(Line{Stream: o.stream, Time: now, Text: bytes.Clone(o.partial[:o.maxLine]), Partial: true})
-				o.partial = append(o.partial[:0], o.partial[o.maxLine:]...)
+			partial = append(partial, data...)
+			for len(partial) >= max {
+				if err := fn(Line{Stream: stream, Time: b.time, Text: partial[:max:max], Partial: true}); err != nil {
+					return partial, err
+				}
+				partial = append(partial[:0], partial[max:]...)
 			}
 			break
 		}
-		text := p[:i]
-		if len(o.partial) > 0 {
-			text = append(o.partial, text...)
-			o.partial = nil
-		} else {
-			text = bytes.Clone(text)
+		text := data[:i]
+		data = data[i+1:]
+		if len(partial) > 0 {
+			partial = append(partial, text...)
+			text = partial
 		}
-		for len(text) > o.maxLine {
-			o.offer(Line{Stream: o.stream, Time: now, Text: text[:o.maxLine:o.maxLine], Partial: true})
-			text = text[o.maxLine:]
+		for len(text) > max {
+			if err := fn(Line{Stream: stream, Time: b.time, Text: text[:max:max], Partial: true}); err != nil {
+				return partial, err
+			}
+			text = text[max:]
 		}
-		o.offer(Line{Stream: o.stream, Time: now, Text: text})
-		p = p[i+1:]
+		if err := fn(Line{Stream: stream, Time: b.time, Text: text}); err != nil {
+			return partial, err
+		}
+		partial = partial[:0]
+	}
+	return partial, nil
+}
+
+// Output is one of the command's streams: everything written to it goes to
+// its pass-through writer unchanged, then to its Capture.
+type Output struct {
+	c      *Capture
+	stream int
+	pass   io.Writer
+	closed atomic.Bool
+}
+
+// Write passes p through, then captures a copy of it.
+func (o *Output) Write(p []byte) (int, error) {
+	n, err := o.pass.Write(p)
+	if len(p) > 0 && !o.closed.Load() {
+		o.c.add(block{stream: o.stream, time: time.Now(), data: bytes.Clone(p)})
 	}
 	return n, err
 }
 
-func (o *Output) offer(l Line) {
-	select {
-	case o.lines <- l:
-	default:
-		o.dropped.Add(1)
+// ReadFrom reads the command's pipe to its end (or the pass-through's
+// first error): each read is passed through, then handed to the capture
+// without a copy.
+func (o *Output) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	buf := getBuf()
+	defer func() { putBuf(buf) }()
+	for {
+		n, err := r.Read(buf[:bufSize])
+		if n > 0 {
+			total += int64(n)
+			if _, werr := o.pass.Write(buf[:n]); werr != nil {
+				return total, werr
+			}
+			if !o.closed.Load() {
+				if n < bufSize/8 {
+					// A small read keeps the buffer: its bytes are copied.
+					o.c.add(block{stream: o.stream, time: time.Now(), data: bytes.Clone(buf[:n])})
+				} else {
+					o.c.add(block{stream: o.stream, time: time.Now(), data: buf[:n], pooled: true})
+					buf = getBuf()
+				}
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
 	}
 }
 
-// Close offers a partial last line and closes Lines. Writes after Close
-// are passed through only.
+// Close ends the stream's capture (the command's output was read to its
+// end); writes after Close are passed through only.
 func (o *Output) Close() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	if o.closed.Swap(true) {
 		return
 	}
-	if len(o.partial) > 0 {
-		o.offer(Line{Stream: o.stream, Time: time.Now(), Text: o.partial, Partial: true})
-		o.partial = nil
+	o.c.mu.Lock()
+	o.c.open--
+	o.c.mu.Unlock()
+	select {
+	case o.c.ready <- struct{}{}:
+	default:
 	}
-	o.closed = true
-	close(o.lines)
+}
+
+// bufSize is the size of a read of the command's pipe (which Command makes
+// 1 MiB large where the system allows).
+const bufSize = 256 << 10
+
+var bufPool = stdsync.Pool{New: func() any { return make([]byte, bufSize) }}
+
+func getBuf() []byte { return bufPool.Get().([]byte)[:bufSize] }
+
+func putBuf(b []byte) { bufPool.Put(b[:cap(b)]) }
+
+func (b *block) release() {
+	if b.pooled {
+		putBuf(b.data)
+		b.data, b.pooled = nil, false
+	}
 }

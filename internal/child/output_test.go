@@ -3,17 +3,46 @@ package child
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestOutputPassesThroughAndOffersLines: what the command writes reaches the
-// pass-through writer byte for byte, however it is cut into writes, and its
-// lines come out in order, a partial last line marked as such.
-func TestOutputPassesThroughAndOffersLines(t *testing.T) {
+// readLines reads the capture to its end and returns its lines as
+// "stream:text", a partial line (or piece) ending in "+".
+func readLines(t *testing.T, c *Capture, each func(Line)) []string {
+	t.Helper()
+	var got []string
+	err := c.Read(func(l Line) error {
+		if l.Time.IsZero() {
+			t.Errorf("line %q has no time", l.Text)
+		}
+		s := l.Stream + ":" + string(l.Text)
+		if l.Partial {
+			s += "+"
+		}
+		got = append(got, s)
+		if each != nil {
+			each(l)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	return got
+}
+
+// TestOutputPassesThroughAndCapturesLines: what the command writes reaches
+// the pass-through writer byte for byte, however it is cut into writes, and
+// its lines come out in order, a partial last line marked as such.
+func TestOutputPassesThroughAndCapturesLines(t *testing.T) {
 	var pass bytes.Buffer
-	o := NewOutput("stdout", &pass, 16, 1024)
+	c := NewCapture(CaptureConfig{MaxLine: 1024})
+	o := c.Output("stdout", &pass)
 	written := "epoch 1\nloss 0.5\r\n\nno newline at the end"
 	for _, chunk := range []string{"epo", "ch 1\nloss", " 0.5\r\n\n", "no newline at the end"} {
 		if n, err := o.Write([]byte(chunk)); n != len(chunk) || err != nil {
@@ -24,18 +53,8 @@ func TestOutputPassesThroughAndOffersLines(t *testing.T) {
 	if pass.String() != written {
 		t.Errorf("passed through %q, want %q", pass.String(), written)
 	}
-	var got []string
-	for l := range o.Lines() {
-		if l.Stream != "stdout" || l.Time.IsZero() {
-			t.Errorf("line %q: stream %q, time %v", l.Text, l.Stream, l.Time)
-		}
-		s := string(l.Text)
-		if l.Partial {
-			s += "<partial>"
-		}
-		got = append(got, s)
-	}
-	want := []string{"epoch 1", "loss 0.5\r", "", "no newline at the end<partial>"}
+	got := readLines(t, c, nil)
+	want := []string{"stdout:epoch 1", "stdout:loss 0.5\r", "stdout:", "stdout:no newline at the end+"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("lines = %q, want %q", got, want)
 	}
@@ -44,41 +63,118 @@ func TestOutputPassesThroughAndOffersLines(t *testing.T) {
 // TestOutputSplitsLongLines: a line longer than the limit comes out in
 // pieces of the limit, all but the last marked partial; nothing is lost.
 func TestOutputSplitsLongLines(t *testing.T) {
-	o := NewOutput("stderr", &bytes.Buffer{}, 16, 4)
+	c := NewCapture(CaptureConfig{MaxLine: 4})
+	o := c.Output("stderr", &bytes.Buffer{})
 	o.Write([]byte("abcdefghij\nxy"))
 	o.Write([]byte("zuvw\n"))
 	o.Close()
-	var got []string
-	for l := range o.Lines() {
-		got = append(got, string(l.Text)+map[bool]string{true: "+", false: ""}[l.Partial])
-	}
-	want := []string{"abcd+", "efgh+", "ij", "xyzu+", "vw"}
+	got := readLines(t, c, nil)
+	want := []string{"stderr:abcd+", "stderr:efgh+", "stderr:ij", "stderr:xyzu+", "stderr:vw"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("pieces = %q, want %q", got, want)
 	}
 }
 
-// TestOutputNeverBlocksTheCommand: with nobody reading the lines, a command
-// that prints far more lines than the buffer holds runs to its end, every
-// byte passes through, and the lines not taken are counted as dropped.
-func TestOutputNeverBlocksTheCommand(t *testing.T) {
-	var pass bytes.Buffer
-	out := NewOutput("stdout", &pass, 8, 1024)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code, err := Command{Args: []string{"sh", "-c", "i=0; while [ $i -lt 1000 ]; do echo line $i; i=$((i+1)); done"}, Stdout: out}.Run(ctx)
-	out.Close()
+// printLines is a shell command printing n numbered lines, the even ones on
+// stdout and the odd ones on stderr.
+func printLines(n int) []string {
+	return []string{"awk", fmt.Sprintf(`BEGIN { for (i = 0; i < %d; i++) { if (i %% 2) print "line " i > "/dev/stderr"; else print "line " i } }`, n)}
+}
+
+// checkStreams checks that lines holds every line of printLines(n) once,
+// each stream's in order.
+func checkStreams(t *testing.T, lines []string, n int) {
+	t.Helper()
+	next := map[string]int{"stdout": 0, "stderr": 1}
+	for _, l := range lines {
+		stream, text, _ := strings.Cut(l, ":")
+		if want := fmt.Sprintf("line %d", next[stream]); text != want {
+			t.Fatalf("%s line %q, want %q", stream, text, want)
+		}
+		next[stream] += 2
+	}
+	if len(lines) != n {
+		t.Errorf("captured %d lines, want %d", len(lines), n)
+	}
+}
+
+// TestCaptureSpillsWhatTheReaderHasNotTaken: a command printing far more
+// than the capture's memory while the reader is slow still has every line
+// captured once, in order, through the spill file; the command is never
+// held up, and the spill file is gone at the end.
+func TestCaptureSpillsWhatTheReaderHasNotTaken(t *testing.T) {
+	const n = 200_000
+	spill := filepath.Join(t.TempDir(), "output.spill")
+	c := NewCapture(CaptureConfig{Memory: 64 << 10, SpillPath: spill, SpillLimit: 64 << 20, MaxLine: 1024})
+	var stdout, stderr bytes.Buffer
+	out, errs := c.Output("stdout", &stdout), c.Output("stderr", &stderr)
+	done := make(chan []string)
+	go func() {
+		i := 0
+		done <- readLines(t, c, func(Line) {
+			if i++; i%20_000 == 0 {
+				time.Sleep(20 * time.Millisecond) // a slow reader: the command gets ahead
+			}
+		})
+	}()
+	code, err := Command{Args: printLines(n), Stdout: out, Stderr: errs}.Run(context.Background())
 	if err != nil || code != 0 {
-		t.Fatalf("Run = %d, %v; want 0", code, err)
+		t.Fatalf("Run = %d, %v", code, err)
 	}
-	if n := strings.Count(pass.String(), "\n"); n != 1000 {
-		t.Errorf("passed through %d lines, want 1000", n)
+	out.Close()
+	errs.Close()
+	lines := <-done
+	checkStreams(t, lines, n)
+	if d := c.Dropped(); d != 0 {
+		t.Errorf("dropped %d lines, want 0", d)
 	}
-	if got := out.Dropped(); got != 1000-8 {
-		t.Errorf("dropped %d lines, want %d (all but the 8 buffered)", got, 1000-8)
+	if got := strings.Count(stdout.String(), "\n") + strings.Count(stderr.String(), "\n"); got != n {
+		t.Errorf("passed through %d lines, want %d", got, n)
 	}
-	first := <-out.Lines()
-	if string(first.Text) != "line 0" {
-		t.Errorf("first buffered line %q, want %q", first.Text, "line 0")
+	if _, err := os.Stat(spill); !os.IsNotExist(err) {
+		t.Errorf("spill file left behind: %v", err)
+	}
+}
+
+// TestCaptureNeverBlocksTheCommand: with nobody reading and no room left
+// (memory and spill full), a command that prints far more runs to its end,
+// every byte passes through, and each line is either captured, in order,
+// or counted as dropped.
+func TestCaptureNeverBlocksTheCommand(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spill bool
+	}{{"memory only", false}, {"memory and a small spill", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := CaptureConfig{Memory: bufSize, MaxLine: 1024} // one read
+			if tc.spill {
+				cfg.SpillPath, cfg.SpillLimit = filepath.Join(t.TempDir(), "output.spill"), bufSize+spillHeader
+			}
+			c := NewCapture(cfg)
+			var pass bytes.Buffer
+			out := c.Output("stdout", &pass)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code, err := Command{Args: []string{"awk", `BEGIN { for (i = 0; i < 100000; i++) print "line " i }`}, Stdout: out}.Run(ctx)
+			out.Close()
+			if err != nil || code != 0 {
+				t.Fatalf("Run = %d, %v; want 0", code, err)
+			}
+			if n := strings.Count(pass.String(), "\n"); n != 100000 {
+				t.Errorf("passed through %d lines, want 100000", n)
+			}
+			lines := readLines(t, c, nil)
+			if len(lines) == 0 || lines[0] != "stdout:line 0" {
+				t.Fatalf("captured %d lines, first %q; want the first lines", len(lines), lines[:min(1, len(lines))])
+			}
+			// What was captured is in order; a line cut by a dropped block
+			// ends the captured run.
+			if got := int64(len(lines)) + c.Dropped(); got < 100000 || got > 100001 {
+				t.Errorf("captured %d + dropped %d lines, want 100000 in all", len(lines), c.Dropped())
+			}
+			if c.Dropped() == 0 {
+				t.Errorf("nothing dropped: the capture held more than its limits")
+			}
+		})
 	}
 }

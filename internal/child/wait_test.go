@@ -12,7 +12,8 @@ import (
 // the process does), with its own output read to the end.
 func TestRunDoesNotWaitForBackgroundProcesses(t *testing.T) {
 	var pass bytes.Buffer
-	out := NewOutput("stdout", &pass, 16, 1024)
+	c := NewCapture(CaptureConfig{})
+	out := c.Output("stdout", &pass)
 	start := time.Now()
 	code, err := Command{Args: []string{"sh", "-c", "sleep 3 2>/dev/null & echo done"}, Stdout: out}.Run(context.Background())
 	if err != nil || code != 0 {
@@ -22,7 +23,7 @@ func TestRunDoesNotWaitForBackgroundProcesses(t *testing.T) {
 		t.Errorf("Run took %v: it waited for the background sleep", took)
 	}
 	out.Close()
-	if l := <-out.Lines(); string(l.Text) != "done" {
-		t.Errorf("first line %q, want %q", l.Text, "done")
+	if lines := readLines(t, c, nil); len(lines) == 0 || lines[0] != "stdout:done" {
+		t.Errorf("lines %q, want %q first", lines, "stdout:done")
 	}
 }
