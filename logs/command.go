@@ -37,16 +37,37 @@ var commandPosition = Position(`{}`)
 // Run passes on the lines until the capture is read to its end (the
 // command exited and its output was read). It does not stop at ctx: the
 // capture ends once the command is gone.
+//
+// It reads on a thread of low priority, so that the command and the
+// pass-through of its output come first: a burst of output waits in the
+// capture and is made into records behind the command. Should the capture
+// get far behind (a command that keeps every core busy and prints fast),
+// reading goes on at normal priority, so that lines are not dropped for
+// want of CPU.
 func (s *CommandSource) Run(_ context.Context, _ Position, emit func(Record, Position) error) error {
-	err := s.capture.Read(func(l child.Line) error {
+	line := func(l child.Line) error {
 		r := Record{Time: l.Time, Container: s.container, Stream: l.Stream, Value: l.Text, Continued: l.Partial}
 		if err := emit(r, commandPosition); err != nil {
 			return err
 		}
 		return s.noteDropped(emit)
-	})
-	if err != nil {
-		return err
+	}
+	type result struct {
+		done bool
+		err  error
+	}
+	yielding := make(chan result, 1)
+	go func() {
+		yieldToTheCommand() // this goroutine's thread ends with it
+		done, err := s.capture.Read(line, s.capture.FarBehind)
+		yielding <- result{done, err}
+	}()
+	r := <-yielding
+	if r.err == nil && !r.done {
+		r.done, r.err = s.capture.Read(line, nil)
+	}
+	if r.err != nil {
+		return r.err
 	}
 	return s.noteDropped(emit)
 }

@@ -93,11 +93,11 @@ func checkRecords(t *testing.T, jsonl string, container string, n int) {
 	}
 }
 
-// TestWrapperLogs: numbered lines mixed on stdout and stderr pass through
-// byte for byte, and `collector logs` gives each back once, in order per
-// stream, labelled.
+// TestWrapperLogs: 1,000,000 numbered lines mixed on stdout and stderr
+// (500,000 each) pass through byte for byte, and `collector logs` gives
+// each back once, in order per stream, labelled.
 func TestWrapperLogs(t *testing.T) {
-	const n = 100_000
+	const n = 500_000
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
 	cmd := exec.Command(fastBinary, append([]string{"--store", store, "--run", "wrapped", "--outputs-path", filepath.Join(dir, "outputs"),

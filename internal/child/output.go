@@ -67,6 +67,8 @@ type Capture struct {
 	open       int   // outputs not closed
 	spillErr   error // the first spill failure, for Err
 
+	partial [][]byte // by stream: the line the reader has begun; the reader's alone
+
 	dropped atomic.Int64
 }
 
@@ -257,22 +259,26 @@ func readSpilled(f *os.File, off int64) (block, error) {
 // Read gives fn the command's lines, each stream's in order, until every
 // Output is closed and everything captured was read; a stream's partial
 // last line comes last, marked Partial. It stops at fn's first error.
-// Only one Read at a time.
-func (c *Capture) Read(fn func(Line) error) error {
-	var partial [][]byte // by stream
+//
+// When until is set and reports true between two blocks, Read returns
+// with done false: a later Read goes on from there. Only one Read at a
+// time.
+func (c *Capture) Read(fn func(Line) error, until func() bool) (done bool, err error) {
 	for {
+		if until != nil && until() {
+			return false, nil
+		}
 		b, ok := c.next()
 		if !ok {
 			break
 		}
-		for len(partial) <= b.stream {
-			partial = append(partial, nil)
+		for len(c.partial) <= b.stream {
+			c.partial = append(c.partial, nil)
 		}
-		var err error
-		partial[b.stream], err = c.split(b, partial[b.stream], fn)
+		c.partial[b.stream], err = c.split(b, c.partial[b.stream], fn)
 		b.release()
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
 	c.mu.Lock()
@@ -283,14 +289,27 @@ func (c *Capture) Read(fn func(Line) error) error {
 		c.spill = nil
 	}
 	c.mu.Unlock()
-	for i, p := range partial {
+	for i, p := range c.partial {
 		if len(p) > 0 {
+			c.partial[i] = nil
 			if err := fn(Line{Stream: streams[i], Time: time.Now(), Text: p, Partial: true}); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// FarBehind tells whether the reader is far behind the command: half the
+// room the capture has (memory and spill) holds output not read yet.
+func (c *Capture) FarBehind() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := int64(c.cfg.Memory)
+	if c.cfg.SpillPath != "" {
+		room += c.cfg.SpillLimit
+	}
+	return int64(c.queued)+c.spillW-c.spillR > room/2
 }
 
 // split gives fn the lines b completes, after the stream's partial line,

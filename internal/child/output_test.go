@@ -16,7 +16,7 @@ import (
 func readLines(t *testing.T, c *Capture, each func(Line)) []string {
 	t.Helper()
 	var got []string
-	err := c.Read(func(l Line) error {
+	done, err := c.Read(func(l Line) error {
 		if l.Time.IsZero() {
 			t.Errorf("line %q has no time", l.Text)
 		}
@@ -29,9 +29,9 @@ func readLines(t *testing.T, c *Capture, each func(Line)) []string {
 			each(l)
 		}
 		return nil
-	})
-	if err != nil {
-		t.Fatalf("Read: %v", err)
+	}, nil)
+	if err != nil || !done {
+		t.Fatalf("Read = %v, %v; want done", done, err)
 	}
 	return got
 }
@@ -176,5 +176,28 @@ func TestCaptureNeverBlocksTheCommand(t *testing.T) {
 				t.Errorf("nothing dropped: the capture held more than its limits")
 			}
 		})
+	}
+}
+
+// TestReadStopsAndGoesOn: a Read stopped between blocks by until leaves
+// the partial line where it was, and the next Read gives every line once.
+func TestReadStopsAndGoesOn(t *testing.T) {
+	c := NewCapture(CaptureConfig{MaxLine: 1024})
+	o := c.Output("stdout", &bytes.Buffer{})
+	o.Write([]byte("one\ntw"))
+	o.Write([]byte("o\nthree\n"))
+	o.Close()
+	var got []string
+	fn := func(l Line) error { got = append(got, string(l.Text)); return nil }
+	blocks := 0
+	done, err := c.Read(fn, func() bool { blocks++; return blocks > 1 })
+	if done || err != nil {
+		t.Fatalf("first Read = %v, %v; want stopped after one block", done, err)
+	}
+	if done, err := c.Read(fn, nil); !done || err != nil {
+		t.Fatalf("second Read = %v, %v; want done", done, err)
+	}
+	if strings.Join(got, "|") != "one|two|three" {
+		t.Errorf("lines %q, want one, two, three", got)
 	}
 }
