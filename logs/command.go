@@ -2,6 +2,7 @@ package logs
 
 import (
 	"context"
+	"runtime"
 	"fmt"
 	"time"
 
@@ -57,12 +58,17 @@ func (s *CommandSource) Run(_ context.Context, _ Position, emit func(Record, Pos
 		err  error
 	}
 	yielding := make(chan result, 1)
+	// The low-priority thread gets a processor of its own in the Go
+	// scheduler: while the OS holds it back, it must not hold back the
+	// goroutines that pass the command's output through.
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	go func() {
 		yieldToTheCommand() // this goroutine's thread ends with it
 		done, err := s.capture.Read(line, s.capture.FarBehind)
 		yielding <- result{done, err}
 	}()
 	r := <-yielding
+	runtime.SetDefaultGOMAXPROCS()
 	if r.err == nil && !r.done {
 		r.done, r.err = s.capture.Read(line, nil)
 	}

@@ -3,7 +3,6 @@ package child
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,21 +50,32 @@ const DefaultCaptureMemory = 4 << 20
 // shipper's disk buffer works, and only beyond the spill's limit (a reader
 // that stopped, a full disk) is output passed through without being
 // captured, its lines counted in Dropped.
+//
+// The spill is written by a goroutine of its own, not by the Outputs: the
+// thread that passes the command's output through only queues what it read,
+// so that it drains the command's pipe as fast as `cat` would.
 type Capture struct {
 	cfg   CaptureConfig
 	ready chan struct{} // a block was added or an output closed
 
-	mu         stdsync.Mutex
-	streams    []string // by index, as the spill file records them
-	queue      []block  // in memory, oldest first from head
-	head       int
-	queued     int // bytes the queue holds (buffer capacities)
-	spill      *os.File
-	spillW     int64 // bytes written to the spill; 0 when it is drained
-	spillR     int64 // bytes of it read
-	spillLines int64 // newlines in the spill not read yet
-	open       int   // outputs not closed
-	spillErr   error // the first spill failure, for Err
+	// Under mu: the blocks, oldest first, are those of the spill file
+	// (spillR to spillW), then the one being spilled, then the queue.
+	mu          stdsync.Mutex
+	spillWanted *stdsync.Cond // the queue is over Memory, or every output closed
+	roomMade    *stdsync.Cond // the spill writer moved a block out of memory, or failed
+	streams     []string      // by index, as the spill file records them
+	queue       []block       // in memory, oldest first from head
+	head        int
+	queued      int // bytes the queue holds (buffer capacities)
+	spilling    bool
+	spillFull   bool // the queue's oldest block does not fit in the spill until the reader reads
+	inFlight    bool // the spill writer is writing the queue's oldest block
+	spill       *os.File
+	spillW      int64 // bytes of the spill file that hold blocks; reset once all are read
+	spillR      int64 // bytes of it read
+	spillLines  int64 // newlines in the spill not read yet
+	open        int   // outputs not closed
+	spillErr    error // the first spill failure, for Err
 
 	partial [][]byte // by stream: the line the reader has begun; the reader's alone
 
@@ -92,7 +102,10 @@ func NewCapture(cfg CaptureConfig) *Capture {
 	if cfg.SpillPath != "" {
 		_ = os.Remove(cfg.SpillPath) // a killed collector's: its lines are gone with its process
 	}
-	return &Capture{cfg: cfg, ready: make(chan struct{}, 1)}
+	c := &Capture{cfg: cfg, ready: make(chan struct{}, 1)}
+	c.spillWanted = stdsync.NewCond(&c.mu)
+	c.roomMade = stdsync.NewCond(&c.mu)
+	return c
 }
 
 // Output returns the command's stream named stream ("stdout", "stderr"):
@@ -118,27 +131,53 @@ func (c *Capture) Err() error {
 	return c.spillErr
 }
 
-// add queues a block: in memory while there is room and nothing waits in
-// the spill (which keeps the order), else in the spill, else nowhere.
+// memoryCap is how far the queue may grow past Memory while the spill
+// writer catches up: 16 reads of the pipe.
+func (c *Capture) memoryCap() int { return c.cfg.Memory + 16*bufSize }
+
+// add queues a block, and wakes the spill writer when the queue is over
+// Memory. Without a spill, a block that finds Memory full is dropped.
+// With one, a block that finds memoryCap reached waits for the spill
+// writer to make room (a command that prints faster than the disk takes
+// it), and is dropped only when the spill is full or failing.
 func (c *Capture) add(b block) {
 	c.mu.Lock()
-	switch {
-	case c.spillW == 0 && c.queued+cap(b.data) <= c.cfg.Memory:
-		c.queue = append(c.queue, b)
-		c.queued += cap(b.data)
-		c.mu.Unlock()
-	default:
-		err := c.spillBlock(b)
-		c.mu.Unlock()
-		if err != nil {
-			c.dropped.Add(int64(bytes.Count(b.data, newline)))
+	for {
+		if c.queued == 0 || c.queued+cap(b.data) <= c.cfg.Memory {
+			break
 		}
-		b.release()
+		if c.cfg.SpillPath == "" || c.spillErr != nil || c.spillFull {
+			c.mu.Unlock()
+			c.dropped.Add(int64(bytes.Count(b.data, newline)))
+			b.release()
+			return
+		}
+		if c.queued+cap(b.data) <= c.memoryCap() {
+			break
+		}
+		c.startSpilling()
+		c.roomMade.Wait()
 	}
+	c.queue = append(c.queue, b)
+	c.queued += cap(b.data)
+	if c.queued > c.cfg.Memory {
+		c.startSpilling()
+	}
+	c.mu.Unlock()
 	select {
 	case c.ready <- struct{}{}:
 	default:
 	}
+}
+
+// startSpilling wakes the spill writer, starting it the first time; c.mu
+// is held and the capture has a spill.
+func (c *Capture) startSpilling() {
+	if !c.spilling {
+		c.spilling = true
+		go c.spillOut()
+	}
+	c.spillWanted.Signal()
 }
 
 var newline = []byte{'\n'}
@@ -147,41 +186,84 @@ var newline = []byte{'\n'}
 // nanoseconds, 8 bytes), length (4 bytes).
 const spillHeader = 13
 
-// spillBlock appends b to the spill file; c.mu is held.
-func (c *Capture) spillBlock(b block) error {
-	if c.cfg.SpillPath == "" {
-		return errors.New("no spill file")
+// spillOut is the spill writer: while the queue is over Memory, it moves
+// the queue's oldest block to the end of the spill file. It ends once
+// every output is closed.
+func (c *Capture) spillOut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		for !(c.queued > c.cfg.Memory && c.head < len(c.queue)) && c.open > 0 {
+			c.spillWanted.Wait()
+		}
+		if !(c.queued > c.cfg.Memory && c.head < len(c.queue)) {
+			return // every output closed: the reader takes the rest from memory
+		}
+		b := c.queue[c.head]
+		if c.spillW+spillHeader+int64(len(b.data)) > c.cfg.SpillLimit || c.spillErr != nil {
+			// No room: the block waits in memory, and add drops what
+			// finds memory full, until the reader reads from the spill.
+			c.spillFull = true
+			c.roomMade.Broadcast()
+			c.spillWanted.Wait()
+			continue
+		}
+		c.inFlight = true
+		off := c.spillW
+		c.mu.Unlock()
+		err := c.writeSpilled(b, off)
+		c.mu.Lock()
+		c.inFlight = false
+		c.queue[c.head] = block{}
+		c.head++
+		c.queued -= cap(b.data)
+		if c.head == len(c.queue) {
+			c.queue, c.head = c.queue[:0], 0
+		}
+		if err != nil {
+			c.spillFailed(err)
+			c.dropped.Add(int64(bytes.Count(b.data, newline)))
+		} else {
+			c.spillW += spillHeader + int64(len(b.data))
+			c.spillLines += int64(bytes.Count(b.data, newline))
+		}
+		b.release()
+		c.roomMade.Broadcast()
+		select {
+		case c.ready <- struct{}{}:
+		default:
+		}
 	}
-	if c.spillW+spillHeader+int64(len(b.data)) > c.cfg.SpillLimit {
-		return errors.New("spill file full")
-	}
+}
+
+// writeSpilled writes b at off of the spill file, which it creates first
+// if needed. Only the spill writer calls it, outside c.mu: the reader
+// reads only what lies before spillW.
+func (c *Capture) writeSpilled(b block, off int64) error {
 	if c.spill == nil {
 		f, err := os.OpenFile(c.cfg.SpillPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
-			return c.spillFailed(err)
+			return err
 		}
+		c.mu.Lock()
 		c.spill = f
+		c.mu.Unlock()
 	}
 	var h [spillHeader]byte
 	h[0] = byte(b.stream)
 	binary.LittleEndian.PutUint64(h[1:], uint64(b.time.UnixNano()))
 	binary.LittleEndian.PutUint32(h[9:], uint32(len(b.data)))
-	if _, err := c.spill.WriteAt(h[:], c.spillW); err != nil {
-		return c.spillFailed(err)
+	if _, err := c.spill.WriteAt(h[:], off); err != nil {
+		return err
 	}
-	if _, err := c.spill.WriteAt(b.data, c.spillW+spillHeader); err != nil {
-		return c.spillFailed(err)
-	}
-	c.spillW += spillHeader + int64(len(b.data))
-	c.spillLines += int64(bytes.Count(b.data, newline))
-	return nil
+	_, err := c.spill.WriteAt(b.data, off+spillHeader)
+	return err
 }
 
-func (c *Capture) spillFailed(err error) error {
+func (c *Capture) spillFailed(err error) {
 	if c.spillErr == nil {
 		c.spillErr = fmt.Errorf("capture spill file: %w", err)
 	}
-	return err
 }
 
 // next returns the oldest block, waiting for one; false once every output
@@ -189,21 +271,10 @@ func (c *Capture) spillFailed(err error) error {
 func (c *Capture) next() (block, bool) {
 	for {
 		c.mu.Lock()
-		if c.head < len(c.queue) {
-			b := c.queue[c.head]
-			c.queue[c.head] = block{}
-			c.head++
-			if c.head == len(c.queue) {
-				c.queue, c.head = c.queue[:0], 0
-			}
-			c.queued -= cap(b.data)
-			c.mu.Unlock()
-			return b, true
-		}
 		if c.spillR < c.spillW {
 			// The spill is read outside the lock: only this reader reads it,
-			// and what lies before spillW is never written again until the
-			// reader has drained it.
+			// and what lies before spillW is not written again until it is
+			// all read.
 			f, off := c.spill, c.spillR
 			c.mu.Unlock()
 			b, err := readSpilled(f, off)
@@ -216,18 +287,32 @@ func (c *Capture) next() (block, bool) {
 				c.spillR += spillHeader + int64(len(b.data))
 				c.spillLines -= int64(bytes.Count(b.data, newline))
 			}
-			if c.spillR == c.spillW {
-				// Drained: the next blocks go to memory again.
+			if c.spillR == c.spillW && !c.inFlight {
+				// All read: the spill writer starts again at the
+				// beginning of the file (overwriting costs less than
+				// growing it).
 				c.spillR, c.spillW, c.spillLines = 0, 0, 0
-				_ = c.spill.Truncate(0)
 			}
+			c.spillFull = false
+			c.spillWanted.Signal()
 			c.mu.Unlock()
 			if err != nil {
 				continue
 			}
 			return b, true
 		}
-		if c.open == 0 {
+		if c.head < len(c.queue) && !c.inFlight {
+			b := c.queue[c.head]
+			c.queue[c.head] = block{}
+			c.head++
+			if c.head == len(c.queue) {
+				c.queue, c.head = c.queue[:0], 0
+			}
+			c.queued -= cap(b.data)
+			c.mu.Unlock()
+			return b, true
+		}
+		if c.open == 0 && c.head == len(c.queue) && !c.inFlight {
 			c.mu.Unlock()
 			return block{}, false
 		}
@@ -411,6 +496,7 @@ func (o *Output) Close() {
 	}
 	o.c.mu.Lock()
 	o.c.open--
+	o.c.spillWanted.Broadcast()
 	o.c.mu.Unlock()
 	select {
 	case o.c.ready <- struct{}{}:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -137,7 +138,8 @@ func TestCaptureSpillsWhatTheReaderHasNotTaken(t *testing.T) {
 }
 
 // TestCaptureNeverBlocksTheCommand: with nobody reading and no room left
-// (memory and spill full), a command that prints far more runs to its end,
+// (memory and spill full), a command that prints far more (1,000,000
+// lines, 7.9 MB, against 4.5 MiB of memory at most) runs to its end,
 // every byte passes through, and each line is either captured, in order,
 // or counted as dropped.
 func TestCaptureNeverBlocksTheCommand(t *testing.T) {
@@ -151,26 +153,28 @@ func TestCaptureNeverBlocksTheCommand(t *testing.T) {
 				cfg.SpillPath, cfg.SpillLimit = filepath.Join(t.TempDir(), "output.spill"), bufSize+spillHeader
 			}
 			c := NewCapture(cfg)
-			var pass bytes.Buffer
+			var pass lockedBuffer
 			out := c.Output("stdout", &pass)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			code, err := Command{Args: []string{"awk", `BEGIN { for (i = 0; i < 100000; i++) print "line " i }`}, Stdout: out}.Run(ctx)
-			out.Close()
+			code, err := Command{Args: []string{"awk", `BEGIN { for (i = 0; i < 1000000; i++) print "line " i }`}, Stdout: out}.Run(ctx)
 			if err != nil || code != 0 {
 				t.Fatalf("Run = %d, %v; want 0", code, err)
 			}
-			if n := strings.Count(pass.String(), "\n"); n != 100000 {
-				t.Errorf("passed through %d lines, want 100000", n)
+			// Run waits a second at most for the end of the output (under
+			// the race detector the pass-through can take longer).
+			if n := pass.waitLines(1_000_000, 30*time.Second); n != 1_000_000 {
+				t.Errorf("passed through %d lines, want 1,000,000", n)
 			}
+			out.Close()
 			lines := readLines(t, c, nil)
 			if len(lines) == 0 || lines[0] != "stdout:line 0" {
 				t.Fatalf("captured %d lines, first %q; want the first lines", len(lines), lines[:min(1, len(lines))])
 			}
 			// What was captured is in order; a line cut by a dropped block
 			// ends the captured run.
-			if got := int64(len(lines)) + c.Dropped(); got < 100000 || got > 100001 {
-				t.Errorf("captured %d + dropped %d lines, want 100000 in all", len(lines), c.Dropped())
+			if got := int64(len(lines)) + c.Dropped(); got < 1_000_000 || got > 1_000_001 {
+				t.Errorf("captured %d + dropped %d lines, want 1,000,000 in all", len(lines), c.Dropped())
 			}
 			if c.Dropped() == 0 {
 				t.Errorf("nothing dropped: the capture held more than its limits")
@@ -199,5 +203,33 @@ func TestReadStopsAndGoesOn(t *testing.T) {
 	}
 	if strings.Join(got, "|") != "one|two|three" {
 		t.Errorf("lines %q, want one, two, three", got)
+	}
+}
+
+// lockedBuffer is a pass-through writer that a test can read while the
+// output is still being copied.
+type lockedBuffer struct {
+	mu    sync.Mutex
+	lines int
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lines += bytes.Count(p, []byte("\n"))
+	return len(p), nil
+}
+
+// waitLines waits up to timeout for n lines and returns how many came.
+func (b *lockedBuffer) waitLines(n int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		b.mu.Lock()
+		got := b.lines
+		b.mu.Unlock()
+		if got >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
