@@ -2,8 +2,8 @@ package logs
 
 import (
 	"context"
-	"runtime"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/mlsidecar/collector/internal/child"
