@@ -43,7 +43,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Sources, "logs", "a log source besides the wrapped command (repeatable or comma-separated): file:GLOB, k8s:CONTAINER, docker:CONTAINER")
 	fs.Var(&c.ChunkSize, "logs-chunk-size", "close a log chunk once it holds this many bytes, compressed (e.g. 4MiB)")
 	fs.Var((*sync.Seconds)(&c.ChunkAge), "logs-chunk-age", "close a log chunk once it is this many seconds old (default: the sync interval)")
-	fs.Var(&c.SpoolLimit, "logs-spool-limit", "log chunks waiting for the store, at most (e.g. 256MiB); when full, file and container sources wait and the wrapped command's oldest unsent lines are dropped")
+	fs.Var(&c.SpoolLimit, "logs-spool-limit", "log chunks waiting for the store, at most (e.g. 256MiB), and as much of the wrapped command's output waiting to be made into records; when full, file and container sources wait and the wrapped command's oldest unsent lines are dropped")
 	fs.Var(&c.LineLimit, "logs-line-limit", "split longer log lines into records marked as continued (e.g. 256KiB)")
 }
 

@@ -10,9 +10,12 @@
 // Each source is a small type behind the Source interface and owns a
 // position, which the Collector saves for it:
 //   - CommandSource: the wrapped command's stdout and stderr, read line by
-//     line from the child.Outputs that pass them through to the
-//     collector's own streams unchanged (kubectl logs keeps working; the
-//     tap never blocks the command). It cannot go back, and is Unpaced.
+//     line from the child.Capture of the Outputs that pass them through to
+//     the collector's own streams unchanged (kubectl logs keeps working).
+//     It reads on a thread of low priority behind the command, the capture
+//     holding what it has not read (memory, then a spill file), so that
+//     collecting never slows the command down. It cannot go back, and is
+//     Unpaced.
 //   - FileSource (--logs file:GLOB): plain text, CRI (/var/log/pods, with
 //     its P partial records joined) or Docker JSON lines (its 16 KiB
 //     pieces joined), detected per file from its first line. A file is
