@@ -8,6 +8,7 @@
 #   bash bench/state-cost.sh                               this checkout
 #   PREV_BIN=/tmp/prev/collector bash bench/state-cost.sh  and a previous build, side by side
 #   SIDECAR_ARGS="--resources-interval 0" bash bench/state-cost.sh   extra flags for the sidecar
+#   COLLECTOR_BIN=/tmp/this/collector bash bench/state-cost.sh     a given binary instead of this checkout's
 #
 # A previous version is built in a worktree, e.g.:
 #   git worktree add /tmp/prev 6a5b863 && (cd /tmp/prev && go build -tags disable_grpc_modules -o collector ./cmd/collector)
@@ -44,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' || true)
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' | grep -v '^COLLECTOR_BIN$' || true)
 mkdir -p "$WORK/bin" "$LOGS"
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
