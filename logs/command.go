@@ -39,12 +39,13 @@ var commandPosition = Position(`{}`)
 // command exited and its output was read). It does not stop at ctx: the
 // capture ends once the command is gone.
 //
-// It reads on a thread of low priority, so that the command and the
-// pass-through of its output come first: a burst of output waits in the
-// capture and is made into records behind the command. Should the capture
-// get far behind (a command that keeps every core busy and prints fast),
-// reading goes on at normal priority, so that lines are not dropped for
-// want of CPU.
+// While the command runs, it reads on a thread of low priority, so that
+// the command and the pass-through of its output come first: a burst of
+// output waits in the capture and is made into records behind the command.
+// Once the command is gone, or should the capture get far behind (a
+// command that keeps every core busy and prints fast), reading goes on at
+// normal priority, so that the rest is stored within the shutdown budget
+// and no line is dropped for want of CPU.
 func (s *CommandSource) Run(_ context.Context, _ Position, emit func(Record, Position) error) error {
 	line := func(l child.Line) error {
 		r := Record{Time: l.Time, Container: s.container, Stream: l.Stream, Value: l.Text, Continued: l.Partial}
@@ -64,7 +65,7 @@ func (s *CommandSource) Run(_ context.Context, _ Position, emit func(Record, Pos
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	go func() {
 		yieldToTheCommand() // this goroutine's thread ends with it
-		done, err := s.capture.Read(line, s.capture.FarBehind)
+		done, err := s.capture.Read(line, func() bool { return s.capture.Ended() || s.capture.FarBehind() })
 		yielding <- result{done, err}
 	}()
 	r := <-yielding

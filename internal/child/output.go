@@ -385,6 +385,14 @@ func (c *Capture) Read(fn func(Line) error, until func() bool) (done bool, err e
 	return true, nil
 }
 
+// Ended tells whether every Output is closed: the command is gone, and
+// what is left to read is all there is.
+func (c *Capture) Ended() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open == 0
+}
+
 // FarBehind tells whether the reader is far behind the command: half the
 // room the capture has (memory and spill) holds output not read yet.
 func (c *Capture) FarBehind() bool {
