@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Log collection through the wrapper: LINES lines of about 100 bytes (1,000,000: about 100 MB) printed
-# by a command, once alone and once wrapped by the collector (host-path store, logs on, resources off),
-# the output going to a file in both cases. Prints, per round:
-#   - the command's own wall time alone and wrapped (measured inside the command), and the slowdown;
+# by a command, once alone, once through a pipe to `cat` (the floor of any pass-through: every byte
+# crosses a pipe and is written again by another process) and once wrapped by the collector (host-path
+# store, logs on, resources off), the output going to a file in all three cases. Prints, per round:
+#   - the command's own wall time alone, piped and wrapped (measured inside the command), and the
+#     slowdowns against alone;
 #   - the collector's CPU (user + system of the whole wrapped run, less the command's CPU alone), per 100 MB;
 #   - the collector's peak RSS;
 #   - lines collected (from `collector logs`) against lines printed.
@@ -31,11 +33,13 @@ chmod +x "$WORK/job.sh"
 
 secs() { awk '{ printf "%.3f", $2 - $1 }' "$1"; }
 
-printf '%-6s %10s %10s %9s %14s %12s %10s\n' round alone_s wrapped_s slowdown cpu_s_per_100MB peak_rss_MiB collected
+printf '%-6s %8s %8s %10s %14s %16s %15s %12s %10s\n' round alone_s piped_s wrapped_s piped_slowdown wrapped_slowdown cpu_s_per_100MB peak_rss_MiB collected
 for round in $(seq 1 "$ROUNDS"); do
 	# Alone.
 	JOB_TIMES=$WORK/alone.times /usr/bin/time -f '%U %S %M' -o "$WORK/alone.rusage" "$WORK/job.sh" >"$WORK/alone.out"
 	bytes=$(stat -c %s "$WORK/alone.out")
+	# Piped through cat.
+	JOB_TIMES=$WORK/piped.times "$WORK/job.sh" | cat >"$WORK/piped.out"
 	# Wrapped.
 	rm -rf "$WORK/store" "$WORK/state"
 	JOB_TIMES=$WORK/wrapped.times /usr/bin/time -f '%U %S %M' -o "$WORK/wrapped.rusage" \
@@ -47,9 +51,10 @@ for round in $(seq 1 "$ROUNDS"); do
 	read -r wu ws wrss <"$WORK/wrapped.rusage"
 	alone=$(secs "$WORK/alone.times")
 	wrapped=$(secs "$WORK/wrapped.times")
-	awk -v r="$round" -v a="$alone" -v w="$wrapped" -v au="$au" -v as="$as" -v wu="$wu" -v ws="$ws" \
+	piped=$(secs "$WORK/piped.times")
+	awk -v r="$round" -v a="$alone" -v p="$piped" -v w="$wrapped" -v au="$au" -v as="$as" -v wu="$wu" -v ws="$ws" \
 		-v rss="$wrss" -v b="$bytes" -v c="$collected" -v n="$LINES" 'BEGIN {
 		cpu = (wu + ws) - (au + as)
-		printf "%-6s %10.2f %10.2f %8.1f%% %14.2f %12.1f %10s\n", r, a, w, (w / a - 1) * 100, cpu / (b / 1e8), rss / 1024, c "/" n
+		printf "%-6s %8.2f %8.2f %10.2f %13.1f%% %15.1f%% %15.2f %12.1f %10s\n", r, a, p, w, (p / a - 1) * 100, (w / a - 1) * 100, cpu / (b / 1e8), rss / 1024, c "/" n
 	}'
 done
