@@ -97,21 +97,28 @@ type restoreItem struct {
 // Every key is checked before anything is downloaded: one that would land
 // outside dir or pass through a symbolic link inside it fails the restore with
 // an *UnsafeKeyError. Each file is written to a temp file next to its target
-// and hashed on the way; a large object comes in ranges read in parallel and
-// is hashed as they arrive. Files are made durable in batches (one syncfs for
-// many files where the system has it, an fsync of each file otherwise) and
-// only then renamed into place, so an interrupted restore never leaves a
-// torn file under a final name; temp files left by a killed restore are
-// removed by the next one. Everything restored is durable, renames included,
-// when Restore returns; when it fails, the files finished before the failure
-// are kept in place. A file already present with the same size and hash is
-// not downloaded again.
+// and checked on the way; a large object comes in ranges read in parallel,
+// checked as they arrive and synced in the background as they are written.
+// Files are made durable in batches (one syncfs for many files where the
+// system has it, an fsync of each file otherwise) and only then renamed into
+// place, so an interrupted restore never leaves a torn file under a final
+// name; temp files left by a killed restore are removed by the next one.
+// Everything restored is durable, renames included, when Restore returns;
+// when it fails, the files finished before the failure are kept in place. A
+// file already present with the same size and hash is not downloaded again.
 //
-// The bytes are checked against the object's sha256 metadata, and a mismatch
-// is an error naming the key. An object without that metadata is checked
-// against the hash in Known when Known has the same size; a mismatch there
-// is only logged, since a state checkpointed at the end of a sync pass can lag
-// behind objects uploaded during it, and the store's copy is the one kept.
+// Every byte is checked. A large object (64 MiB and up) for which the store
+// keeps a CRC32 of the whole object (S3 keeps one for the collector's
+// uploads) is checked against it, and a mismatch is an error naming the
+// key; its hash in the manifest is then the object's sha256 metadata, or the
+// one in Known. Other objects are hashed: the bytes are checked against the
+// object's sha256 metadata, and a mismatch is an error naming the key. An
+// object without that metadata is checked against the hash in Known when
+// Known has the same size; a mismatch there is only logged, since a state
+// checkpointed at the end of a sync pass can lag behind objects uploaded
+// during it, and the store's copy is the one kept. (A large object checked
+// against the store's CRC32 takes Known's hash as it is: after such a lag,
+// the manifest holds the earlier version's hash until the file changes.)
 func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOptions) (Manifest, RestoreStats, error) {
 	start := time.Now()
 	r := &restorer{
@@ -353,17 +360,23 @@ type tuning struct {
 	rangeCutoff  int64 // objects of at least this size are read in ranges
 	rangeSize    int64 // the size of each range
 	rangeStreams int   // ranges of one object read at once
+	flushBytes   int64 // a large file is synced in the background every this many bytes
 	commitBytes  int64 // a batch is made durable and put in place past this size
+	syncfsFiles  int   // a batch of at least this many files is made durable with syncfs
 }
 
-// restoreTuning: 4 streams of 16 MiB ranges from 64 MiB on (rclone reads 4
-// streams too), and a durable batch every GiB, so that a restore killed
-// late keeps most of its work.
+// restoreTuning: from 64 MiB on, 4 streams of ranges of up to 64 MiB, as
+// rclone reads (a request per 16 MiB cost the S3 test server half again
+// the CPU per byte); a large file synced in the background every 128 MiB;
+// a durable batch every GiB, so that a restore killed late keeps most of
+// its work, made durable with syncfs from 16 files on.
 var restoreTuning = tuning{
 	rangeCutoff:  64 << 20,
-	rangeSize:    16 << 20,
+	rangeSize:    64 << 20,
 	rangeStreams: 4,
+	flushBytes:   128 << 20,
 	commitBytes:  1 << 30,
+	syncfsFiles:  16,
 }
 
 // copyBuffers holds the download buffers, one per worker at a time.
@@ -386,17 +399,30 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (Entry, bool,
 	}
 	// The hash to verify against: the run's state has it for every file it
 	// uploaded, which saves a request per object; otherwise the object's
-	// metadata (absent on host paths).
+	// metadata (absent on host paths and on S3 objects that carry a
+	// full-object checksum). A large object is checked against the
+	// checksum the store keeps of all its bytes where there is one, which
+	// costs a HEAD and spares hashing it.
 	size, want, fromMetadata := it.size, "", false
 	if k, ok := r.known[it.rel]; ok && k.Size == it.size {
 		want = k.SHA256.String()
 	}
-	if want == "" {
+	var stored *stores.ObjectChecksum
+	if want == "" || it.size >= r.tune.rangeCutoff {
 		attrs, err := r.bucket.Attributes(ctx, it.key)
 		if err != nil {
 			return Entry{}, false, err
 		}
-		size, want, fromMetadata = attrs.Size, attrs.Metadata[stores.HashMetadataKey], true
+		if attrs.Size != size {
+			want = "" // the state's hash is of another version of the object
+		}
+		size = attrs.Size
+		if meta := attrs.Metadata[stores.HashMetadataKey]; meta != "" {
+			want, fromMetadata = meta, true
+		}
+		if c, ok := stores.StoredChecksum(attrs); ok && want != "" && size >= r.tune.rangeCutoff {
+			stored = &c
+		}
 	}
 	if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() {
 		e, same, err := present(target, size, want)
@@ -433,9 +459,16 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (Entry, bool,
 	}()
 
 	var sum string
-	if size >= r.tune.rangeCutoff {
-		sum, err = r.downloadRanged(ctx, it.key, f, size)
-	} else {
+	switch {
+	case stored != nil:
+		// Every byte checked against the store's checksum: the file is
+		// the object whose hash want is.
+		if _, err = r.downloadRanged(ctx, it.key, f, size, stored); err == nil {
+			sum = want
+		}
+	case size >= r.tune.rangeCutoff:
+		sum, err = r.downloadRanged(ctx, it.key, f, size, nil)
+	default:
 		sum, err = r.downloadStream(ctx, it.key, f, size)
 	}
 	if err != nil {

@@ -67,7 +67,11 @@ func (r *restorer) commit(batch []pendingFile) (err error) {
 	for _, p := range batch {
 		dirs[p.dir] = struct{}{}
 	}
-	if err := r.makeDurable(batch, dirs); err != nil {
+	// syncfs for many files, where an fsync each would cost a journal
+	// commit each; an fsync of each file and folder for a few, which does
+	// not wait for whatever else is written to the same file system.
+	many := len(batch) >= r.tune.syncfsFiles
+	if err := r.makeDurable(batch, dirs, many); err != nil {
 		return err
 	}
 	for _, p := range batch {
@@ -76,20 +80,22 @@ func (r *restorer) commit(batch []pendingFile) (err error) {
 		}
 		renamed++
 	}
-	return r.makeDurable(nil, dirs)
+	return r.makeDurable(nil, dirs, many)
 }
 
-// makeDurable makes the files and the folders' entries durable: one
-// syncfs per file system the folders are on where the system has it, an
-// fsync of each file, then of each folder and those above it up to the
-// restore's folder, otherwise.
-func (r *restorer) makeDurable(files []pendingFile, dirs map[string]struct{}) error {
-	err := r.syncFilesystems(dirs)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.ENOSYS) {
-		return err
+// makeDurable makes the files and the folders' entries durable: with
+// syncfs, one syncfs per file system the folders are on where the system
+// has it; otherwise an fsync of each file, then of each folder and those
+// above it up to the restore's folder.
+func (r *restorer) makeDurable(files []pendingFile, dirs map[string]struct{}, syncfs bool) error {
+	if syncfs {
+		err := r.syncFilesystems(dirs)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, syscall.ENOSYS) {
+			return err
+		}
 	}
 	g := new(errgroup.Group)
 	g.SetLimit(16)

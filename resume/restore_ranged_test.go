@@ -4,6 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -15,10 +22,11 @@ import (
 )
 
 // withSmallRanges makes every object of 256 KiB or more come in ranges of
-// 64 KiB, 4 at a time, for the test.
+// 64 KiB, 4 at a time, synced in the background every 256 KiB, for the test.
 func withSmallRanges(t *testing.T) {
 	saved := restoreTuning
 	restoreTuning.rangeCutoff, restoreTuning.rangeSize, restoreTuning.rangeStreams = 256<<10, 64<<10, 4
+	restoreTuning.flushBytes = 256 << 10
 	t.Cleanup(func() { restoreTuning = saved })
 }
 
@@ -28,8 +36,15 @@ func s3ThroughProxy(t *testing.T) (direct, proxied *blob.Bucket, traffic *storet
 	t.Helper()
 	f := storetest.S3(t)
 	proxy, traffic := storetest.CountingProxy(t, os.Getenv("COLLECTOR_TEST_S3_ENDPOINT"))
+	return f.Open(t), openS3Via(t, f, proxy, ""), traffic
+}
+
+// openS3Via opens the fixture's bucket through endpoint, with more URL
+// parameters (e.g. "&checksum=when_required").
+func openS3Via(t *testing.T, f storetest.Fixture, endpoint, params string) *blob.Bucket {
+	t.Helper()
 	bucket := strings.SplitN(f.Conn.Schema.Bucket, "/", 4)[2] // s3://BUCKET/team/artifacts
-	conn, err := stores.Resolve("s3://" + bucket + "/team/artifacts?endpoint=" + proxy)
+	conn, err := stores.Resolve("s3://" + bucket + "/team/artifacts?endpoint=" + endpoint + params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +61,48 @@ func s3ThroughProxy(t *testing.T) (direct, proxied *blob.Bucket, traffic *storet
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return f.Open(t), s.Bucket(), traffic
+	return s.Bucket()
 }
+
+// flipProxy starts a reverse proxy to the S3 test server that flips one bit
+// of the byte at offset at of an object in the answer to the ranged GET that
+// carries it, and returns the proxy's base URL.
+func flipProxy(t *testing.T, at int64) string {
+	t.Helper()
+	u, err := url.Parse(os.Getenv("COLLECTOR_TEST_S3_ENDPOINT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		var first, last, size int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &size); err == nil && first <= at && at <= last {
+			resp.Body = &flipReader{r: resp.Body, at: at - first}
+		}
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// flipReader flips the lowest bit of the byte at offset at of what it reads.
+type flipReader struct {
+	r    io.ReadCloser
+	at   int64
+	read int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if i := f.at - f.read; i >= 0 && i < int64(n) {
+		p[i] ^= 1
+	}
+	f.read += int64(n)
+	return n, err
+}
+
+func (f *flipReader) Close() error { return f.r.Close() }
 
 // TestRestoreRanged: a large object comes back in parallel ranges, byte for
 // byte, with its hash checked.
@@ -104,29 +159,68 @@ func TestRestoreRangedDamaged(t *testing.T) {
 	_, _ = rand.Read(data)
 	damaged := bytes.Clone(data)
 	damaged[len(damaged)/2] ^= 1
-	check := func(t *testing.T, b *blob.Bucket, known Manifest) {
+	check := func(t *testing.T, b *blob.Bucket, known Manifest, sum string) {
 		t.Helper()
 		dir := t.TempDir()
 		_, _, err := Restore(context.Background(), b, dir, RestoreOptions{Known: known})
 		if err == nil {
 			t.Fatal("restore of a damaged object: no error")
 		}
-		if !strings.Contains(err.Error(), `"outputs/ckpt/model.pt"`) || !strings.Contains(err.Error(), "sha256") {
-			t.Errorf("error %q does not name the key and the hash", err)
+		if !strings.Contains(err.Error(), `"outputs/ckpt/model.pt"`) || !strings.Contains(err.Error(), sum) {
+			t.Errorf("error %q does not name the key and the %s", err, sum)
 		}
 		assertTree(t, dir, map[string]string{})
 	}
 
+	// An object the server keeps no CRC32 for (uploaded without one, it
+	// computes a CRC64NVME): the bytes are hashed.
+	noCRC32 := func(t *testing.T) *blob.Bucket {
+		f := storetest.S3(t)
+		b := blob.PrefixedBucket(openS3Via(t, f, os.Getenv("COLLECTOR_TEST_S3_ENDPOINT"), "&checksum=when_required"), "run/")
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
 	t.Run("metadata", func(t *testing.T) { // the object's own sha256 says it is damaged
-		b := openS3(t)
+		b := noCRC32(t)
 		putKey(t, b, "outputs/ckpt/model.pt", damaged, sha(data))
-		check(t, b, nil)
+		check(t, b, nil, "sha256")
 	})
 	t.Run("state", func(t *testing.T) { // the run's state and the object's metadata agree, the bytes do not
-		b := openS3(t)
+		b := noCRC32(t)
 		putKey(t, b, "outputs/ckpt/model.pt", damaged, sha(data))
-		check(t, b, Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}})
+		check(t, b, Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}}, "sha256")
 	})
+	// An object with the full-object CRC32 the collector's uploads carry:
+	// a bit flipped on the way fails the check against it.
+	for _, c := range []struct {
+		name  string
+		known Manifest
+	}{{"in transit", Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}}}, {"in transit, no state", nil}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := storetest.S3(t)
+			putKey(t, blob.PrefixedBucket(f.Open(t), "run/"), "outputs/ckpt/model.pt", data, sha(data))
+			b := blob.PrefixedBucket(openS3Via(t, f, flipProxy(t, int64(len(data)/2)), ""), "run/")
+			defer b.Close()
+			check(t, b, c.known, "crc32")
+		})
+	}
+}
+
+// TestCRC32Combine: the CRC32 of two pieces combined is the CRC32 of the
+// whole, for both polynomials and any split.
+func TestCRC32Combine(t *testing.T) {
+	data := make([]byte, 100_000)
+	_, _ = rand.Read(data)
+	for _, poly := range []uint32{crc32.IEEE, crc32.Castagnoli} {
+		table := crc32.MakeTable(poly)
+		for _, cut := range []int{0, 1, 7, 4096, 65536, 99_999, 100_000} {
+			a, b := data[:cut], data[cut:]
+			got := crc32Combine(poly, crc32.Checksum(a, table), crc32.Checksum(b, table), int64(len(b)))
+			if want := crc32.Checksum(data, table); got != want {
+				t.Errorf("poly %08x, cut at %d: combined %08x, want %08x", poly, cut, got, want)
+			}
+		}
+	}
 }
 
 // openS3 returns a fresh bucket on the S3 test server.

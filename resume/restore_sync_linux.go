@@ -25,3 +25,9 @@ func syncFilesystem(dir string) error {
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// flushFile makes what was written to f so far durable (fdatasync(2)): the
+// data and the size, not the times.
+func flushFile(f *os.File) error {
+	return unix.Fdatasync(int(f.Fd()))
+}

@@ -15,3 +15,8 @@ func syncFilesystem(string) error {
 
 // startWriteback is sync_file_range(2)'s hint, which only Linux has.
 func startWriteback(*os.File, int64, int64) {}
+
+// flushFile makes what was written to f so far durable.
+func flushFile(f *os.File) error {
+	return f.Sync()
+}

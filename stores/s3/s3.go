@@ -13,6 +13,8 @@ package s3
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -23,6 +25,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
@@ -68,6 +72,38 @@ func (d *driver) Verify(*blob.WriterOptions, stores.Sums) {}
 // one smaller), objects up to 5 TiB.
 func (d *driver) Limits() stores.Limits {
 	return stores.Limits{MaxParts: s3MaxParts, MinPartSize: 5 << 20, MaxPartSize: 5 << 30, MaxObjectSize: 5 << 40}
+}
+
+// StoredChecksum returns the full-object CRC32 or CRC32C the server keeps
+// for the object, which every HEAD asks for (headWithChecksums). A composite
+// checksum (a checksum of the parts' checksums) is not one.
+func (backend) StoredChecksum(attrs *blob.Attributes) (stores.ObjectChecksum, bool) {
+	var out s3.HeadObjectOutput
+	if !attrs.As(&out) || out.ChecksumType != types.ChecksumTypeFullObject {
+		return stores.ObjectChecksum{}, false
+	}
+	for _, c := range []struct {
+		value      *string
+		castagnoli bool
+	}{{out.ChecksumCRC32, false}, {out.ChecksumCRC32C, true}} {
+		b, err := base64.StdEncoding.DecodeString(aws.ToString(c.value))
+		if err == nil && len(b) == 4 {
+			return stores.ObjectChecksum{CRC32: binary.BigEndian.Uint32(b), Castagnoli: c.castagnoli}, true
+		}
+	}
+	return stores.ObjectChecksum{}, false
+}
+
+// headWithChecksums makes every HeadObject ask for the object's checksums
+// (gocloud's Attributes does not), so that StoredChecksum finds them.
+func headWithChecksums(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("collectorHeadChecksums",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if h, ok := in.Parameters.(*s3.HeadObjectInput); ok && h.ChecksumMode == "" {
+				h.ChecksumMode = types.ChecksumModeEnabled
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
 }
 
 func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials) (*blob.Bucket, *s3.Client, error) {
@@ -137,6 +173,7 @@ func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds
 		}
 		o.UsePathStyle = pathStyle
 		o.EndpointOptions.DisableHTTPS = disableHTTPS
+		o.APIOptions = append(o.APIOptions, headWithChecksums)
 	})
 	b, err := s3blob.OpenBucket(ctx, client, bu.Bucket, &s3blob.Options{
 		RequestChecksumCalculation: cfg.RequestChecksumCalculation,
