@@ -91,27 +91,40 @@ timed() {
 check() { # dir src
 	diff -r "$2" "$1" >/dev/null || die "$1 differs from $2"
 }
+# Each tool writes into an empty folder right after what the tool before it
+# wrote was removed, the first one of a round after an untimed copy of the same
+# tree: on a VM that hands memory freed a while ago back to its host (this one),
+# writing into such memory costs several times the CPU, so a tool that came
+# after a pause, or after others that left their files in place, would be
+# measured slower for it. The order of the tools turns with each round.
+out=$WORK/out
+fresh() { rm -rf "$out"; mkdir -p "$out"; }
+turn() { # k tool: restore k's tree with tool into $out/tool, timed, and compare it with the source
+	local k=$1 tool=$2
+	fresh
+	case $tool in
+	collector) timed "$k-collector" "$WORK/collector" restore --run "r-$k" --outputs-path "$out/$tool" \
+		--store "$S3URL" --state-dir "$out/state" ;;
+	baseline) timed "$k-baseline" "$BASE" restore --run "b-$k" --outputs-path "$out/$tool" \
+		--store "$S3URL" --state-dir "$out/state" ;;
+	rclone) timed "$k-rclone" "$RCLONE" copy "bench:bench/r-$k/outputs" "$out/$tool" ;;
+	cpsync) timed "$k-cpsync" sh -c 'cp -r "$1" "$2" && sync' sh "$WORK/src-$k" "$out/$tool" ;;
+	esac
+	check "$out/$tool" "$WORK/src-$k"
+}
+TOOLS=(collector)
+[ -z "$BASE" ] || TOOLS+=(baseline)
+[ -z "$RCLONE" ] || TOOLS+=(rclone)
+TOOLS+=(cpsync)
 for round in $(seq "$ROUNDS"); do
 	for k in files big; do
-		out=$WORK/out
-		rm -rf "$out"; mkdir -p "$out"
-		timed "$k-collector" "$WORK/collector" restore --run "r-$k" --outputs-path "$out/collector" \
-			--store "$S3URL" --state-dir "$out/state"
-		check "$out/collector" "$WORK/src-$k"
-		if [ -n "$BASE" ]; then
-			timed "$k-baseline" "$BASE" restore --run "b-$k" --outputs-path "$out/baseline" \
-				--store "$S3URL" --state-dir "$out/state-baseline"
-			check "$out/baseline" "$WORK/src-$k"
-		fi
-		if [ -n "$RCLONE" ]; then
-			timed "$k-rclone" "$RCLONE" copy "bench:bench/r-$k/outputs" "$out/rclone"
-			check "$out/rclone" "$WORK/src-$k"
-		fi
-		timed "$k-cpsync" sh -c 'cp -r "$1" "$2" && sync' sh "$WORK/src-$k" "$out/cpsync"
-		rm -rf "$out"
+		fresh; cp -r "$WORK/src-$k" "$out/warm"
+		for i in "${!TOOLS[@]}"; do
+			turn "$k" "${TOOLS[$(((i + round - 1) % ${#TOOLS[@]}))]}"
+		done
 	done
 done
-
+fresh
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a+0 == 0) print "n/a"; else printf "%.2f×", b/a }'; }
 echo
 echo "| restore into an empty folder (best of $ROUNDS) | collector | baseline | rclone copy | cp -r; sync | collector speed ÷ rclone |"
