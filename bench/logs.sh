@@ -11,6 +11,7 @@
 #
 #   bash bench/logs.sh                 1,000,000 lines, 3 rounds
 #   LINES=100000 ROUNDS=1 bash bench/logs.sh
+#   BASELINE_BIN=/path/to/old/collector bash bench/logs.sh   adds the command's time wrapped by that binary
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,10 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 (cd "$REPO" && make --no-print-directory build BIN="$WORK/collector" >/dev/null)
+BASE=""
+if [ -n "${BASELINE_BIN:-}" ]; then
+	cp "$BASELINE_BIN" "$WORK/baseline" && BASE=$WORK/baseline
+fi
 
 # The command: numbered lines of 100 bytes, on stdout, its wall time written to fd 3's file.
 cat >"$WORK/job.sh" <<EOF
@@ -33,7 +38,7 @@ chmod +x "$WORK/job.sh"
 
 secs() { awk '{ printf "%.3f", $2 - $1 }' "$1"; }
 
-printf '%-6s %8s %8s %10s %14s %16s %15s %12s %10s\n' round alone_s piped_s wrapped_s piped_slowdown wrapped_slowdown cpu_s_per_100MB peak_rss_MiB collected
+printf '%-6s %8s %8s %10s %14s %16s %15s %12s %10s %11s\n' round alone_s piped_s wrapped_s piped_slowdown wrapped_slowdown cpu_s_per_100MB peak_rss_MiB collected baseline_s
 for round in $(seq 1 "$ROUNDS"); do
 	# Alone.
 	JOB_TIMES=$WORK/alone.times /usr/bin/time -f '%U %S %M' -o "$WORK/alone.rusage" "$WORK/job.sh" >"$WORK/alone.out"
@@ -46,6 +51,13 @@ for round in $(seq 1 "$ROUNDS"); do
 		"$WORK/collector" --store "$WORK/store" --run bench --outputs-path "$WORK/outputs" --state-dir "$WORK/state" \
 		--resources-interval 0 --log-level warn -- "$WORK/job.sh" >"$WORK/wrapped.out"
 	cmp -s "$WORK/alone.out" "$WORK/wrapped.out" || { echo "the pass-through differs from the command's output" >&2; exit 1; }
+	baseline=n/a
+	if [ -n "$BASE" ]; then
+		rm -rf "$WORK/store-b" "$WORK/state-b"
+		JOB_TIMES=$WORK/baseline.times "$BASE" --store "$WORK/store-b" --run bench --outputs-path "$WORK/outputs" \
+			--state-dir "$WORK/state-b" --resources-interval 0 --log-level warn -- "$WORK/job.sh" >"$WORK/baseline.out"
+		baseline=$(secs "$WORK/baseline.times")
+	fi
 	collected=$("$WORK/collector" logs --store "$WORK/store" --run bench | wc -l)
 	read -r au as _ <"$WORK/alone.rusage"
 	read -r wu ws wrss <"$WORK/wrapped.rusage"
@@ -53,8 +65,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	wrapped=$(secs "$WORK/wrapped.times")
 	piped=$(secs "$WORK/piped.times")
 	awk -v r="$round" -v a="$alone" -v p="$piped" -v w="$wrapped" -v au="$au" -v as="$as" -v wu="$wu" -v ws="$ws" \
-		-v rss="$wrss" -v b="$bytes" -v c="$collected" -v n="$LINES" 'BEGIN {
+		-v rss="$wrss" -v b="$bytes" -v c="$collected" -v n="$LINES" -v bl="$baseline" 'BEGIN {
 		cpu = (wu + ws) - (au + as)
-		printf "%-6s %8.2f %8.2f %10.2f %13.1f%% %15.1f%% %15.2f %12.1f %10s\n", r, a, p, w, (p / a - 1) * 100, (w / a - 1) * 100, cpu / (b / 1e8), rss / 1024, c "/" n
+		printf "%-6s %8.2f %8.2f %10.2f %13.1f%% %15.1f%% %15.2f %12.1f %10s %11s\n", r, a, p, w, (p / a - 1) * 100, (w / a - 1) * 100, cpu / (b / 1e8), rss / 1024, c "/" n, bl
 	}'
 done

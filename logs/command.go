@@ -64,7 +64,7 @@ func (s *CommandSource) Run(_ context.Context, _ Position, emit func(Record, Pos
 	// goroutines that pass the command's output through.
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
 	go func() {
-		yieldToTheCommand() // this goroutine's thread ends with it
+		child.LowestPriorityThread() // this goroutine's thread ends with it
 		done, err := s.capture.Read(line, func() bool { return s.capture.Ended() || s.capture.FarBehind() })
 		yielding <- result{done, err}
 	}()

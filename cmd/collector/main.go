@@ -49,15 +49,16 @@ func main() {
 	// Signals first: a SIGTERM that arrives while we start must still get a
 	// final sync, not kill us.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	limitMemory = true
+	ownProcess = true
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// limitMemory is set by main (not by tests running run in-process): the
-// process's Go memory is then held near the upload budget.
-var limitMemory bool
+// ownProcess is set by main (not by tests running run in-process): the
+// process is the collector's own, its Go memory is held near the upload
+// budget, and its threads run behind the job's (child.Background).
+var ownProcess bool
 
 // memoryOverhead is what the collector needs beside its upload buffers: the
 // runtime, the SDKs' clients, the manifest, the garbage the GC has not yet
@@ -69,7 +70,7 @@ const memoryOverhead = 32 << 20
 // otherwise: a sidecar's memory limit is set from the budget, and the GC's
 // default (twice the live heap) would overshoot it under a burst of uploads.
 func setMemoryLimit(budget int64, getenv func(string) string) {
-	if limitMemory && getenv("GOMEMLIMIT") == "" {
+	if ownProcess && getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(budget + memoryOverhead)
 	}
 }
@@ -128,6 +129,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	level, _ := parseLevel(set.LogLevel)
 	log := newLogger(stderr, set.LogFormat, level)
 	setMemoryLimit(int64(set.Sync.MemoryBudget), getenv)
+	if ownProcess && !child.Background() {
+		log.Debug("the collector's threads keep the normal scheduling policy: SCHED_BATCH was refused")
+	}
 
 	c, err := open(ctx, set, getenv, mode != "restore", log)
 	if err != nil {

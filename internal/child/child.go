@@ -72,7 +72,7 @@ func (c Command) Run(ctx context.Context) (int, error) {
 		*s.dst = f
 	}
 	cmd.Env = append(os.Environ(), c.Env...)
-	err := cmd.Start()
+	err := start(cmd)
 	for _, f := range childEnds {
 		f.Close() // the command holds its own copies
 	}

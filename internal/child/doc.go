@@ -5,4 +5,9 @@
 // through an Output each, which also hands what it read to a Capture, where
 // log collection reads it line by line at its own pace: memory first, then a
 // spill file on disk, so that collecting never slows the command down.
+//
+// It also owns where the collector stands in the scheduler: its threads run
+// SCHED_BATCH (Background), so that waking up never takes a CPU from the
+// job; the command starts at the normal policy; the thread that makes the
+// command's lines into records runs SCHED_IDLE (LowestPriorityThread).
 package child
