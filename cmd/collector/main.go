@@ -57,7 +57,8 @@ func main() {
 
 // ownProcess is set by main (not by tests running run in-process): the
 // process is the collector's own, its Go memory is held near the upload
-// budget, and its threads run behind the job's (child.Background).
+// budget, and its threads run behind the wrapped command's
+// (child.Command.Behind).
 var ownProcess bool
 
 // memoryOverhead is what the collector needs beside its upload buffers: the
@@ -129,9 +130,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	level, _ := parseLevel(set.LogLevel)
 	log := newLogger(stderr, set.LogFormat, level)
 	setMemoryLimit(int64(set.Sync.MemoryBudget), getenv)
-	if ownProcess && !child.Background() {
-		log.Debug("the collector's threads keep the normal scheduling policy: SCHED_BATCH was refused")
-	}
 
 	c, err := open(ctx, set, getenv, mode != "restore", log)
 	if err != nil {
@@ -305,9 +303,10 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	go func() { done <- runComponents(stop, ctx, budget, c.log, components, finish) }()
 	absOutputs, _ := filepath.Abs(c.set.OutputsPath)
 	cmd := child.Command{
-		Args:  c.expandArgs(c.set.Command, absOutputs),
-		Grace: c.set.Sync.ShutdownTimeout,
-		Env:   c.childEnv(st, absOutputs),
+		Args:   c.expandArgs(c.set.Command, absOutputs),
+		Grace:  c.set.Sync.ShutdownTimeout,
+		Env:    c.childEnv(st, absOutputs),
+		Behind: ownProcess,
 	}
 	if c.stdout != nil {
 		cmd.Stdout, cmd.Stderr = c.stdout, c.stderr

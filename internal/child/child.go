@@ -22,6 +22,10 @@ type Command struct {
 	// Stdout and Stderr receive the command's output; nil means the
 	// collector's own. An Output passes it through and offers its lines.
 	Stdout, Stderr io.Writer
+	// Behind makes the collector's threads run SCHED_BATCH while the
+	// command runs (Linux): they never take the CPU from it on waking up.
+	// The command itself keeps the normal policy.
+	Behind bool
 }
 
 // Run starts the command and waits for it. When ctx ends (the collector got
@@ -72,12 +76,18 @@ func (c Command) Run(ctx context.Context) (int, error) {
 		*s.dst = f
 	}
 	cmd.Env = append(os.Environ(), c.Env...)
-	err := start(cmd)
+	err := cmd.Start()
 	for _, f := range childEnds {
 		f.Close() // the command holds its own copies
 	}
 	if err != nil {
 		return 127, fmt.Errorf("start %q: %w", c.Args[0], err)
+	}
+	if c.Behind {
+		// After the start: the command inherits the policy of the thread
+		// that started it.
+		background()
+		defer foreground()
 	}
 	done := make(chan error, 1)
 	go func() {

@@ -6,8 +6,9 @@
 // log collection reads it line by line at its own pace: memory first, then a
 // spill file on disk, so that collecting never slows the command down.
 //
-// It also owns where the collector stands in the scheduler: its threads run
-// SCHED_BATCH (Background), so that waking up never takes a CPU from the
-// job; the command starts at the normal policy; the thread that makes the
-// command's lines into records runs SCHED_IDLE (LowestPriorityThread).
+// It also owns where the collector stands in the scheduler while the command
+// runs: its threads run SCHED_BATCH (Command.Behind), so that waking up
+// never takes a CPU from the command, which keeps the normal policy; the
+// thread that makes the command's lines into records runs SCHED_IDLE
+// (LowestPriorityThread).
 package child

@@ -2,7 +2,6 @@ package child
 
 import (
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 
@@ -20,20 +19,27 @@ const (
 // still gets about 1.5 % of a busy core.
 const idleNice = 19
 
-// Background puts the collector behind the job in the scheduler: every
-// thread of the process runs SCHED_BATCH from now on, and so does every
-// thread it starts later (a thread inherits its creator's policy). A batch
-// thread gets its fair share of the CPU, but it does not preempt the task
-// running where it wakes up: the Go runtime's monitor thread alone wakes up
-// tens of thousands of times a second while the collector passes a command's
-// output through, and each wake-up would otherwise take the CPU from the
-// command writing it. The wrapped command still starts at the normal policy
-// (Command.Run). It returns false where the system refuses (the policy is
-// then left as it was).
-func Background() bool {
+// background puts the collector behind the job in the scheduler while the
+// command runs: every thread of the process at the normal policy runs
+// SCHED_BATCH, and so does every thread it starts later (a thread inherits
+// its creator's policy). A batch thread gets its fair share of the CPU, but
+// it does not preempt the task running where it wakes up: the Go runtime's
+// monitor thread alone wakes up thousands of times a second while the
+// collector passes a command's output through, and each wake-up would
+// otherwise take the CPU from the command writing it. It returns false where
+// the system refuses (the policy is then left as it was).
+func background() bool { return setEveryThread(schedOther, schedBatch) }
+
+// foreground puts the threads background put behind back at the normal
+// policy: with the command gone, the final sync has nothing to yield to.
+func foreground() { setEveryThread(schedBatch, schedOther) }
+
+// setEveryThread moves every thread of the process from policy from to
+// policy to; false when one could not be moved.
+func setEveryThread(from, to uint32) bool {
 	ok := true
 	// Threads may start while the policy is being set: go over them again
-	// until a pass finds none left at the normal policy.
+	// until a pass finds none left to move.
 	for range 3 {
 		changed := false
 		tasks, err := os.ReadDir("/proc/self/task")
@@ -46,10 +52,10 @@ func Background() bool {
 				continue
 			}
 			attr, err := unix.SchedGetAttr(tid, 0)
-			if err != nil || attr.Policy != schedOther {
-				continue // gone, or already set (the records thread's SCHED_IDLE)
+			if err != nil || attr.Policy != from {
+				continue // gone, or at another policy (the records thread's SCHED_IDLE)
 			}
-			if err := setPolicy(tid, schedBatch); err != nil {
+			if err := setPolicy(tid, to); err != nil {
 				ok = false
 				continue
 			}
@@ -73,20 +79,6 @@ func LowestPriorityThread() {
 	if err := setPolicy(0, schedIdle); err != nil {
 		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), idleNice)
 	}
-}
-
-// start starts cmd from a thread of the normal policy: a process inherits
-// the policy of the thread that forks it, and the command is the job, not
-// part of the collector.
-func start(cmd *exec.Cmd) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if attr, err := unix.SchedGetAttr(0, 0); err == nil && attr.Policy == schedBatch {
-		if setPolicy(0, schedOther) == nil {
-			defer func() { _ = setPolicy(0, schedBatch) }()
-		}
-	}
-	return cmd.Start()
 }
 
 // setPolicy sets the scheduling policy of thread tid (0: the caller's),

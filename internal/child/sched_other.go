@@ -2,13 +2,11 @@
 
 package child
 
-import "os/exec"
+// background keeps the scheduling policy: only Linux sets it per thread.
+func background() bool { return false }
 
-// Background keeps the scheduling policy: only Linux sets it per thread.
-func Background() bool { return false }
+func foreground() {}
 
 // LowestPriorityThread keeps the thread's priority: only Linux sets it per
 // thread.
 func LowestPriorityThread() {}
-
-func start(cmd *exec.Cmd) error { return cmd.Start() }
