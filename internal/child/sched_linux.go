@@ -26,25 +26,24 @@ const idleNice = 19
 // it does not preempt the task running where it wakes up: the Go runtime's
 // monitor thread alone wakes up thousands of times a second while the
 // collector passes a command's output through, and each wake-up would
-// otherwise take the CPU from the command writing it. It returns false where
-// the system refuses (the policy is then left as it was).
-func background() bool { return setEveryThread(schedOther, schedBatch) }
+// otherwise take the CPU from the command writing it. Where the system
+// refuses, a thread keeps its policy.
+func background() { setEveryThread(schedOther, schedBatch) }
 
 // foreground puts the threads background put behind back at the normal
 // policy: with the command gone, the final sync has nothing to yield to.
 func foreground() { setEveryThread(schedBatch, schedOther) }
 
 // setEveryThread moves every thread of the process from policy from to
-// policy to; false when one could not be moved.
-func setEveryThread(from, to uint32) bool {
-	ok := true
+// policy to, where the system allows.
+func setEveryThread(from, to uint32) {
 	// Threads may start while the policy is being set: go over them again
 	// until a pass finds none left to move.
 	for range 3 {
 		changed := false
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			return false
+			return
 		}
 		for _, t := range tasks {
 			tid, err := strconv.Atoi(t.Name())
@@ -55,17 +54,14 @@ func setEveryThread(from, to uint32) bool {
 			if err != nil || attr.Policy != from {
 				continue // gone, or at another policy (the records thread's SCHED_IDLE)
 			}
-			if err := setPolicy(tid, to); err != nil {
-				ok = false
-				continue
+			if setPolicy(tid, to) == nil {
+				changed = true
 			}
-			changed = true
 		}
 		if !changed {
-			break
+			return
 		}
 	}
-	return ok
 }
 
 // LowestPriorityThread locks the calling goroutine to its thread and puts

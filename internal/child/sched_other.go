@@ -3,7 +3,7 @@
 package child
 
 // background keeps the scheduling policy: only Linux sets it per thread.
-func background() bool { return false }
+func background() {}
 
 func foreground() {}
 
