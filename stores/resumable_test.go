@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net/url"
@@ -879,9 +880,20 @@ func TestMissingBucketIsARefusal(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		err = store.Target(runPrefix).PutBytes(context.Background(), "x.txt", []byte("x"), stores.Sums{})
-		if !errors.Is(err, stores.ErrRefused) {
-			t.Errorf("upload into a missing bucket: err = %v, want a refusal (ErrRefused)", err)
+		// Without sums, and with the sums the sync engine gives a small
+		// file (gocloud's azureblob writer took another path with an MD5,
+		// and panicked there when the upload failed, losing the answer).
+		data := []byte("x")
+		md := md5.Sum(data)
+		sha := sha256.Sum256(data)
+		for _, sums := range []stores.Sums{{}, {SHA256: sha[:], MD5: md[:]}} {
+			err = store.Target(runPrefix).PutBytes(context.Background(), "x.txt", data, sums)
+			if !errors.Is(err, stores.ErrRefused) {
+				t.Errorf("upload into a missing bucket (MD5 %t): err = %v, want a refusal (ErrRefused)", sums.MD5 != nil, err)
+			}
+			if strings.Contains(fmt.Sprint(err), "driver failed") {
+				t.Errorf("upload into a missing bucket (MD5 %t): the error does not say what the store answered: %v", sums.MD5 != nil, err)
+			}
 		}
 	})
 }

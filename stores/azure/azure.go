@@ -54,11 +54,23 @@ func (d *driver) Resumable(prefix string) stores.Uploader {
 // Verify asks for a CRC64 on every block the writer stages, which the
 // client's pipeline turns into a Content-MD5 where the service refuses
 // CRC64 (azblob's streamed upload takes no other per-block check).
+//
+// The object's MD5 goes into its Content-MD5 property through the upload's
+// own options rather than gocloud's ContentMD5: with that set, gocloud
+// streams the upload through a pipe whose Close panics when the upload
+// fails (gocloud.dev v0.47.0), and the service's answer (a missing
+// container, refused credentials) is lost with it. The blocks are checked
+// on the way by their CRC64 or MD5 all the same.
 func (d *driver) Verify(opts *blob.WriterOptions, _ stores.Sums) {
+	objectMD5 := opts.ContentMD5
+	opts.ContentMD5 = nil
 	opts.BeforeWrite = func(as func(any) bool) error {
 		var o *azblob.UploadStreamOptions
 		if as(&o) {
 			o.TransactionalValidation = azblobblob.TransferValidationTypeComputeCRC64()
+			if objectMD5 != nil {
+				o.HTTPHeaders.BlobContentMD5 = objectMD5
+			}
 		}
 		return nil
 	}
