@@ -154,7 +154,9 @@ var sourceNamePattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 // the same run left: chunks sealed but not known to be in the store are
 // uploaded again under their names and move the cursor when stored; chunks
 // left open by a kill are discarded, and their sources read those lines
-// again from the end of the last sealed chunk.
+// again from the end of the last sealed chunk, except those of a source
+// that cannot read again (the wrapped command): their whole lines, flushed
+// to the chunk every tick, are sealed and stored.
 func New(cfg Config, sp *spool.Spool, sources []Source, opts Options) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -221,13 +223,32 @@ func (c *Collector) recover() error {
 	if err != nil {
 		return err
 	}
+	unpaced := map[string]bool{}
+	for _, w := range c.writers {
+		unpaced[w.name] = w.unpaced
+	}
+	discarded := 0
 	for _, name := range open {
+		// The wrapped command's lines cannot be read again: what its open
+		// chunk holds (flushed every tick) is sealed and stored. Every
+		// other source reads its lines again from its cursor.
+		if src, _, _, ok := parseChunkName(name); ok && unpaced[src] {
+			n, err := c.prod.SealWholeLines(name)
+			if err == nil {
+				if n > 0 {
+					c.log.Info("sealed the lines a killed collector left in an open chunk", "source", src, "chunk", name, "lines", n)
+				}
+				continue
+			}
+			c.log.Warn("an open chunk of an earlier run cannot be read; dropping it", "chunk", name, "err", err)
+		}
 		if err := c.prod.Discard(name); err != nil {
 			return err
 		}
+		discarded++
 	}
-	if len(open) > 0 {
-		c.log.Info("discarded chunks a killed collector left open; their sources read those lines again", "chunks", len(open))
+	if discarded > 0 {
+		c.log.Info("discarded chunks a killed collector left open; their sources read those lines again", "chunks", discarded)
 	}
 	sealed, err := c.prod.Sealed()
 	if err != nil {
@@ -437,6 +458,10 @@ func (c *Collector) sealByAge(done <-chan struct{}) {
 					if err := w.seal(); err != nil {
 						c.log.Error("cannot seal a log chunk", "source", w.name, "err", err)
 					}
+				} else if w.chunk != nil && w.unflushed {
+					if err := w.flush(); err != nil {
+						c.log.Error("cannot write a log chunk", "source", w.name, "err", err)
+					}
 				}
 				w.mu.Unlock()
 			}
@@ -463,6 +488,7 @@ type writer struct {
 	counted   int64 // of the chunk's size, what c.used holds
 	lastPos   Position
 	resumable bool   // the last record carried a position
+	unflushed bool   // an unpaced source's records since the last flush
 	container string // the last record's, for a record of dropped lines
 	dropped   int64  // lines dropped and not yet reported
 	failed    error
@@ -527,6 +553,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 		c.lines.Add(1)
 	}
 	w.container = r.Container
+	w.unflushed = w.unpaced
 	w.resumable = pos != nil
 	if pos != nil {
 		w.lastPos = pos
@@ -557,6 +584,24 @@ func (w *writer) compress() error {
 		}
 		w.buf = w.buf[:0]
 	}
+	size := w.chunk.Size()
+	w.c.used.Add(size - w.counted)
+	w.counted = size
+	return nil
+}
+
+// flush writes every record of the open chunk through to its file, so that
+// a killed collector leaves them there; w.mu is held and a chunk is open.
+// Only an unpaced source's chunk is flushed, at most every tick: a source
+// that can read again reads what a kill lost from its cursor.
+func (w *writer) flush() error {
+	if err := w.compress(); err != nil {
+		return err
+	}
+	if err := w.gz.Flush(); err != nil {
+		return w.fail(err)
+	}
+	w.unflushed = false
 	size := w.chunk.Size()
 	w.c.used.Add(size - w.counted)
 	w.counted = size

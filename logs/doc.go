@@ -74,8 +74,10 @@
 //   - open chunks (a kill before their seal) are discarded: the file,
 //     Kubernetes and Docker sources read those lines again, because they
 //     resume from the end of the last sealed chunk, not from the open one.
-//     The wrapped command's lines in an open chunk are lost with it (the
-//     command cannot be read twice): at most one chunk age of them;
+//     The wrapped command cannot be read twice: its open chunk is flushed
+//     to its file every tick (about a second), and at start its whole
+//     lines are sealed and stored (spool.Producer.SealWholeLines); a kill
+//     loses at most the last tick of them;
 //   - sealed chunks still in the spool upload again under their names (the
 //     same bytes) and then move the cursor with the end recorded at seal;
 //   - a chunk the section records but the spool no longer holds (never

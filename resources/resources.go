@@ -517,7 +517,7 @@ func (s *Sampler) recover() error {
 		return err
 	}
 	for _, name := range open {
-		if err := s.recoverOpen(name); err != nil {
+		if _, err := s.prod.SealWholeLines(name); err != nil {
 			s.log.Warn("an open chunk of an earlier run cannot be read; dropping it", "chunk", name, "err", err)
 			if err := s.prod.Discard(name); err != nil {
 				return err
@@ -548,36 +548,6 @@ func (s *Sampler) recover() error {
 		s.pending[seq] = &snap
 	}
 	return nil
-}
-
-// recoverOpen rewrites the open chunk name with its whole records, closed,
-// and seals it.
-func (s *Sampler) recoverOpen(name string) error {
-	samples, err := readChunk(s.prod.OpenPath(name))
-	if err != nil {
-		return err
-	}
-	if len(samples) == 0 {
-		return s.prod.Discard(name)
-	}
-	c, err := s.prod.Create(name)
-	if err != nil {
-		return err
-	}
-	gz := gzip.NewWriter(c)
-	var line []byte
-	for i := range samples {
-		line = samples[i].appendJSON(line[:0])
-		if _, err := gz.Write(line); err != nil {
-			c.Abort()
-			return err
-		}
-	}
-	if err := gz.Close(); err != nil {
-		c.Abort()
-		return err
-	}
-	return c.Seal()
 }
 
 // readChunk reads the whole records of a chunk, which may have been cut

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -353,4 +354,53 @@ func TestLogsEveryStoreKind(t *testing.T) {
 		}
 		checkRecords(t, readLogs(t, f.Env, "--connections", f.Connections, "--run", "kinds", "--json"), "command", 2000)
 	})
+}
+
+// TestWrapperLogsAcrossAKill: the wrapped command's lines cannot be read
+// again, so what the collector captured reaches its open chunk's file within
+// a tick; a collector killed with SIGKILL (its chunk neither sealed nor
+// aged: the sync interval is a minute) and started again on the same disk
+// stores them: each line once, in order.
+func TestWrapperLogsAcrossAKill(t *testing.T) {
+	dir := t.TempDir()
+	store, state := filepath.Join(dir, "store"), filepath.Join(dir, "state")
+	printed, sleeper := filepath.Join(dir, "printed"), filepath.Join(dir, "sleeper.pid")
+	const n = 20000
+	job := fmt.Sprintf(`awk 'BEGIN { for (i = 0; i < %d; i++) print "out " i }'; touch %s; echo $$ > %s; exec sleep 60`, n, printed, sleeper)
+	args := []string{"--store", store, "--run", "wk", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", state, "--sync-interval", "60", "--resources-interval", "0"}
+	first := startBinary(t, fastBinary, dir, nil, append(args, "--", "sh", "-c", job)...)
+	t.Cleanup(func() {
+		if pid, err := os.ReadFile(sleeper); err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	})
+	waitFor(t, 30*time.Second, "the command's lines printed", func() bool {
+		_, err := os.Stat(printed)
+		return err == nil
+	})
+	time.Sleep(2500 * time.Millisecond) // two ticks of the chunk writer
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.wait(t, 10*time.Second)
+	if m, _ := filepath.Glob(filepath.Join(store, "wk", "logs", "*")); len(m) > 0 {
+		t.Fatalf("a chunk reached the store before the kill (%v): the test would not test the open chunk", m)
+	}
+
+	second := exec.Command(fastBinary, append(args, "--", "true")...)
+	var out bytes.Buffer
+	second.Stdout, second.Stderr = &out, &out
+	if err := second.Run(); err != nil {
+		t.Fatalf("second collector: %v\n%s", err, tail(out.String()))
+	}
+	got := readLogs(t, nil, "--store", store, "--run", "wk")
+	if got != numbered("out", n) {
+		lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+		t.Fatalf("the store holds %d lines (first %q, last %q); want out 0 to out %d, once each, in order\n%s",
+			len(lines), lines[0], lines[len(lines)-1], n-1, tail(out.String()))
+	}
+	if !strings.Contains(out.String(), "sealed the lines a killed collector left in an open chunk") {
+		t.Errorf("the second collector did not say it sealed the open chunk:\n%s", tail(out.String()))
+	}
 }

@@ -21,9 +21,11 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -31,6 +33,8 @@ import (
 	"sort"
 	"strings"
 	stdsync "sync"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
@@ -186,7 +190,7 @@ func (p *Producer) Create(name string) (*Chunk, error) {
 
 // OpenChunks lists the chunks an earlier run left open (not sealed), by
 // name. The producer decides what becomes of them: Recover seals one as it
-// is, Discard drops it.
+// is, SealWholeLines seals the whole lines of one, Discard drops it.
 func (p *Producer) OpenChunks() ([]string, error) {
 	return list(filepath.Join(p.s.dir, openDir, p.folder))
 }
@@ -217,6 +221,59 @@ func (p *Producer) Recover(name string) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return (&Chunk{f: f, name: name, sealed: p.SealedPath(name)}).Seal()
+}
+
+// SealWholeLines seals the open chunk name that an earlier run left, a
+// gzip stream of lines that a kill may have cut anywhere: the chunk is
+// rewritten with the whole lines it holds (what a decompressor reads up to
+// the cut is a prefix of what was written), and sealed; a chunk without one
+// is removed. It returns how many lines were kept. The chunk is read into
+// memory: chunks are a few MiB compressed.
+func (p *Producer) SealWholeLines(name string) (int, error) {
+	data, err := readCut(p.OpenPath(name))
+	if err != nil {
+		return 0, fmt.Errorf("spool: chunk %s: %w", name, err)
+	}
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
+	if len(data) == 0 {
+		return 0, p.Discard(name)
+	}
+	c, err := p.Create(name)
+	if err != nil {
+		return 0, err
+	}
+	gz := gzip.NewWriter(c)
+	if _, err := gz.Write(data); err != nil {
+		c.Abort()
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		c.Abort()
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	return bytes.Count(data, []byte{'\n'}), c.Seal()
+}
+
+// readCut reads what a gzip file that may have been cut short holds, up to
+// the cut.
+func readCut(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil // nothing was flushed, not even the header
+		}
+		return nil, err
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return data, err
+	}
+	return data, nil
 }
 
 // Discard removes the open chunk name that an earlier run left.
