@@ -275,16 +275,31 @@ func Azure(t testing.TB) Fixture {
 // Objects reads every object under prefix into a map keyed by the rest of its key.
 func Objects(t testing.TB, b *blob.Bucket, prefix string) map[string][]byte {
 	t.Helper()
+	// A listing of a folder store that is being written to can fail on a
+	// file gone between reading the folder and looking at the file (a temp
+	// file renamed into place): list again.
+	for attempt := 1; ; attempt++ {
+		got, err := objects(b, prefix)
+		if err == nil {
+			return got
+		}
+		if gcerrors.Code(err) != gcerrors.NotFound || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func objects(b *blob.Bucket, prefix string) (map[string][]byte, error) {
 	ctx := context.Background()
 	got := map[string][]byte{}
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {
-			break
+			return got, nil
 		}
 		if err != nil {
-			t.Fatalf("list %q: %v", prefix, err)
+			return nil, fmt.Errorf("list %q: %w", prefix, err)
 		}
 		if obj.IsDir {
 			continue
@@ -296,11 +311,10 @@ func Objects(t testing.TB, b *blob.Bucket, prefix string) map[string][]byte {
 			continue
 		}
 		if err != nil {
-			t.Fatalf("read %q: %v", obj.Key, err)
+			return nil, fmt.Errorf("read %q: %w", obj.Key, err)
 		}
 		got[strings.TrimPrefix(obj.Key, prefix)] = data
 	}
-	return got
 }
 
 // Folder reads every regular file under dir into a map keyed by slash path.
