@@ -584,10 +584,16 @@ func (w *writer) compress() error {
 		}
 		w.buf = w.buf[:0]
 	}
+	w.countSize()
+	return nil
+}
+
+// countSize brings the spool's use up to the open chunk's size; w.mu is
+// held and a chunk is open.
+func (w *writer) countSize() {
 	size := w.chunk.Size()
 	w.c.used.Add(size - w.counted)
 	w.counted = size
-	return nil
 }
 
 // flush writes every record of the open chunk through to its file, so that
@@ -602,9 +608,7 @@ func (w *writer) flush() error {
 		return w.fail(err)
 	}
 	w.unflushed = false
-	size := w.chunk.Size()
-	w.c.used.Add(size - w.counted)
-	w.counted = size
+	w.countSize()
 	return nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -553,20 +552,8 @@ func (s *Sampler) recover() error {
 // readChunk reads the whole records of a chunk, which may have been cut
 // short by a kill.
 func readChunk(path string) ([]Sample, error) {
-	f, err := os.Open(path)
+	data, err := spool.ReadChunk(path)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil // nothing was flushed
-		}
-		return nil, err
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
 	}
 	var out []Sample

@@ -230,7 +230,7 @@ func (p *Producer) Recover(name string) error {
 // is removed. It returns how many lines were kept. The chunk is read into
 // memory: chunks are a few MiB compressed.
 func (p *Producer) SealWholeLines(name string) (int, error) {
-	data, err := readCut(p.OpenPath(name))
+	data, err := ReadChunk(p.OpenPath(name))
 	if err != nil {
 		return 0, fmt.Errorf("spool: chunk %s: %w", name, err)
 	}
@@ -254,9 +254,9 @@ func (p *Producer) SealWholeLines(name string) (int, error) {
 	return bytes.Count(data, []byte{'\n'}), c.Seal()
 }
 
-// readCut reads what a gzip file that may have been cut short holds, up to
-// the cut.
-func readCut(path string) ([]byte, error) {
+// ReadChunk reads what a gzip chunk holds, up to where a kill may have cut
+// it short (an open chunk); a chunk with nothing flushed holds nothing.
+func ReadChunk(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
