@@ -43,6 +43,9 @@ type Checkpointer interface {
 // Options are a Syncer's collaborators.
 type Options struct {
 	Logger *slog.Logger
+	// Component is the name the Syncer's log lines carry as "component";
+	// empty: "sync".
+	Component string
 	// Manifest is what the store already holds (from a checkpoint or a restore).
 	Manifest resume.Manifest
 	// Checkpointer, if set, is called after each pass that changed something.
@@ -234,7 +237,11 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "sync")
+	component := opts.Component
+	if component == "" {
+		component = "sync"
+	}
+	log = log.With("component", component)
 	entries := opts.Manifest.Clone()
 	if entries == nil {
 		entries = resume.Manifest{}

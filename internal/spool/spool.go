@@ -87,9 +87,10 @@ func New(cfg Config) (*Spool, error) {
 	sc.Include = nil
 	sc.Exclude = sync.Globs{openDir + "/"}
 	syncer, err := sync.New(sc, cfg.Dir, cfg.Target, sync.Options{
-		Logger: s.log,
-		Budget: cfg.Budget,
-		Stored: s.stored,
+		Logger:    log,
+		Component: "spool",
+		Budget:    cfg.Budget,
+		Stored:    s.stored,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
