@@ -189,7 +189,9 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	defer run.Close()
 
 	w := newLineWriter(stdout)
+	printed := 0
 	print := func(e *logs.Entry, raw []byte) error {
+		printed++
 		if asJSON {
 			w.Write(raw)
 			w.Write([]byte{'\n'})
@@ -216,6 +218,36 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "collector logs:", err)
 		return exitFailure
+	}
+	if printed == 0 && !follow {
+		return explainNoLines(ctx, run, set.Run, stderr)
+	}
+	return exitOK
+}
+
+// explainNoLines says on stderr why nothing was printed: a run of which the
+// store holds nothing at all (a typo in --run or --store) fails, so that a
+// script notices; a run without logs (collectLogs off, or none captured
+// yet) is only noted.
+func explainNoLines(ctx context.Context, run *blob.Bucket, name string, stderr io.Writer) int {
+	has := func(prefix string) (bool, error) {
+		_, err := run.List(&blob.ListOptions{Prefix: prefix}).Next(ctx)
+		if err == io.EOF {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	any, err := has("")
+	if err != nil {
+		fmt.Fprintln(stderr, "collector logs:", err)
+		return exitFailure
+	}
+	if !any {
+		fmt.Fprintf(stderr, "collector logs: the store holds nothing of run %q: no such run, or it has stored nothing yet (check --run and --store)\n", name)
+		return exitFailure
+	}
+	if withLogs, err := has(logs.Folder + "/"); err == nil && !withLogs {
+		fmt.Fprintf(stderr, "collector logs: run %q has no logs in the store (log collection off, or nothing captured yet)\n", name)
 	}
 	return exitOK
 }

@@ -282,6 +282,7 @@ func TestCollectLogsOff(t *testing.T) {
 	cmd := exec.Command(fastBinary, append([]string{"--store", store, "--run", "off", "--outputs-path", filepath.Join(dir, "outputs"),
 		"--state-dir", filepath.Join(dir, "state"), "--plugins", plugins, "--resources-interval", "0", "--log-level", "error", "--logs", "file:" + filepath.Join(dir, "*.txt"), "--"}, printLines(100)...)...)
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a file line\n"), 0o644)
+	writeFile(t, filepath.Join(dir, "outputs", "model.txt"), []byte("weights\n"))
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -296,6 +297,22 @@ func TestCollectLogsOff(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "state", "off", "spool", "logs*")); len(m) > 0 {
 		t.Errorf("a logs spool was made: %v", m)
+	}
+
+	// Reading back: the run is there without logs (a note, exit 0); a run
+	// the store does not hold is a failure, so that a typo is noticed.
+	for _, tc := range []struct {
+		run  string
+		code int
+		want string
+	}{
+		{"off", exitOK, `run "off" has no logs in the store`},
+		{"offf", exitFailure, `the store holds nothing of run "offf"`},
+	} {
+		code, out := runInProcess(t, nil, "logs", "--store", store, "--run", tc.run)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("collector logs --run %s: exit %d, %q; want exit %d saying %q", tc.run, code, out, tc.code, tc.want)
+		}
 	}
 }
 
