@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"time"
 
@@ -11,12 +12,14 @@ import (
 	"github.com/mlsidecar/collector/stores"
 )
 
-// permanent reports whether err will not go away by retrying soon: refused
-// credentials, a missing bucket, a request the store rejected (a 4xx) or a
-// feature it does not support (stores.ErrRefused). Throttling (503
-// SlowDown, 429), timeouts, 5xx answers and broken connections are transient.
+// permanent reports whether err will not go away by retrying soon: a local
+// file the collector may not read, refused credentials, a missing bucket, a
+// request the store rejected (a 4xx) or a feature it does not support
+// (stores.ErrRefused). Throttling (503 SlowDown, 429), timeouts, 5xx answers
+// and broken connections are transient.
 func permanent(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, stores.ErrTooLarge) || errors.Is(err, stores.ErrRefused) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, stores.ErrTooLarge) || errors.Is(err, stores.ErrRefused) ||
+		errors.Is(err, fs.ErrPermission) {
 		return true
 	}
 	switch gcerrors.Code(err) {

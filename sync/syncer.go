@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"sort"
 	stdsync "sync"
 	"sync/atomic"
@@ -217,6 +219,7 @@ type PassStats struct {
 	Pending   int           // files not settled yet, or changed while read
 	Unsettled int           // of Pending, files not settled yet
 	Failed    int           // uploads or deletions that failed; retried next pass
+	Refused   int           // of Failed, those that retrying will not mend: a file the collector may not read, a request the store refused
 	Took      time.Duration // wall time of the pass
 }
 
@@ -461,6 +464,11 @@ func (s *Syncer) Final(ctx context.Context) error {
 		}
 		if st.Uploaded+st.Deleted > 0 {
 			lastProgress = s.now()
+		}
+		if err == nil && st.Pending == 0 && st.Failed > 0 && st.Refused == st.Failed && attempt > 1 {
+			// Twice refused, nothing else left: waiting out the shutdown
+			// timeout would only hold the job's end back.
+			return fmt.Errorf("final sync: %d files cannot be uploaded, and trying again will not change that (%s)", st.Failed, s.someFailure())
 		}
 		if s.now().Sub(lastProgress) >= s.cfg.ShutdownTimeout {
 			return fmt.Errorf("final sync gave up after %v without progress, with %d files not uploaded (%d failed, %d changing)",
@@ -756,6 +764,16 @@ func (s *Syncer) Forget(rel string) {
 	s.mu.Unlock()
 }
 
+// someFailure names one file that failed and its error, for a summary.
+func (s *Syncer) someFailure() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rel := range slices.Sorted(maps.Keys(s.lastErr)) {
+		return fmt.Sprintf("%s: %s", rel, s.lastErr[rel])
+	}
+	return "no error recorded"
+}
+
 // logFailure logs an error once at Warn, and its repeats for the same path at
 // Debug, so a store outage does not flood the log.
 func (s *Syncer) logFailure(rel string, err error) {
@@ -789,6 +807,9 @@ func (s *Syncer) count(ctx context.Context, st *PassStats, j job, entry resume.E
 		s.markPending(j.rel)
 	default:
 		st.Failed++
+		if permanent(err) {
+			st.Refused++
+		}
 		s.markPending(j.rel)
 		if ctx.Err() == nil {
 			s.logFailure(j.rel, err)

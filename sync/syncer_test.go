@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +161,40 @@ func TestStoreFailing30PercentThenRecovering(t *testing.T) {
 	mirrors(t, dir, inner)
 	if faulty.Failures.Load() == 0 {
 		t.Fatal("no failure was injected")
+	}
+}
+
+// TestFinalGivesUpOnRefusals: a final sync whose only failures are answers
+// that retrying does not change (here a 403 on every write) ends after a
+// second pass, with an error naming a file and the store's answer, instead
+// of holding the job's end for the whole shutdown timeout; an outage (a 503)
+// is still retried until the timeout.
+func TestFinalGivesUpOnRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "model.pt", "weights")
+	b, faulty := storetest.NewFaulty(memblob.OpenBucket(nil), 7)
+	cfg := testConfig()
+	cfg.ShutdownTimeout = 3 * time.Second
+	s := newSyncer(t, cfg, dir, b, Options{})
+
+	faulty.RefuseWrites.Store(true)
+	start := time.Now()
+	err := s.Final(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "model.pt") || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("final sync against a store refusing writes: %v; want an error naming model.pt and the 403", err)
+	}
+	if took := time.Since(start); took >= cfg.ShutdownTimeout {
+		t.Errorf("final sync took %v to give up on a refusal; want well under the shutdown timeout (%v)", took, cfg.ShutdownTimeout)
+	}
+
+	faulty.RefuseWrites.Store(false)
+	faulty.SetFailureRate(1)
+	start = time.Now()
+	if err := s.Final(context.Background()); err == nil || !strings.Contains(err.Error(), "without progress") {
+		t.Fatalf("final sync during an outage: %v; want it to give up after the shutdown timeout", err)
+	}
+	if took := time.Since(start); took < cfg.ShutdownTimeout {
+		t.Errorf("final sync gave up on an outage after %v; want it to retry for the shutdown timeout (%v)", took, cfg.ShutdownTimeout)
 	}
 }
 

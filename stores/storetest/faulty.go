@@ -15,6 +15,10 @@ import (
 // ErrInjected is the failure a Faulty store returns.
 var ErrInjected = errors.New("injected store failure (503)")
 
+// ErrRefusedWrite is what a Faulty store refusing writes returns: an
+// answer that retrying does not change (403).
+var ErrRefusedWrite = errors.New("injected refusal (403 AccessDenied)")
+
 // Faulty is a store having a bad time: it wraps a bucket and fails a fraction
 // of requests as Unavailable. A failed write is abandoned before the inner
 // bucket commits it, as a real store would.
@@ -25,6 +29,8 @@ type Faulty struct {
 	rng      *rand.Rand
 	Requests atomic.Int64 // requests seen
 	Failures atomic.Int64 // requests failed on purpose
+	// RefuseWrites, when set, refuses every write with ErrRefusedWrite.
+	RefuseWrites atomic.Bool
 }
 
 // NewFaulty returns a bucket over inner whose failures f controls.
@@ -57,6 +63,9 @@ type faultyDriver struct{ f *Faulty }
 func (d *faultyDriver) ErrorCode(err error) gcerrors.ErrorCode {
 	if errors.Is(err, ErrInjected) {
 		return gcerrors.Internal
+	}
+	if errors.Is(err, ErrRefusedWrite) {
+		return gcerrors.PermissionDenied
 	}
 	return gcerrors.Code(err)
 }
@@ -150,6 +159,11 @@ func (w *faultyWriter) Write(p []byte) (int, error) { return w.w.Write(p) }
 
 func (w *faultyWriter) Close() error {
 	defer w.cancel()
+	if w.d.f.RefuseWrites.Load() {
+		w.cancel()
+		_ = w.w.Close()
+		return ErrRefusedWrite
+	}
 	if w.d.f.fail() {
 		w.cancel() // abandon: the inner bucket must not commit
 		_ = w.w.Close()
