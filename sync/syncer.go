@@ -107,9 +107,9 @@ type Syncer struct {
 
 	totals totals
 
-	// adopt says the first full pass lists the store for unrecorded
-	// objects (Options.Adopt); unrecorded holds them, by path, for that
-	// pass only.
+	// adopt says the next full pass lists the store for unrecorded
+	// objects (Options.Adopt), until one listing works; unrecorded holds
+	// them, by path, for that pass only.
 	adopt      bool
 	unrecorded map[string]storedObject
 }
@@ -566,10 +566,16 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	} else {
 		files = s.scan.stat(scope)
 	}
+	// Adopting lasts until a full pass with a listing runs to its end: a
+	// pass cut short by the stop (the command exited) leaves it to the
+	// final pass.
+	adopting := false
 	if scope == nil && s.adopt {
-		s.adopt = false
-		if err := s.listUnrecorded(ctx, files); err != nil {
-			s.log.Warn("cannot list the store for files a killed collector uploaded; they are uploaded again", "err", err)
+		switch err := s.listUnrecorded(ctx, files); {
+		case err == nil:
+			adopting = true
+		case ctx.Err() == nil:
+			s.log.Warn("cannot list the store for files a killed collector uploaded; this pass uploads them again, the next full pass lists again", "err", err)
 		}
 	}
 	jobs := s.plan(files, final, start, &st, scope)
@@ -612,6 +618,9 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	}
 	close(work)
 	workers.Wait()
+	if adopting && ctx.Err() == nil {
+		s.adopt = false
+	}
 	st.Took = s.now().Sub(start)
 	s.totals.uploadedFiles.Add(int64(st.Uploaded))
 	s.totals.uploadedBytes.Add(st.Bytes)

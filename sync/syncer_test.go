@@ -443,3 +443,30 @@ func TestAdoptUnrecordedUploads(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptAfterACanceledPass: a wrapped command that exits at once cancels
+// the first pass while it lists the store; the final pass lists it then,
+// and does not upload again what a killed collector had uploaded.
+func TestAdoptAfterACanceledPass(t *testing.T) {
+	dir := t.TempDir()
+	b := memblob.OpenBucket(nil)
+	killed := &blob.WriterOptions{Metadata: map[string]string{"by": "the killed collector"}}
+	write(t, dir, "a.txt", "alpha")
+	if err := b.WriteAll(context.Background(), "a.txt", []byte("alpha"), killed); err != nil {
+		t.Fatal(err)
+	}
+	s := newSyncer(t, testConfig(), dir, b, Options{Adopt: true})
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _ = s.Pass(canceled, false)
+	if err := s.Final(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := b.Attributes(context.Background(), "a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attrs.Metadata["by"] == "" {
+		t.Error("a.txt was uploaded again: the final pass did not list the store after the first pass was canceled")
+	}
+}
