@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	stdsync "sync"
 
 	"gocloud.dev/blob"
@@ -17,9 +18,10 @@ type Backend interface {
 	// Open opens the whole bucket of c (container, folder): Open in this
 	// package roots it at the connection's prefix. loc is c's parsed
 	// schema.bucket (zero for host_path and volume_claim), creds its
-	// credentials. A *ConfigError is a bad setting; any other error says the
-	// store cannot be used.
-	Open(ctx context.Context, c Connection, loc BucketURL, creds Credentials) (Driver, error)
+	// credentials, log where the kind's client library logs (never nil). A
+	// *ConfigError is a bad setting; any other error says the store cannot
+	// be used.
+	Open(ctx context.Context, c Connection, loc BucketURL, creds Credentials, log *slog.Logger) (Driver, error)
 }
 
 // Driver is one open store: the *blob.Bucket gocloud gives for it, and what

@@ -2,6 +2,7 @@ package stores
 
 import (
 	"context"
+	"log/slog"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
@@ -13,7 +14,7 @@ type memoryBackend struct{}
 
 func init() { Register(KindMemory, memoryBackend{}) }
 
-func (memoryBackend) Open(context.Context, Connection, BucketURL, Credentials) (Driver, error) {
+func (memoryBackend) Open(context.Context, Connection, BucketURL, Credentials, *slog.Logger) (Driver, error) {
 	return memoryDriver{memblob.OpenBucket(nil)}, nil
 }
 

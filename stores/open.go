@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,9 @@ type Options struct {
 	Getenv func(string) string
 	// ForWriting refuses a connection marked readOnly.
 	ForWriting bool
+	// Logger takes what the stores' client libraries log (the AWS SDK's
+	// warnings), in the collector's format; nil discards it.
+	Logger *slog.Logger
 }
 
 // UnavailableError says a store could not be reached or used: a missing bucket,
@@ -80,6 +84,9 @@ func open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -102,7 +109,7 @@ func open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("store kind %q has no backend in this build", c.Kind)
 	}
-	drv, err := backend.Open(ctx, c, loc, creds)
+	drv, err := backend.Open(ctx, c, loc, creds, opts.Logger)
 	if err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {

@@ -56,6 +56,13 @@ func TestJSONLogLines(t *testing.T) {
 	if components["sync"] == 0 || components["spool"] == 0 {
 		t.Errorf("sync passes by component: %v; want lines from both the outputs (sync) and the spool", components)
 	}
+
+	// A setting refused once the log is set up: still one JSON line.
+	code, printed := runInProcess(t, nil, "--log-format", "json", "--store", out, "--outputs-path", out, "--run", "r", "--", "true")
+	var rec struct{ Level, Msg, Err string }
+	if err := json.Unmarshal([]byte(printed), &rec); err != nil || code != exitUsage || rec.Level != "ERROR" || !strings.Contains(rec.Err, "--outputs-path") {
+		t.Errorf("store = outputs folder, JSON log: exit %d, %q (%v); want exit 2 and one JSON error line naming --outputs-path", code, printed, err)
+	}
 }
 
 // objectKeys returns the top-level keys of the JSON object line, in order,

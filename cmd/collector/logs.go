@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -174,7 +175,7 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stderr, "collector logs:", err)
 		return exitUsage
 	}
-	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv})
+	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, Logger: newLogger(stderr, "text", slog.LevelWarn)})
 	if err == nil {
 		if err = store.Check(ctx); err != nil {
 			store.Close()

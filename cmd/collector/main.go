@@ -133,7 +133,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	c, err := open(ctx, set, getenv, mode != "restore", log)
 	if err != nil {
-		fmt.Fprintln(stderr, "collector:", err)
+		if set.LogFormat == "json" {
+			log.Error("cannot start", "err", err) // a log pipeline reads every line
+		} else {
+			fmt.Fprintln(stderr, "collector:", err)
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			return exitUsage
@@ -176,7 +180,7 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 	if err := checkStoreIsNotOutputs(conn, set.OutputsPath, set.Run); err != nil {
 		return nil, usageError{err}
 	}
-	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting})
+	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting, Logger: log})
 	if err == nil {
 		// The part size against the store's limits, before the store is used.
 		if err = set.Sync.ValidateFor(conn.Kind, store.Limits()); err == nil {

@@ -11,6 +11,7 @@ package azure
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -29,7 +30,7 @@ func init() { stores.Register(stores.KindWASB, backend{}) }
 
 type backend struct{}
 
-func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials) (stores.Driver, error) {
+func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger) (stores.Driver, error) {
 	checks := &blockChecks{}
 	b, client, err := openAzure(ctx, c, loc, creds, checks)
 	if err != nil {

@@ -11,6 +11,7 @@ package file
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -27,7 +28,7 @@ func init() {
 
 type backend struct{}
 
-func (backend) Open(_ context.Context, c stores.Connection, _ stores.BucketURL, _ stores.Credentials) (stores.Driver, error) {
+func (backend) Open(_ context.Context, c stores.Connection, _ stores.BucketURL, _ stores.Credentials, _ *slog.Logger) (stores.Driver, error) {
 	dir, err := filepath.Abs(c.Schema.MountPath)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,7 +58,7 @@ func init() { stores.Register(stores.KindGCS, backend{}) }
 
 type backend struct{}
 
-func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials) (stores.Driver, error) {
+func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger) (stores.Driver, error) {
 	clientOpts, err := clientOptions(creds)
 	if err != nil {
 		return nil, err

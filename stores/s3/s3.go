@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
@@ -37,8 +39,8 @@ func init() { stores.Register(stores.KindS3, backend{}) }
 
 type backend struct{}
 
-func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials) (stores.Driver, error) {
-	b, client, err := openS3(ctx, c, loc, creds)
+func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger) (stores.Driver, error) {
+	b, client, err := openS3(ctx, c, loc, creds, log)
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +108,9 @@ func headWithChecksums(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
-func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials) (*blob.Bucket, *s3.Client, error) {
+func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials, log *slog.Logger) (*blob.Bucket, *s3.Client, error) {
 	q := bu.Params
-	var loadOpts []func(*awsconfig.LoadOptions) error
+	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger{log.With("component", "s3")})}
 	region := q.Get("region")
 	if region == "" {
 		region = creds.Get("AWS_REGION", "AWS_DEFAULT_REGION")
@@ -179,4 +181,17 @@ func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds
 		RequestChecksumCalculation: cfg.RequestChecksumCalculation,
 	})
 	return b, client, err
+}
+
+// sdkLogger passes the AWS SDK's own messages (its fallback to IMDSv1, a
+// response it could not read) to the collector's log, in its format and with
+// URLs' credentials removed, instead of the SDK's plain lines on stderr.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), level, stores.RedactString(fmt.Sprintf(format, v...)))
 }
