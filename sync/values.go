@@ -48,8 +48,10 @@ var byteUnits = []struct {
 	{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
 }
 
-func (b *ByteSize) String() string {
-	v := int64(*b)
+// String writes the size in the largest unit that divides it (8MiB), else
+// in bytes.
+func (b ByteSize) String() string {
+	v := int64(b)
 	for _, u := range byteUnits[:3] {
 		if v >= u.mult && v%u.mult == 0 {
 			return strconv.FormatInt(v/u.mult, 10) + u.suffix

@@ -30,6 +30,7 @@ func TestBadInput(t *testing.T) {
 		{name: "part size not a multiple of GCS's chunk", args: []string{"--store", "gs://b/x", "--part-size", "5500KiB"}, env: map[string]string{"STORAGE_EMULATOR_HOST": "127.0.0.1:1"}, want: []string{"--part-size", "5500KiB", "multiple of 256KiB", "gcs store"}},
 		{name: "part size above the store's largest part", args: []string{"--store", "wasbs://c@devstoreaccount1.blob.core.windows.net/", "--part-size", "4500MiB", "--memory-budget", "5GiB"}, env: map[string]string{"AZURE_ACCOUNT_KEY": storetest.AzuriteKey}, want: []string{"--part-size", "4500MiB", "wasb store", "5MiB to 4000MiB"}},
 		{name: "bad memory budget", args: []string{"--memory-budget", "lots"}, want: []string{"memory-budget", "not a size"}},
+		{name: "memory budget below one part", args: []string{"--memory-budget", "1MiB"}, want: []string{"--memory-budget", "1MiB is below one part", "--part-size 8MiB"}},
 		{name: "outputs path is a file", args: []string{"--outputs-path", "{dir}/afile"}, files: map[string]string{"afile": "x"}, want: []string{"--outputs-path", "is a file"}},
 		{name: "bad run name", args: []string{"--run", "../escape"}, want: []string{"--run", "not a valid run name"}},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, want: []string{"--log-level", "debug, info, warn, error"}},
