@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -419,5 +420,56 @@ func TestWrapperLogsAcrossAKill(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "sealed the lines a killed collector left in an open chunk") {
 		t.Errorf("the second collector did not say it sealed the open chunk:\n%s", tail(out.String()))
+	}
+}
+
+// TestWrapperWhenStdoutIsClosed: `collector -- job | head -2`. The reader
+// of the collector's stdout goes away; the command gets its SIGPIPE as it
+// would without the collector (a command that never ends by itself ends),
+// and the collector is not killed by it: it syncs the outputs and stores
+// the lines captured, and exits with the command's code, 128+SIGPIPE.
+func TestWrapperWhenStdoutIsClosed(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	cmd := exec.Command(fastBinary, "--store", store, "--run", "head", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--",
+		"sh", "-c", `echo weights > "$COLLECTOR_OUTPUTS_PATH/model.txt"; i=0; while :; do echo "out $i"; i=$((i+1)); done`)
+	cmd.Dir = dir
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 4096)
+	if _, err := io.ReadAtLeast(stdout, first, 100); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close() // the reader goes, as head does after its lines
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the collector did not end after its stdout was closed (the command never got its SIGPIPE):\n%s", tail(stderr.String()))
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGPIPE) {
+		t.Fatalf("exit code %d (%v), want %d, the command's own after its SIGPIPE:\n%s", code, cmd.ProcessState, 128+int(syscall.SIGPIPE), tail(stderr.String()))
+	}
+	if data, err := os.ReadFile(filepath.Join(store, "head", "outputs", "model.txt")); err != nil || string(data) != "weights\n" {
+		t.Errorf("the output in the store: %q, %v", data, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(readLogs(t, nil, "--store", store, "--run", "head"), "\n"), "\n")
+	if len(lines) < 10 {
+		t.Fatalf("%d lines stored, want every line the command wrote before its SIGPIPE", len(lines))
+	}
+	for i, line := range lines {
+		if line != fmt.Sprintf("out %d", i) {
+			t.Fatalf("line %d stored as %q, want %q: lines lost or out of order", i, line, fmt.Sprintf("out %d", i))
+		}
 	}
 }

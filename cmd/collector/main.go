@@ -49,6 +49,12 @@ func main() {
 	// Signals first: a SIGTERM that arrives while we start must still get a
 	// final sync, not kill us.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// A closed stdout or stderr (`collector -- job | head`, a log reader
+	// gone) must not kill the collector before its final sync: with SIGPIPE
+	// notified, a write there fails with EPIPE instead. The wrapped command
+	// still gets its SIGPIPE: its pipe is closed when its output can no
+	// longer be passed through, and the exec resets caught signals.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ownProcess = true
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()

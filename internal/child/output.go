@@ -474,8 +474,12 @@ func (o *Output) ReadFrom(r io.Reader) (int64, error) {
 		n, err := r.Read(buf[:bufSize])
 		if n > 0 {
 			total += int64(n)
-			if _, werr := o.pass.Write(buf[:n]); werr != nil {
-				return total, werr
+			// A pass-through that fails (a closed pipe: `collector --
+			// job | head`) ends the stream, as the pipe would have ended
+			// it for the command; what it wrote is still captured.
+			_, werr := o.pass.Write(buf[:n])
+			if werr != nil {
+				err = werr
 			}
 			if !o.closed.Load() {
 				if n < bufSize/8 {
