@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"os"
 	"os/exec"
@@ -81,7 +82,7 @@ func (c Command) Run(ctx context.Context) (int, error) {
 		f.Close() // the command holds its own copies
 	}
 	if err != nil {
-		return 127, fmt.Errorf("start %q: %w", c.Args[0], err)
+		return startFailedCode(err), fmt.Errorf("start %q: %w", c.Args[0], err)
 	}
 	if c.Behind {
 		// After the start: the command inherits the policy of the thread
@@ -138,4 +139,14 @@ func ExitCode(err error) int {
 		return 128 + int(ws.Signal())
 	}
 	return ee.ExitCode()
+}
+
+// startFailedCode is the exit code a shell gives a command it could not
+// start: 127 when there is no such program, 126 when there is one that
+// cannot be run (not executable, a folder, not a program).
+func startFailedCode(err error) int {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return 127
+	}
+	return 126
 }

@@ -3,6 +3,8 @@ package child
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -25,5 +27,29 @@ func TestRunDoesNotWaitForBackgroundProcesses(t *testing.T) {
 	out.Close()
 	if lines := readLines(t, c, nil); len(lines) == 0 || lines[0] != "stdout:done" {
 		t.Errorf("lines %q, want %q first", lines, "stdout:done")
+	}
+}
+
+// TestStartFailureCodes: a command that cannot be started exits as a shell
+// says: 127 when there is no such program, 126 when it cannot be run.
+func TestStartFailureCodes(t *testing.T) {
+	dir := t.TempDir()
+	notExecutable := filepath.Join(dir, "job.sh")
+	if err := os.WriteFile(notExecutable, []byte("echo hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		prog string
+		want int
+	}{
+		{"no-such-program-anywhere", 127},
+		{filepath.Join(dir, "missing"), 127},
+		{notExecutable, 126},
+		{dir, 126},
+	} {
+		code, err := Command{Args: []string{tc.prog}}.Run(context.Background())
+		if err == nil || code != tc.want {
+			t.Errorf("%s: exit %d, %v; want %d and the error", tc.prog, code, err, tc.want)
+		}
 	}
 }
