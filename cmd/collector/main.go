@@ -55,9 +55,29 @@ func main() {
 	// still gets its SIGPIPE: its pipe is closed when its output can no
 	// longer be passed through, and the exec resets caught signals.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	go exitOnSecondSignal(ctx, os.Stderr)
 	ownProcess = true
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	os.Exit(code)
+}
+
+// exitOnSecondSignal exits at once, killing the wrapped command, when a
+// second SIGINT or SIGTERM comes after the first (ctx's) started the final
+// sync: someone at a terminal who does not want to wait for it. Nothing is
+// lost that a restart cannot find: the next start resumes from the state.
+// Kubernetes sends one SIGTERM, then SIGKILL after its grace period.
+func exitOnSecondSignal(ctx context.Context, stderr io.Writer) {
+	<-ctx.Done()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-again
+	fmt.Fprintf(stderr, "collector: %v again: exiting now, without the rest of the final sync; the next start with this state resumes the run\n", sig)
+	child.KillRunning()
+	code := 128 + int(syscall.SIGINT)
+	if s, ok := sig.(syscall.Signal); ok {
+		code = 128 + int(s)
+	}
 	os.Exit(code)
 }
 

@@ -84,6 +84,8 @@ func (c Command) Run(ctx context.Context) (int, error) {
 	if err != nil {
 		return startFailedCode(err), fmt.Errorf("start %q: %w", c.Args[0], err)
 	}
+	track(cmd.Process)
+	defer untrack(cmd.Process)
 	if c.Behind {
 		// After the start: the command inherits the policy of the thread
 		// that started it.
@@ -120,6 +122,38 @@ func (c Command) Run(ctx context.Context) (int, error) {
 		}
 	}
 	return ExitCode(err), nil
+}
+
+// running are the commands Run has started and not yet seen exit.
+var running struct {
+	mu    stdsync.Mutex
+	procs map[*os.Process]struct{}
+}
+
+func track(p *os.Process) {
+	running.mu.Lock()
+	defer running.mu.Unlock()
+	if running.procs == nil {
+		running.procs = map[*os.Process]struct{}{}
+	}
+	running.procs[p] = struct{}{}
+}
+
+func untrack(p *os.Process) {
+	running.mu.Lock()
+	defer running.mu.Unlock()
+	delete(running.procs, p)
+}
+
+// KillRunning kills every command Run is running, at once: for a collector
+// told to exit without waiting (a second interrupt), so that it leaves no
+// command behind.
+func KillRunning() {
+	running.mu.Lock()
+	defer running.mu.Unlock()
+	for p := range running.procs {
+		_ = p.Kill()
+	}
 }
 
 // outputDrain is how long Run waits, after the command exited, for the

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSecondSignalExitsAtOnce: the first SIGTERM starts the end (passed on
+// to the command, which here ignores it, then the final sync); a second one
+// makes the collector exit at once, 128+SIGTERM, killing the command rather
+// than leaving it behind.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "command.pid")
+	p := start(t, dir, nil, "--store", filepath.Join(dir, "store"), "--run", "twice", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--",
+		"sh", "-c", `trap "" TERM; echo $$ > `+pidFile+`; while :; do sleep 0.1; done`)
+	var pid int
+	waitFor(t, 30*time.Second, "the command's pid", func() bool {
+		data, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		return pid > 0
+	})
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-p.done:
+		t.Fatalf("the collector exited on the first SIGTERM while the command still ran:\n%s", p.stderr.String())
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit code %d after a second SIGTERM, want %d:\n%s", code, 128+int(syscall.SIGTERM), p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "again: exiting now") {
+		t.Errorf("no word of the forced exit:\n%s", p.stderr.String())
+	}
+	waitFor(t, 10*time.Second, "the command killed", func() bool {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return true // gone
+		}
+		// A zombie is dead, waiting for whoever adopted it to reap it.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		return len(fields) > 0 && fields[0] == "Z"
+	})
+}
