@@ -187,6 +187,7 @@ type collector struct {
 	run    *blob.Bucket // rooted at <run>/
 	probe  *probe.Probe
 	listen func(context.Context) error
+	unlock func() // releases the run's state folder
 
 	getenv     func(string) string
 	logSources []logs.Source // the --logs sources
@@ -223,22 +224,42 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 		store.Close()
 		return nil, usageError{fmt.Errorf("--outputs-path: cannot create %q: %v", set.OutputsPath, errors.Unwrap(err))}
 	}
+	// One collector per run's state folder: a second one (a sidecar started
+	// twice, a manual run beside a running one) is refused before it writes.
+	unlock, locked, err := resume.Lock(filepath.Join(set.StateDir, set.Run))
+	var held *resume.LockedError
+	switch {
+	case errors.As(err, &held):
+		store.Close()
+		return nil, usageError{err}
+	case err != nil:
+		// A state folder that cannot be written is not fatal (the state
+		// then lives in memory and in the store): neither is its lock.
+		log.Warn("cannot lock the run's state folder; going on without the lock", "err", err)
+		unlock = func() {}
+	case !locked:
+		log.Warn("the file system of the state folder has no locks: nothing stops a second collector from using it", "dir", filepath.Join(set.StateDir, set.Run))
+	}
 	p := probe.New(set.ProbeAddr, set.ReadyFile, log)
 	p.Remove()
 	l, err := p.Listen()
 	if err != nil {
+		unlock()
 		store.Close()
 		return nil, usageError{err}
 	}
 	return &collector{
-		set: set, log: log, conn: conn, store: store,
+		set: set, log: log, conn: conn, store: store, unlock: unlock,
 		run:    blob.PrefixedBucket(store.Bucket(), set.Run+"/"),
 		probe:  p,
 		listen: func(ctx context.Context) error { return p.Serve(ctx, l) },
 	}, nil
 }
 
-func (c *collector) close() { c.store.Close() }
+func (c *collector) close() {
+	c.store.Close()
+	c.unlock()
+}
 
 func (c *collector) statePath() string { return filepath.Join(c.set.StateDir, c.set.Run, "state.json") }
 

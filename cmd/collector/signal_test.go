@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,4 +50,33 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 		return len(fields) > 0 && fields[0] == "Z"
 	})
+}
+
+// TestOneCollectorPerState: a second collector on a run's state folder
+// while the first runs (a sidecar started twice) is refused with exit 2,
+// naming the first's pid and --state-dir, and writes nothing; once the
+// first has exited, the folder is free again, whatever the exit (SIGKILL
+// included: the kernel drops the lock).
+func TestOneCollectorPerState(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--store", filepath.Join(dir, "store"), "--run", "once", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--sync-interval", "0.2"}
+	first := start(t, dir, nil, args...)
+	waitFor(t, 30*time.Second, "the first collector ready", func() bool {
+		return strings.Contains(first.stderr.String(), "collector ready")
+	})
+	journal := filepath.Join(dir, "state", "once", "state.json")
+	before, _ := os.ReadFile(journal)
+	code, out := runInProcess(t, nil, append(args, "--", "true")...)
+	if code != exitUsage || !strings.Contains(out, fmt.Sprintf("pid %d", first.cmd.Process.Pid)) || !strings.Contains(out, "--state-dir") {
+		t.Errorf("second collector: exit %d, %q; want exit 2 naming the first's pid and --state-dir", code, out)
+	}
+	if after, _ := os.ReadFile(journal); string(after) != string(before) {
+		t.Errorf("the refused collector changed the state")
+	}
+	_ = first.cmd.Process.Signal(syscall.SIGKILL)
+	first.wait(t, 10*time.Second)
+	if code, out := runInProcess(t, nil, append(args, "--", "true")...); code != 0 {
+		t.Errorf("after the first was killed: exit %d:\n%s", code, out)
+	}
 }
