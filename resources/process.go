@@ -100,6 +100,30 @@ func (t *ProcessTree) Name() string { return "process tree" }
 // Sample implements Source: processes, threads, open_fds, cpu_cores,
 // rss_bytes, pss_bytes (where smaps_rollup is readable, every pssEvery at
 // most), read_bytes and write_bytes (over the interval).
+// reapedInTree tells whether a member that has gone, child of ppid, is
+// counted through whoever reaped it: a member still in the tree (next), the
+// collector in wrapper mode, or a member that has gone too and is itself
+// counted so. A parent outside the tree is not. (A child orphaned and
+// adopted outside between two samples in which its parent also ended is
+// taken as reaped by the parent: the usual order, and an undercount of its
+// last interval at worst, where the opposite guess would count it twice.)
+func (t *ProcessTree) reapedInTree(ppid int, next map[int]*procState) bool {
+	for range len(t.members) + 1 {
+		if t.parent == t.self && ppid == t.self {
+			return true
+		}
+		if _, in := next[ppid]; in {
+			return true
+		}
+		parent, was := t.members[ppid]
+		if !was {
+			return false
+		}
+		ppid = parent.ppid // gone too: its reaper holds both
+	}
+	return false
+}
+
 func (t *ProcessTree) Sample(s *Sample) error {
 	// The collector's own reaped children (wrapper mode: the command, once
 	// it has exited), read before the processes: a child reaped in between
@@ -166,14 +190,16 @@ func (t *ProcessTree) Sample(s *Sample) error {
 			}
 		}
 	}
-	// Members that have gone: their parent's cutime holds them when the
-	// parent is in the tree (or is the collector, whose reaped children are
-	// counted above); else their last time is kept here.
+	// Members that have gone: the time of one that its parent reaped is in
+	// the parent's cutime, and so, up the line of members that have gone
+	// too, in the cutime of the first one still here, or in the collector's
+	// reaped children (counted above); else (adopted outside the tree) its
+	// last time is kept here.
 	for pid, old := range t.members {
 		if st, ok := next[pid]; ok && st.start == old.start {
 			continue
 		}
-		if _, parentIn := next[old.ppid]; !parentIn && !(old.ppid == t.self && t.parent == t.self) {
+		if !t.reapedInTree(old.ppid, next) {
 			t.gone += old.cpu
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -393,6 +394,32 @@ func TestGrandchildren(t *testing.T) {
 	}
 	if most < 4 {
 		t.Errorf("at most %v processes seen, want the child and its 3 grandchildren", most)
+	}
+}
+
+// TestParentAndChildEndTogether: a shell that runs a burner and exits
+// when it does (sh -c 'job'): both end between two samples, the burner
+// reaped by the shell, the shell by the collector. The burner's time is in
+// the shell's, which the collector's reaped children hold: counted once.
+func TestParentAndChildEndTogether(t *testing.T) {
+	store := newStore(t)
+	r := newRig(t, store, t.TempDir(), &memState{}, Config{Wrapper: true, Interval: 100 * time.Millisecond})
+	stop := r.start()
+	sh := exec.Command("sh", "-c", `"$0" burn-cpu 1s; exit 0`, os.Args[0])
+	sh.Env = append(os.Environ(), "RESOURCES_TEST_HELPER=burn-cpu")
+	if err := sh.Run(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond) // a sample or two after both ended
+	stop()
+	s := r.summary()
+	kernel := cpuOf(sh)
+	t.Logf("core-seconds %.3f, peak %.3f cores; the kernel counted %.3f", s.CPU.CoreSeconds, s.CPU.PeakCores, kernel)
+	if !within(s.CPU.CoreSeconds, kernel, 0.15) {
+		t.Errorf("core_seconds = %.3f, want the kernel's %.3f ± 15%%", s.CPU.CoreSeconds, kernel)
+	}
+	if s.CPU.PeakCores > float64(runtime.NumCPU())+0.5 {
+		t.Errorf("peak_cores = %.3f on a machine of %d cores", s.CPU.PeakCores, runtime.NumCPU())
 	}
 }
 
