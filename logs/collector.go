@@ -398,8 +398,23 @@ func (c *Collector) Run(stop, deadline context.Context) error {
 		go func() {
 			defer wg.Done()
 			emit := func(r Record, pos Position) error { return w.emit(deadline, r, pos) }
-			if err := w.src.Run(srcCtx, w.from, emit); err != nil && !errors.Is(err, context.Canceled) {
-				errs[i] = fmt.Errorf("source %s: %w", w.name, err)
+			w.mu.Lock()
+			from := w.from
+			w.sealedPos = from
+			w.mu.Unlock()
+			for {
+				err := w.src.Run(srcCtx, from, emit)
+				if errors.Is(err, errRewind) {
+					// Its open chunk was lost: again from the last one sealed.
+					w.mu.Lock()
+					from, w.rewind = w.sealedPos, false
+					w.mu.Unlock()
+					continue
+				}
+				if err != nil && !errors.Is(err, context.Canceled) {
+					errs[i] = fmt.Errorf("source %s: %w", w.name, err)
+				}
+				return
 			}
 		}()
 	}
@@ -411,7 +426,7 @@ func (c *Collector) Run(stop, deadline context.Context) error {
 		if w.dropped > 0 && w.failed == nil {
 			if w.chunk == nil {
 				if err := w.open(); err != nil {
-					errs = append(errs, w.fail(err))
+					_ = w.lost(err) // the drops stay counted and logged
 				}
 			}
 			if w.chunk != nil {
@@ -420,7 +435,9 @@ func (c *Collector) Run(stop, deadline context.Context) error {
 				}
 			}
 		}
-		if err := w.seal(); err != nil {
+		if err := w.seal(); errors.Is(err, errRewind) {
+			errs = append(errs, fmt.Errorf("logs: source %s: its last chunk could not be written to the spool (is the disk full?); the next start reads those lines again", w.name))
+		} else if err != nil {
 			errs = append(errs, err)
 		}
 		w.mu.Unlock()
@@ -454,12 +471,13 @@ func (c *Collector) sealByAge(done <-chan struct{}) {
 			}
 			for _, w := range c.writers {
 				w.mu.Lock()
+				// A chunk lost to a full disk is logged by lost.
 				if w.chunk != nil && w.resumable && now.Sub(w.opened) >= c.cfg.ChunkAge {
-					if err := w.seal(); err != nil {
+					if err := w.seal(); err != nil && !errors.Is(err, errRewind) {
 						c.log.Error("cannot seal a log chunk", "source", w.name, "err", err)
 					}
 				} else if w.chunk != nil && w.unflushed {
-					if err := w.flush(); err != nil {
+					if err := w.flush(); err != nil && !errors.Is(err, errRewind) {
 						c.log.Error("cannot write a log chunk", "source", w.name, "err", err)
 					}
 				}
@@ -492,7 +510,23 @@ type writer struct {
 	container string // the last record's, for a record of dropped lines
 	dropped   int64  // lines dropped and not yet reported
 	failed    error
+
+	// sealedPos is where the source resumes if its open chunk is lost: the
+	// end of its last sealed chunk, or where it started.
+	sealedPos Position
+	// After a write to the spool failed (a full disk), writing is tried
+	// again from downUntil on; until then the wrapped command's lines are
+	// dropped and counted, and a paced source waits. downFor is the pause,
+	// doubled at each failure in a row.
+	downUntil time.Time
+	downFor   time.Duration
+	rewind    bool // a paced source's chunk was lost: its next emit gets errRewind
 }
+
+// errRewind tells a paced source's Run to end: its open chunk was lost (the
+// spool's disk refused it), and the source is run again from the end of its
+// last sealed chunk, so that those lines are read again, not lost.
+var errRewind = errors.New("logs: the open chunk was lost; reading again from the last sealed chunk")
 
 // emit writes one record of the source.
 func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
@@ -505,6 +539,27 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 		return fmt.Errorf("logs: %w", context.Cause(deadline))
 	}
 	c := w.c
+	if w.rewind {
+		return errRewind // the chunk was lost while the source was not emitting
+	}
+	for time.Now().Before(w.downUntil) {
+		if w.unpaced {
+			// Never block the command: the line is counted, and a record
+			// says how many once the spool takes chunks again.
+			n := max(r.Dropped, 1)
+			w.dropped += n
+			c.dropped.Add(n)
+			return nil
+		}
+		w.mu.Unlock()
+		select {
+		case <-deadline.Done():
+			w.mu.Lock()
+			return fmt.Errorf("logs: the spool's disk refused writes until the shutdown deadline: %w", context.Cause(deadline))
+		case <-time.After(time.Until(w.downUntil)):
+		}
+		w.mu.Lock()
+	}
 	for c.used.Load() >= int64(c.cfg.SpoolLimit) {
 		if w.unpaced {
 			if c.dropOldest(w) {
@@ -533,7 +588,13 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	}
 	if w.chunk == nil {
 		if err := w.open(); err != nil {
-			return w.fail(err)
+			if err := w.lost(err); err != nil {
+				return err
+			}
+			n := max(r.Dropped, 1) // this line too
+			w.dropped += n
+			c.dropped.Add(n)
+			return nil
 		}
 	}
 	if w.dropped > 0 {
@@ -561,8 +622,8 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	if len(w.buf) < compressEvery {
 		return nil
 	}
-	if err := w.compress(); err != nil {
-		return err
+	if err := w.compress(); err != nil || w.chunk == nil {
+		return err // nil: the chunk was lost, its lines counted
 	}
 	if w.resumable && w.chunk.Size() >= int64(c.cfg.ChunkSize) {
 		if err := w.seal(); err != nil {
@@ -580,7 +641,7 @@ const compressEvery = 64 << 10
 func (w *writer) compress() error {
 	if len(w.buf) > 0 {
 		if _, err := w.gz.Write(w.buf); err != nil {
-			return w.fail(err)
+			return w.lost(err)
 		}
 		w.buf = w.buf[:0]
 	}
@@ -601,11 +662,11 @@ func (w *writer) countSize() {
 // Only an unpaced source's chunk is flushed, at most every tick: a source
 // that can read again reads what a kill lost from its cursor.
 func (w *writer) flush() error {
-	if err := w.compress(); err != nil {
+	if err := w.compress(); err != nil || w.chunk == nil {
 		return err
 	}
 	if err := w.gz.Flush(); err != nil {
-		return w.fail(err)
+		return w.lost(err)
 	}
 	w.unflushed = false
 	w.countSize()
@@ -627,6 +688,44 @@ func (w *writer) noteDropped(container string) error {
 func (w *writer) fail(err error) error {
 	w.failed = fmt.Errorf("logs: chunk of %s: %w", w.name, err)
 	return w.failed
+}
+
+// lost drops the open chunk after a write to it failed (a full disk, most
+// likely): its file is removed, which frees the space it held, and writing
+// is tried again after a pause. The wrapped command's lines in it are
+// counted as dropped (it cannot be read again), and a record says how many
+// once a chunk can be written; a paced source gets errRewind and reads them
+// again from the end of its last sealed chunk. w.mu is held.
+func (w *writer) lost(err error) error {
+	c := w.c
+	lines := w.lines
+	if w.chunk != nil {
+		_ = w.chunk.Abort()
+		c.used.Add(-w.counted)
+		w.chunk = nil
+	} else {
+		lines = 0
+	}
+	w.buf, w.counted, w.lines, w.unflushed = w.buf[:0], 0, 0, false
+	w.downFor = min(max(2*w.downFor, time.Second), 30*time.Second)
+	w.downUntil = time.Now().Add(w.downFor)
+	lvl := slog.LevelWarn
+	if w.downFor > time.Second {
+		lvl = slog.LevelDebug // warned at the first failure in a row
+	}
+	if !w.unpaced {
+		c.log.Log(context.Background(), lvl, "cannot write log chunks to the spool (is the disk full?); reading this source again from its last stored chunk once it can",
+			"source", w.name, "retry_in", w.downFor, "err", err)
+		w.rewind = true
+		return errRewind
+	}
+	// The notes of earlier drops in the chunk went with it: counted again.
+	w.dropped += lines + w.noted
+	c.dropped.Add(lines)
+	w.noted = 0
+	c.log.Log(context.Background(), lvl, "cannot write log chunks to the spool (is the disk full?); the wrapped command's lines are dropped and counted until it can",
+		"source", w.name, "lines", lines, "retry_in", w.downFor, "err", err)
+	return nil
 }
 
 // open starts the source's next chunk; w.mu is held.
@@ -661,11 +760,11 @@ func (w *writer) seal() error {
 	}
 	c := w.c
 	name := w.chunk.Name()
-	if err := w.compress(); err != nil {
+	if err := w.compress(); err != nil || w.chunk == nil {
 		return err
 	}
 	if err := w.gz.Close(); err != nil {
-		return w.fail(err)
+		return w.lost(err)
 	}
 	size := w.chunk.Size()
 	c.mu.Lock()
@@ -678,19 +777,27 @@ func (w *writer) seal() error {
 	c.used.Add(size - w.counted)
 	c.sizes[name] = size
 	c.mu.Unlock()
-	if err == nil {
-		err = w.chunk.Seal()
-	}
-	w.chunk = nil
 	if err != nil {
-		// Left out of the spool: at the next start its record is dropped
-		// and the source reads its lines again.
-		c.mu.Lock()
-		c.used.Add(-size)
-		delete(c.sizes, name)
-		c.mu.Unlock()
 		return w.fail(err)
 	}
+	if err := w.chunk.Seal(); err != nil {
+		if _, serr := os.Stat(c.prod.SealedPath(name)); serr != nil {
+			// Left out of the spool: its record goes, and its lines are
+			// dropped (the command's) or read again (a paced source's).
+			c.mu.Lock()
+			delete(c.sizes, name)
+			delete(c.source(w.name).Chunks, name)
+			_ = c.save()
+			c.mu.Unlock()
+			w.counted = size // what lost takes off the spool's use
+			return w.lost(err)
+		}
+		// In the spool all the same (only its folder's fsync failed).
+		c.log.Warn("a log chunk is in the spool, but its folder could not be synced", "chunk", name, "err", err)
+	}
+	w.chunk = nil
+	w.sealedPos = w.lastPos
+	w.downFor = 0
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	stdsync "sync"
@@ -49,8 +50,9 @@ func (s *memSection) Save(_ context.Context, v any) error {
 // numbered emits n numbered lines, each with a position that counts them,
 // from the position it is given.
 type numbered struct {
-	name string
-	n    int
+	name  string
+	n     int
+	pause time.Duration // after every 100 lines
 }
 
 func (s *numbered) Name() string { return s.name }
@@ -64,6 +66,9 @@ func (s *numbered) Run(ctx context.Context, from Position, emit func(Record, Pos
 		r := Record{Time: time.Now(), Container: s.name, Stream: "stdout", Value: []byte(fmt.Sprintf("line %d", i))}
 		if err := emit(r, Position(fmt.Sprint(i+1))); err != nil {
 			return err
+		}
+		if s.pause > 0 && i%100 == 99 {
+			time.Sleep(s.pause)
 		}
 	}
 	return nil
@@ -266,6 +271,79 @@ func TestFullSpool(t *testing.T) {
 	}
 	if kept+dropped != 20000 || last != 19999 {
 		t.Errorf("command: %d lines kept + %d dropped, last %d; want 20000 in all, the newest kept", kept, dropped, last)
+	}
+}
+
+// TestFullDisk: the spool's disk refuses the first chunks of each source
+// (ENOSPC: they are written to /dev/full). The collector does not stop: a
+// paced source reads its lost lines again, each stored once, in order; the
+// wrapped command is never blocked, and what it loses is counted, in the
+// records and in Totals, and the rest is stored.
+func TestFullDisk(t *testing.T) {
+	dir, b := t.TempDir(), memblob.OpenBucket(nil)
+	cfg := testConfig()
+	cfg.ChunkAge = time.Hour
+	sp := testSpool(t, dir, b)
+	cmd := &unpaced{numbered: numbered{name: "command", n: 20000, pause: 25 * time.Millisecond}, done: make(chan struct{})}
+	file := &numbered{name: "file", n: 20000}
+	c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}, Attempt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next two chunks of each source go to a full disk.
+	for _, name := range []string{"command", "file"} {
+		ss := c.source(name)
+		for seq := ss.Next; seq < ss.Next+2; seq++ {
+			if err := os.Symlink("/dev/full", c.prod.OpenPath(chunkName(name, ss.Attempt, seq))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stop, end := context.WithCancel(context.Background())
+	spoolDone := make(chan error, 1)
+	go func() { spoolDone <- sp.Run(stop, context.Background()) }()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(stop, context.Background()) }()
+	<-cmd.done
+	end()
+	if err := <-done; err != nil {
+		t.Fatalf("the collector stopped on a full disk: %v", err)
+	}
+	if err := <-spoolDone; err != nil {
+		t.Fatal(err)
+	}
+	got := lines(t, b, Filter{Container: "file"})
+	for i, line := range got {
+		if want := fmt.Sprintf("file/stdout line %d", i); line != want {
+			t.Fatalf("paced source: line %d is %q, want %q (of %d lines)", i, line, want, len(got))
+		}
+	}
+	if len(got) != 20000 {
+		t.Errorf("paced source: %d lines in the store, want all 20000, each once", len(got))
+	}
+	var kept, dropped int64
+	last := -1
+	err = Read(context.Background(), b, Filter{Container: "command"}, func(e *Entry, _ []byte) error {
+		if e.Dropped > 0 {
+			dropped += e.Dropped
+			return nil
+		}
+		kept++
+		var n int
+		fmt.Sscanf(e.Value, "line %d", &n)
+		if n <= last {
+			t.Errorf("line %d after line %d", n, last)
+		}
+		last = n
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, total := c.Totals()
+	t.Logf("command: %d lines kept, %d dropped (Totals: %d)", kept, dropped, total)
+	if dropped == 0 || kept == 0 || kept+dropped != 20000 || total != dropped || last != 19999 {
+		t.Errorf("command: %d kept + %d dropped (Totals %d), last %d; want 20000 in all, some of each, the newest kept", kept, dropped, total, last)
 	}
 }
 

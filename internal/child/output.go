@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -76,8 +77,17 @@ type Capture struct {
 	spillLines  int64 // newlines in the spill not read yet
 	open        int   // outputs not closed
 	spillErr    error // the first spill failure, for Err
+	// gapNext, by stream: output of the stream was dropped after its last
+	// queued block, so the next one it queues follows a gap.
+	gapNext []gap
 
 	partial [][]byte // by stream: the line the reader has begun; the reader's alone
+	// gapRead, by stream: the reader dropped the spill's blocks (it could
+	// not read them back): the stream's next block follows a gap. skipping,
+	// by stream: the reader is dropping the rest of a line whose start was
+	// dropped. The reader's alone.
+	gapRead  []bool
+	skipping []bool
 
 	dropped atomic.Int64
 }
@@ -88,6 +98,43 @@ type block struct {
 	time   time.Time
 	data   []byte
 	pooled bool // data is a buffer of bufPool, returned after use
+	// gap says output of the stream was dropped right before this block:
+	// the line the reader had begun ended in what was dropped (its newline
+	// counted there), and is not passed on glued to this block's; when
+	// what was dropped ended mid-line, the rest of that line, up to this
+	// block's first newline, is dropped too (and counted).
+	gap gap
+}
+
+// gap is what was dropped before a block: nothing, whole lines, or output
+// that ended mid-line.
+type gap uint8
+
+const (
+	noGap gap = iota
+	gapAtLineStart
+	gapMidLine
+)
+
+// gapAfter is the gap that dropping data leaves.
+func gapAfter(data []byte) gap {
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		return gapMidLine
+	}
+	return gapAtLineStart
+}
+
+// dropBefore notes that output of stream was dropped ahead of the blocks
+// still queued: the next queued block of the stream follows a gap, or, if
+// none is queued, the next one it queues. c.mu is held.
+func (c *Capture) dropBefore(stream int, g gap) {
+	for i := c.head; i < len(c.queue); i++ {
+		if c.queue[i].stream == stream {
+			c.queue[i].gap = g
+			return
+		}
+	}
+	c.gapNext[stream] = g
 }
 
 // NewCapture returns an empty capture; add its Outputs before the command
@@ -115,6 +162,9 @@ func (c *Capture) Output(stream string, pass io.Writer) *Output {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.streams = append(c.streams, stream)
+	c.gapNext = append(c.gapNext, noGap)
+	c.gapRead = append(c.gapRead, false)
+	c.skipping = append(c.skipping, false)
 	c.open++
 	return &Output{c: c, stream: len(c.streams) - 1, pass: pass}
 }
@@ -147,6 +197,7 @@ func (c *Capture) add(b block) {
 			break
 		}
 		if c.cfg.SpillPath == "" || c.spillErr != nil || c.spillFull {
+			c.gapNext[b.stream] = gapAfter(b.data) // the newest block: nothing of the stream queued after it
 			c.mu.Unlock()
 			c.dropped.Add(int64(bytes.Count(b.data, newline)))
 			b.release()
@@ -158,6 +209,7 @@ func (c *Capture) add(b block) {
 		c.startSpilling()
 		c.roomMade.Wait()
 	}
+	b.gap, c.gapNext[b.stream] = c.gapNext[b.stream], noGap
 	c.queue = append(c.queue, b)
 	c.queued += cap(b.data)
 	if c.queued > c.cfg.Memory {
@@ -185,6 +237,10 @@ var newline = []byte{'\n'}
 // spillHeader is a spilled block's header: stream (1 byte), time (Unix
 // nanoseconds, 8 bytes), length (4 bytes).
 const spillHeader = 13
+
+// A spilled block's stream byte holds its gap in its two high bits
+// (streams are numbered from 0: there are two).
+const spillStreamMask = 0x3f
 
 // spillOut is the spill writer: while the queue is over Memory, it moves
 // the queue's oldest block to the end of the spill file. It ends once
@@ -223,6 +279,7 @@ func (c *Capture) spillOut() {
 		if err != nil {
 			c.spillFailed(err)
 			c.dropped.Add(int64(bytes.Count(b.data, newline)))
+			c.dropBefore(b.stream, gapAfter(b.data))
 		} else {
 			c.spillW += spillHeader + int64(len(b.data))
 			c.spillLines += int64(bytes.Count(b.data, newline))
@@ -250,7 +307,7 @@ func (c *Capture) writeSpilled(b block, off int64) error {
 		c.mu.Unlock()
 	}
 	var h [spillHeader]byte
-	h[0] = byte(b.stream)
+	h[0] = byte(b.stream) | byte(b.gap)<<6
 	binary.LittleEndian.PutUint64(h[1:], uint64(b.time.UnixNano()))
 	binary.LittleEndian.PutUint32(h[9:], uint32(len(b.data)))
 	if _, err := c.spill.WriteAt(h[:], off); err != nil {
@@ -283,6 +340,9 @@ func (c *Capture) next() (block, bool) {
 				c.spillFailed(err)
 				c.dropped.Add(c.spillLines)
 				c.spillR = c.spillW
+				for i := range c.streams {
+					c.gapRead[i] = true // every spilled block went
+				}
 			} else {
 				c.spillR += spillHeader + int64(len(b.data))
 				c.spillLines -= int64(bytes.Count(b.data, newline))
@@ -328,7 +388,7 @@ func readSpilled(f *os.File, off int64) (block, error) {
 		return block{}, err
 	}
 	n := int(binary.LittleEndian.Uint32(h[9:]))
-	b := block{stream: int(h[0]), time: time.Unix(0, int64(binary.LittleEndian.Uint64(h[1:])))}
+	b := block{stream: int(h[0] & spillStreamMask), gap: gap(h[0] >> 6), time: time.Unix(0, int64(binary.LittleEndian.Uint64(h[1:])))}
 	if n <= bufSize {
 		b.data, b.pooled = getBuf()[:n], true
 	} else {
@@ -360,7 +420,27 @@ func (c *Capture) Read(fn func(Line) error, until func() bool) (done bool, err e
 		for len(c.partial) <= b.stream {
 			c.partial = append(c.partial, nil)
 		}
-		c.partial[b.stream], err = c.split(b, c.partial[b.stream], fn)
+		switch {
+		case b.gap != noGap || c.gapRead[b.stream]:
+			// The line begun ended in output that was dropped (and is
+			// counted there); after output dropped mid-line (or whose end
+			// is not known), so does the start of this block's first line.
+			c.partial[b.stream] = c.partial[b.stream][:0]
+			c.skipping[b.stream] = b.gap == gapMidLine || c.gapRead[b.stream]
+			c.gapRead[b.stream] = false
+		}
+		lines := b // b itself goes back to the pool whole
+		if c.skipping[b.stream] {
+			i := bytes.IndexByte(b.data, '\n')
+			if i < 0 {
+				b.release()
+				continue // all of it the rest of a dropped line
+			}
+			c.skipping[b.stream] = false
+			c.dropped.Add(1)
+			lines.data = b.data[i+1:]
+		}
+		c.partial[b.stream], err = c.split(lines, c.partial[b.stream], fn)
 		b.release()
 		if err != nil {
 			return false, err
@@ -374,7 +454,14 @@ func (c *Capture) Read(fn func(Line) error, until func() bool) (done bool, err e
 		c.spill = nil
 	}
 	c.mu.Unlock()
+	c.mu.Lock()
+	gaps := slices.Clone(c.gapNext)
+	c.mu.Unlock()
 	for i, p := range c.partial {
+		if gaps[i] != noGap || c.gapRead[i] {
+			c.partial[i] = nil // its end was dropped: counted there
+			continue
+		}
 		if len(p) > 0 {
 			c.partial[i] = nil
 			if err := fn(Line{Stream: streams[i], Time: time.Now(), Text: p, Partial: true}); err != nil {

@@ -171,10 +171,20 @@ func TestCaptureNeverBlocksTheCommand(t *testing.T) {
 			if len(lines) == 0 || lines[0] != "stdout:line 0" {
 				t.Fatalf("captured %d lines, first %q; want the first lines", len(lines), lines[:min(1, len(lines))])
 			}
-			// What was captured is in order; a line cut by a dropped block
-			// ends the captured run.
-			if got := int64(len(lines)) + c.Dropped(); got < 1_000_000 || got > 1_000_001 {
-				t.Errorf("captured %d + dropped %d lines, want 1,000,000 in all", len(lines), c.Dropped())
+			// What was captured is whole lines, in order: a line whose
+			// head was captured and whose end was dropped is counted as
+			// dropped, not glued to a later line; every line is counted
+			// once, captured or dropped.
+			last := -1
+			for _, l := range lines {
+				var n int
+				if _, err := fmt.Sscanf(l, "stdout:line %d", &n); err != nil || l != fmt.Sprintf("stdout:line %d", n) || n <= last {
+					t.Fatalf("captured %q after line %d: want whole lines, in order", l, last)
+				}
+				last = n
+			}
+			if got := int64(len(lines)) + c.Dropped(); got != 1_000_000 {
+				t.Errorf("captured %d + dropped %d lines = %d, want 1,000,000", len(lines), c.Dropped(), got)
 			}
 			if c.Dropped() == 0 {
 				t.Errorf("nothing dropped: the capture held more than its limits")
