@@ -113,6 +113,10 @@ type Sampler struct {
 	gz         *gzip.Writer
 	chunkSeq   int
 	chunkStart time.Time
+	// chunkSamples are the samples written to the open chunk; lostSamples
+	// those of chunks the spool's disk refused (not in the store; the
+	// summary counts them all the same).
+	chunkSamples, lostSamples int
 	line       []byte
 	prevTime   time.Time
 	failed     map[string]bool // sources whose failure was logged
@@ -292,12 +296,18 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 	ticker := time.NewTicker(s.cfg.Interval)
 	defer ticker.Stop()
 	// A source that fails is logged (sample); a chunk that cannot be
-	// written or sealed loses samples, and ends the component in error.
-	var chunkErr error
+	// written or sealed (a full disk) loses its samples from the series,
+	// not from the summary, and the next sample starts a new chunk: the
+	// first failure in a row is a warning, and the count is logged at the
+	// end. A job is not failed for it.
+	warned := false
 	keepErr := func(err error) {
-		if err != nil && chunkErr == nil {
-			chunkErr = err
-			s.log.Error("cannot write the resource series; samples are lost", "err", err)
+		switch {
+		case err == nil:
+			warned = false
+		case !warned:
+			warned = true
+			s.log.Warn("cannot write the resource series to the spool (is the disk full?); its samples are left out of the series, not of summary.json, until it can", "err", err)
 		}
 	}
 	keepErr(s.sample(time.Now()))
@@ -324,7 +334,10 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 	if err := s.putSummary(deadline, s.summaryJSON(true)); err != nil {
 		return fmt.Errorf("final summary: %w", err)
 	}
-	return chunkErr
+	if s.lostSamples > 0 {
+		s.log.Warn("samples of the resource series could not be written to the spool and are not in the store; summary.json counts them", "samples", s.lostSamples)
+	}
+	return nil
 }
 
 // sampleAndSeal takes a sample and seals the chunk when it is old or big
@@ -354,14 +367,20 @@ func (s *Sampler) sample(now time.Time) error {
 			s.sourceFailed(src.Name(), err)
 		}
 	}
-	if err := s.write(&smp); err != nil {
+	werr := s.write(&smp)
+	if werr != nil {
 		// The chunk is broken: drop it, and start a new one next time.
+		// The sample still counts in the summary.
+		s.lostSamples++
 		if s.chunk != nil {
 			s.chunk.Abort()
 			s.chunk = nil
 			s.lost(s.chunkSeq)
+			s.lostSamples += s.chunkSamples
 		}
-		return fmt.Errorf("chunk: %w", err)
+		werr = fmt.Errorf("chunk: %w", werr)
+	} else {
+		s.chunkSamples++
 	}
 	s.mu.Lock()
 	s.agg.Add(&smp)
@@ -371,7 +390,7 @@ func (s *Sampler) sample(now time.Time) error {
 	}
 	s.latest = smp
 	s.mu.Unlock()
-	return nil
+	return werr
 }
 
 // sourceFailed logs a source's failure: the first as a warning, the next
@@ -401,7 +420,7 @@ func (s *Sampler) write(smp *Sample) error {
 		if err != nil {
 			return err
 		}
-		s.chunk, s.chunkSeq, s.chunkStart = c, seq, smp.Time
+		s.chunk, s.chunkSeq, s.chunkStart, s.chunkSamples = c, seq, smp.Time, 0
 		if s.gz == nil {
 			s.gz = gzip.NewWriter(c)
 		} else {
@@ -434,6 +453,7 @@ func (s *Sampler) seal() error {
 	if err != nil {
 		c.Abort()
 		s.lost(s.chunkSeq)
+		s.lostSamples += s.chunkSamples
 		return fmt.Errorf("chunk %s: %w", c.Name(), err)
 	}
 	return nil

@@ -423,6 +423,34 @@ func TestParentAndChildEndTogether(t *testing.T) {
 	}
 }
 
+// TestFullDisk: the spool's disk refuses the first chunk of the series
+// (ENOSPC: it is written to /dev/full). The sampler goes on: its later
+// samples are stored, the summary counts every sample, and the run ends
+// without an error, the lost samples logged.
+func TestFullDisk(t *testing.T) {
+	spoolDir := t.TempDir()
+	r := newRig(t, t.TempDir(), spoolDir, &memState{}, Config{Wrapper: true, Interval: 50 * time.Millisecond, ChunkAge: 200 * time.Millisecond})
+	open := filepath.Join(spoolDir, ".open", Folder)
+	if err := os.MkdirAll(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/full", filepath.Join(open, chunkName(0, 1))); err != nil {
+		t.Fatal(err)
+	}
+	stop := r.start()
+	time.Sleep(time.Second)
+	stop() // fails the test if Run returns an error
+	s := r.summary()
+	stored := len(r.series())
+	t.Logf("%d samples in the summary, %d in the stored series", s.Samples, stored)
+	if stored == 0 || stored >= s.Samples {
+		t.Errorf("%d samples stored of the %d the summary counts; want the ones after the lost chunk", stored, s.Samples)
+	}
+	if !strings.Contains(r.logs.String(), "could not be written to the spool") {
+		t.Errorf("the lost samples are not logged:\n%s", r.logs)
+	}
+}
+
 // TestOrphanedGrandchild: a grandchild whose parent exits first is adopted
 // outside the tree, and still counted.
 func TestOrphanedGrandchild(t *testing.T) {
