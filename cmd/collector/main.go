@@ -38,6 +38,31 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// buildVersion is version as the build set it, else (a plain go build or
+// go run) the commit the binary was built from, as Go records it.
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+modified"
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	return "dev-" + rev + dirty
+}
+
 // Exit codes of the contract.
 const (
 	exitOK      = 0
@@ -110,8 +135,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mode := "sidecar"
 	if len(args) > 0 {
 		switch args[0] {
-		case "version":
-			fmt.Fprintln(stdout, "collector", version)
+		case "version", "--version", "-version":
+			fmt.Fprintln(stdout, "collector", buildVersion())
 			return exitOK
 		case "restore":
 			mode, args = "restore", args[1:]

@@ -80,3 +80,13 @@ func TestOneCollectorPerState(t *testing.T) {
 		t.Errorf("after the first was killed: exit %d:\n%s", code, out)
 	}
 }
+
+// TestVersion: `collector version` and `collector --version` print the
+// same line, exit 0.
+func TestVersion(t *testing.T) {
+	code, out := runInProcess(t, nil, "version")
+	code2, out2 := runInProcess(t, nil, "--version")
+	if code != 0 || code2 != 0 || !strings.HasPrefix(out, "collector ") || out != out2 {
+		t.Errorf("version: exit %d %q; --version: exit %d %q; want exit 0 and one line 'collector VERSION' from both", code, out, code2, out2)
+	}
+}
