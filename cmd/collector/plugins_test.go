@@ -330,5 +330,10 @@ func TestPluginsKeys(t *testing.T) {
 		if p.code != exitUsage || !strings.Contains(p.out, "valid keys: auth, docker, shm") {
 			t.Errorf("exit %d, want 2 listing the valid keys:\n%s", p.code, p.out)
 		}
+		// The line is the file's, under a plugins: section too.
+		p = runWithPlugins(t, "# a Polyaxon spec fragment\nplugins:\n  collectLogs: false\n  colectArtifacts: true\n")
+		if p.code != exitUsage || !strings.Contains(p.out, "line 4: field colectArtifacts") {
+			t.Errorf("exit %d, want 2 naming line 4 and the key:\n%s", p.code, p.out)
+		}
 	})
 }

@@ -103,16 +103,18 @@ func Load(path string) (*Plugins, error) {
 	if err := yaml.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("--plugins %s: not YAML or JSON: %v", path, err)
 	}
-	body := data
-	if node, ok := top["plugins"]; ok && len(top) == 1 {
-		if body, err = yaml.Marshal(&node); err != nil {
-			return nil, err
-		}
-	}
+	// Decoded from the file as it is, so that an error's line numbers are
+	// the file's.
 	var p Plugins
-	dec := yaml.NewDecoder(bytes.NewReader(body))
+	var into any = &p
+	if _, ok := top["plugins"]; ok && len(top) == 1 {
+		into = &struct {
+			Plugins *Plugins `yaml:"plugins"`
+		}{&p}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("--plugins %s: %v (valid keys: auth, docker, shm, mountArtifactsStore, collectArtifacts, collectLogs, collectResources, autoResume, externalHost, logLevel, sidecar)", path, err)
 	}
 	if p.LogLevel != "" {
