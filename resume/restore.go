@@ -274,7 +274,9 @@ func unsafeRel(rel string) string {
 		return "absolute path"
 	case strings.ContainsRune(rel, 0):
 		return "NUL byte in the path"
-	case strings.Contains(rel, `\`):
+	case os.PathSeparator == '\\' && strings.Contains(rel, `\`):
+		// A folder separator only where the system says so: on Linux
+		// a\b is one file's name, which the sync uploads as it is.
 		return "backslash in the path"
 	case rel == ".." || strings.HasPrefix(rel, "../") || strings.HasSuffix(rel, "/..") || strings.Contains(rel, "/../"):
 		return `".." in the path`
