@@ -410,7 +410,7 @@ func TestFollow(t *testing.T) {
 	var got []string
 	done := make(chan error, 1)
 	go func() {
-		done <- Follow(ctx, b, 20*time.Millisecond, Filter{}, func(e *Entry, _ []byte) error {
+		done <- Follow(ctx, b, 20*time.Millisecond, Filter{}, nil, func(e *Entry, _ []byte) error {
 			mu.Lock()
 			got = append(got, e.Value)
 			mu.Unlock()
@@ -484,5 +484,33 @@ func TestCheckpointsAfterCursorsMove(t *testing.T) {
 	<-done
 	if n := checkpoints.Load(); n < 1 || n > 12 {
 		t.Errorf("%d checkpoints in about 1 s with a 100 ms chunk age; want a few, at most one per age", n)
+	}
+}
+
+// TestFollowEndsWhenTheRunEnded: Follow returns once the attempt that
+// ended is the last that logged, and goes on while a later attempt logs.
+func TestFollowEndsWhenTheRunEnded(t *testing.T) {
+	dir, b := t.TempDir(), memblob.OpenBucket(nil)
+	sec := &memSection{}
+	runOnce(t, testConfig(), dir, b, sec, 1, &numbered{name: "app", n: 100})
+	runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 200})
+	for _, tc := range []struct {
+		ok      bool
+		attempt int
+		returns bool
+	}{
+		{ok: true, attempt: 2, returns: true},  // the last attempt ended
+		{ok: true, attempt: 1, returns: false}, // attempt 2 still running
+		{ok: false, returns: false},            // nothing ended yet
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		n := 0
+		err := Follow(ctx, b, 20*time.Millisecond, Filter{}, func(context.Context) (int, bool, error) { return tc.attempt, tc.ok, nil },
+			func(*Entry, []byte) error { n++; return nil })
+		returned := ctx.Err() == nil
+		cancel()
+		if err != nil || n != 200 || returned != tc.returns {
+			t.Errorf("ended attempt %d (%v): err %v, %d lines, returned by itself %v; want 200 lines and %v", tc.attempt, tc.ok, err, n, returned, tc.returns)
+		}
 	}
 }

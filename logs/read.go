@@ -40,9 +40,23 @@ func Read(ctx context.Context, run *blob.Bucket, f Filter, fn func(e *Entry, raw
 // Follow is Read, then, every interval until ctx ends, the records of the
 // chunks that landed since. A chunk that lands after a later one of its
 // source (uploads run in parallel) is printed when it lands.
-func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Filter, fn func(e *Entry, raw []byte) error) error {
+//
+// lastEnded, when set, says which attempt of the run last ended (its final
+// sync over, so all its chunks stored): Follow returns once it has read the
+// chunks of the run's last attempt after that attempt ended.
+func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Filter, lastEnded func(context.Context) (int, bool, error), fn func(e *Entry, raw []byte) error) error {
 	done := map[string]bool{}
+	latest := 0 // the highest attempt of a chunk seen
 	for {
+		// Asked before the listing: the chunks of an attempt that had
+		// ended by then are all in the listing.
+		endedAt, ended := 0, false
+		if lastEnded != nil {
+			var err error
+			if endedAt, ended, err = lastEnded(ctx); err != nil {
+				return err
+			}
+		}
 		names, err := listChunks(ctx, run)
 		if err != nil {
 			return err
@@ -52,10 +66,15 @@ func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Fil
 			if !done[n] {
 				fresh = append(fresh, n)
 				done[n] = true
+				_, attempt, _, _ := parseChunkName(n[len(Folder)+1:])
+				latest = max(latest, attempt)
 			}
 		}
 		if err := readChunks(ctx, run, fresh, f, fn); err != nil {
 			return err
+		}
+		if ended && endedAt >= latest {
+			return nil // no attempt after the one that ended has logged
 		}
 		select {
 		case <-ctx.Done():

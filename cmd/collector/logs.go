@@ -206,7 +206,8 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	f := logs.Filter{Container: container, Stream: stream}
 	if follow {
-		err = logs.Follow(ctx, run, interval, f, func(e *logs.Entry, raw []byte) error {
+		lastEnded := func(ctx context.Context) (int, bool, error) { return resume.LastEnded(ctx, run) }
+		err = logs.Follow(ctx, run, interval, f, lastEnded, func(e *logs.Entry, raw []byte) error {
 			err := print(e, raw)
 			return errors.Join(err, w.Flush())
 		})

@@ -473,3 +473,39 @@ func TestWrapperWhenStdoutIsClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsFollowEndsWithTheRun: `collector logs --follow` started while a
+// wrapped job prints prints every line once, in order, and returns by
+// itself once the run has ended (as `kubectl logs -f` does).
+func TestLogsFollowEndsWithTheRun(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	p := start(t, dir, nil, "--store", store, "--run", "fol", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--sync-interval", "0.2", "--",
+		"sh", "-c", `i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done`)
+	var out, errs bytes.Buffer
+	followed := make(chan int, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go func() {
+		followed <- runLogs(ctx, []string{"--store", store, "--run", "fol", "--follow", "--follow-interval", "100ms"}, os.Getenv, &out, &errs)
+	}()
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("the run exited %d:\n%s", code, p.stderr.String())
+	}
+	select {
+	case code := <-followed:
+		if code != 0 {
+			t.Fatalf("collector logs --follow: exit %d: %s", code, errs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("collector logs --follow still running 20 s after the run ended; printed:\n%s", out.String())
+	}
+	var want strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	if out.String() != want.String() {
+		t.Errorf("followed:\n%s\nwant lines 0 to 39, each once, in order", out.String())
+	}
+}

@@ -362,7 +362,17 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 		c.log.Error("cannot start", "err", err)
 		return exitFailure
 	}
-	budget, finish := c.set.Sync.ShutdownTimeout, keeper.Flush
+	budget := c.set.Sync.ShutdownTimeout
+	finish := func(ctx context.Context) error {
+		if err := keeper.Flush(ctx); err != nil {
+			return err
+		}
+		// Last of all: what this attempt stored is in the store by now.
+		if err := resume.MarkEnded(ctx, c.run, st.Attempt); err != nil {
+			c.log.Warn("cannot mark the attempt ended in the store: `collector logs --follow` goes on until stopped", "err", err)
+		}
+		return nil
+	}
 	if mode == "sidecar" {
 		err := runComponents(ctx, ctx, budget, c.log, components, finish)
 		report.end(nil, err)
