@@ -21,6 +21,7 @@ import (
 	stdsync "sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -921,5 +922,49 @@ func TestResumeKeepsPartsTheJournalMissed(t *testing.T) {
 		if want := fileSize/partSize - len(saved.Parts); len(j.saves)-1 > want {
 			t.Errorf("resume sent %d parts; the store held %d of %d, so want at most %d", len(j.saves)-1, len(saved.Parts), fileSize/partSize, want)
 		}
+	})
+}
+
+// TestResumeWhileTheCompleteIsInFlight: a collector was killed while it
+// waited for the answer to its CompleteMultipartUpload; the server goes on
+// with it, and lists no upload meanwhile (versitygw joins the parts under
+// another name). The restarted collector finds every part recorded and no
+// upload: it looks for the object again for a while, and finds the file
+// there, instead of sending it all again.
+func TestResumeWhileTheCompleteIsInFlight(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if !strings.HasPrefix(e.kind.name, stores.KindS3) {
+			return // S3 only: the others have no upload that vanishes while it completes
+		}
+		f := newFile("model/weights.bin", bigFile()[:12*mib], partSize)
+		// The first collector's Complete goes out 2 s after its last part.
+		whole := make(chan stores.Progress, 1)
+		first := stores.JournalFunc(func(_ context.Context, p stores.Progress) error {
+			if int64(len(p.Parts)) == p.NumParts() {
+				whole <- p
+				time.Sleep(2 * time.Second)
+			}
+			return nil
+		})
+		firstDone := make(chan error, 1)
+		go func() {
+			p := f.progress
+			firstDone <- e.uploader(t).Upload(context.Background(), bytes.NewReader(f.data), &p, f.metadata, concurrency, first)
+		}()
+		recorded := <-whole
+		recorded.ID = "an-upload-the-server-no-longer-lists"
+		j := &journal{}
+		start := time.Now()
+		if err := e.uploader(t).Upload(context.Background(), bytes.NewReader(f.data), &recorded, f.metadata, concurrency, j); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-firstDone; err != nil {
+			t.Fatal(err)
+		}
+		checkStored(t, e, f)
+		if len(j.saves) != 0 {
+			t.Errorf("the restarted upload saved progress %d times: it sent the file again instead of finding it", len(j.saves))
+		}
+		t.Logf("found the object after %v", time.Since(start).Round(time.Millisecond))
 	})
 }

@@ -142,7 +142,8 @@ func TestCrashAndRestart(t *testing.T) {
 				break
 			}
 			if part != "" && wasStored && at.Before(k) {
-				redone[fmt.Sprintf("part %s of the big file, completed before kill %d, was sent again after it", part, i+1)]++
+				redone[fmt.Sprintf("part %s of the big file, completed before kill %d (uploads %s), was sent again after it (upload %s)",
+					part, i+1, strings.Join(uploadsOf(log, name(r), k), ","), short(r.Query.Get("uploadId")))]++
 				break
 			}
 			if part == "" && recorded[i][rel] {
@@ -169,6 +170,21 @@ func TestCrashAndRestart(t *testing.T) {
 		t.Errorf("no local state: %v", err)
 	}
 }
+
+// uploadsOf names the uploads in which the server completed the part (path
+// and number) before the time given.
+func uploadsOf(log []storetest.Request, part string, before time.Time) []string {
+	var ids []string
+	for _, r := range log {
+		if r.Path+"?partNumber="+r.Query.Get("partNumber") == part && r.Method == http.MethodPut &&
+			r.Status == http.StatusOK && r.Answered.Before(before) && !slices.Contains(ids, short(r.Query.Get("uploadId"))) {
+			ids = append(ids, short(r.Query.Get("uploadId")))
+		}
+	}
+	return ids
+}
+
+func short(id string) string { return id[:min(8, len(id))] }
 
 // partCompleted tells whether the server completed a part of the big file
 // since the given time.

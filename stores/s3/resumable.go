@@ -56,7 +56,7 @@ func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Progre
 		done, ck, err = u.listParts(ctx, key, p)
 		switch {
 		case isNoSuchUpload(err):
-			sum, there, err := u.alreadyThere(ctx, key, r, p)
+			sum, there, err := u.completedElsewhere(ctx, key, r, p)
 			if err != nil || there {
 				return sum, err
 			}
@@ -167,28 +167,57 @@ type s3Checksums struct {
 	parts, fullObject bool
 }
 
+// completedElsewhere tells whether the upload that the server no longer
+// lists was completed: the object holds this file, whole. When every part
+// was recorded, the collector that recorded them may have been killed
+// while it waited for the answer to its CompleteMultipartUpload, which the
+// server goes on with; some servers (versitygw) list no upload while they
+// join its parts. The object is then looked for again for a while (15 s at
+// most, one HEAD each time) before the file is sent again whole.
+func (u *s3Uploader) completedElsewhere(ctx context.Context, key string, r io.ReaderAt, p *stores.Progress) ([]byte, bool, error) {
+	sum, there, found, err := u.alreadyThere(ctx, key, r, p)
+	if err != nil || there || found || int64(len(p.Parts)) < p.NumParts() {
+		return sum, there, err // found but not this file: another object
+	}
+	for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-time.After(wait):
+		}
+		if sum, there, found, err = u.alreadyThere(ctx, key, r, p); err != nil || there || found {
+			return sum, there, err
+		}
+	}
+	return nil, false, nil
+}
+
 // alreadyThere tells whether the object holds this file, whole: an upload
 // completed before a crash that lost its record. It hashes the file, which
 // the caller needs either way, and compares the object's full-object CRC32,
 // or the SHA-256 in its metadata, with the file's.
-func (u *s3Uploader) alreadyThere(ctx context.Context, key string, r io.ReaderAt, p *stores.Progress) ([]byte, bool, error) {
+// found says the object exists, whether it holds this file or not.
+func (u *s3Uploader) alreadyThere(ctx context.Context, key string, r io.ReaderAt, p *stores.Progress) (sum []byte, there, found bool, err error) {
 	out, err := u.client.HeadObject(ctx, &s3.HeadObjectInput{
 		Bucket:       aws.String(u.bucket),
 		Key:          aws.String(key),
 		ChecksumMode: types.ChecksumModeEnabled,
 	})
-	if err != nil || aws.ToInt64(out.ContentLength) != p.Size {
-		return nil, false, nil // not there (or not known to be): upload
+	if err != nil {
+		return nil, false, false, nil // not there (or not known to be): upload
+	}
+	if aws.ToInt64(out.ContentLength) != p.Size {
+		return nil, false, true, nil
 	}
 	sums, err := parts.HashFile(ctx, r, p)
 	if err != nil {
-		return nil, false, err
+		return nil, false, true, err
 	}
 	full := out.ChecksumType == types.ChecksumTypeFullObject && aws.ToString(out.ChecksumCRC32) == parts.CRC32Base64(sums.CRC32)
 	if full || out.Metadata[stores.HashMetadataKey] == hex.EncodeToString(sums.SHA256) {
-		return sums.SHA256, true, nil
+		return sums.SHA256, true, true, nil
 	}
-	return nil, false, nil
+	return nil, false, true, nil
 }
 
 // listParts returns the parts the server holds for p's upload that fit p:
