@@ -117,9 +117,10 @@ type Sampler struct {
 	// those of chunks the spool's disk refused (not in the store; the
 	// summary counts them all the same).
 	chunkSamples, lostSamples int
-	line       []byte
-	prevTime   time.Time
-	failed     map[string]bool // sources whose failure was logged
+
+	line     []byte
+	prevTime time.Time
+	failed   map[string]bool // sources whose failure was logged
 }
 
 // New builds the sampler: it opens its sources (saying once which are
