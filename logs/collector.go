@@ -546,9 +546,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 		if w.unpaced {
 			// Never block the command: the line is counted, and a record
 			// says how many once the spool takes chunks again.
-			n := max(r.Dropped, 1)
-			w.dropped += n
-			c.dropped.Add(n)
+			w.drop(r)
 			return nil
 		}
 		w.mu.Unlock()
@@ -591,9 +589,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 			if err := w.lost(err); err != nil {
 				return err
 			}
-			n := max(r.Dropped, 1) // this line too
-			w.dropped += n
-			c.dropped.Add(n)
+			w.drop(r) // this line too
 			return nil
 		}
 	}
@@ -688,6 +684,14 @@ func (w *writer) noteDropped(container string) error {
 func (w *writer) fail(err error) error {
 	w.failed = fmt.Errorf("logs: chunk of %s: %w", w.name, err)
 	return w.failed
+}
+
+// drop counts the record's line (or the lines a record of dropped lines
+// counts) as dropped, for the next record of dropped lines; w.mu is held.
+func (w *writer) drop(r Record) {
+	n := max(r.Dropped, 1)
+	w.dropped += n
+	w.c.dropped.Add(n)
 }
 
 // lost drops the open chunk after a write to it failed (a full disk, most

@@ -244,25 +244,7 @@ func TestFullSpool(t *testing.T) {
 	if got := lines(t, inner, Filter{Container: "file"}); len(got) != 20000 || got[19999] != "file/stdout line 19999" {
 		t.Errorf("paced source: %d lines in the store, want all 20000", len(got))
 	}
-	var kept, dropped int64
-	last := -1
-	err = Read(context.Background(), inner, Filter{Container: "command"}, func(e *Entry, _ []byte) error {
-		if e.Dropped > 0 {
-			dropped += e.Dropped
-			return nil
-		}
-		kept++
-		var n int
-		fmt.Sscanf(e.Value, "line %d", &n)
-		if n <= last {
-			t.Errorf("line %d after line %d", n, last)
-		}
-		last = n
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kept, dropped, last := commandLines(t, inner)
 	if dropped == 0 {
 		t.Error("no record of dropped lines")
 	}
@@ -321,9 +303,21 @@ func TestFullDisk(t *testing.T) {
 	if len(got) != 20000 {
 		t.Errorf("paced source: %d lines in the store, want all 20000, each once", len(got))
 	}
-	var kept, dropped int64
-	last := -1
-	err = Read(context.Background(), b, Filter{Container: "command"}, func(e *Entry, _ []byte) error {
+	kept, dropped, last := commandLines(t, b)
+	_, total := c.Totals()
+	t.Logf("command: %d lines kept, %d dropped (Totals: %d)", kept, dropped, total)
+	if dropped == 0 || kept == 0 || kept+dropped != 20000 || total != dropped || last != 19999 {
+		t.Errorf("command: %d kept + %d dropped (Totals %d), last %d; want 20000 in all, some of each, the newest kept", kept, dropped, total, last)
+	}
+}
+
+// commandLines reads back the "command" source's numbered lines: how many
+// were kept, how many the records of dropped lines count, and the last
+// line's number; kept lines must come in order.
+func commandLines(t *testing.T, b *blob.Bucket) (kept, dropped int64, last int) {
+	t.Helper()
+	last = -1
+	err := Read(context.Background(), b, Filter{Container: "command"}, func(e *Entry, _ []byte) error {
 		if e.Dropped > 0 {
 			dropped += e.Dropped
 			return nil
@@ -340,11 +334,7 @@ func TestFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, total := c.Totals()
-	t.Logf("command: %d lines kept, %d dropped (Totals: %d)", kept, dropped, total)
-	if dropped == 0 || kept == 0 || kept+dropped != 20000 || total != dropped || last != 19999 {
-		t.Errorf("command: %d kept + %d dropped (Totals %d), last %d; want 20000 in all, some of each, the newest kept", kept, dropped, total, last)
-	}
+	return kept, dropped, last
 }
 
 type unpaced struct {

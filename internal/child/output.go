@@ -420,8 +420,7 @@ func (c *Capture) Read(fn func(Line) error, until func() bool) (done bool, err e
 		for len(c.partial) <= b.stream {
 			c.partial = append(c.partial, nil)
 		}
-		switch {
-		case b.gap != noGap || c.gapRead[b.stream]:
+		if b.gap != noGap || c.gapRead[b.stream] {
 			// The line begun ended in output that was dropped (and is
 			// counted there); after output dropped mid-line (or whose end
 			// is not known), so does the start of this block's first line.
@@ -447,15 +446,12 @@ func (c *Capture) Read(fn func(Line) error, until func() bool) (done bool, err e
 		}
 	}
 	c.mu.Lock()
-	streams := c.streams
+	streams, gaps := c.streams, slices.Clone(c.gapNext)
 	if c.spill != nil {
 		c.spill.Close()
 		_ = os.Remove(c.cfg.SpillPath)
 		c.spill = nil
 	}
-	c.mu.Unlock()
-	c.mu.Lock()
-	gaps := slices.Clone(c.gapNext)
 	c.mu.Unlock()
 	for i, p := range c.partial {
 		if gaps[i] != noGap || c.gapRead[i] {
