@@ -138,6 +138,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, "collector", buildVersion())
 			return exitOK
+		case "help":
+			usage(stdout)
+			return exitOK
 		case "restore":
 			mode, args = "restore", args[1:]
 		case "logs":

@@ -129,6 +129,14 @@ Flags:
 	})
 }
 
+// afterDashes reports whether the last n of args follow a "--": a word
+// without it is a mistyped subcommand ("collector restor"), which must not
+// start a run that writes to the store.
+func afterDashes(args []string, n int) bool {
+	i := len(args) - n - 1
+	return i >= 0 && args[i] == "--"
+}
+
 var runPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // loadSettings merges the sources of configuration and validates the result.
@@ -143,6 +151,10 @@ func loadSettings(args []string, getenv func(string) string) (*settings, error) 
 		return nil, fmt.Errorf("%v (see collector --help)", err)
 	}
 	s.Command = fs.Args()
+	if len(s.Command) > 0 && !afterDashes(args, len(s.Command)) {
+		return nil, fmt.Errorf("unknown command %q: the commands are restore, logs, version and help; "+
+			"to wrap a command, put it after --: collector [flags] -- %s", s.Command[0], strings.Join(s.Command, " "))
+	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 
