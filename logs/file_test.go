@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -339,5 +340,49 @@ func TestSavedOffsetCheckedAgainstTheFile(t *testing.T) {
 	got := tl.end(t)
 	if strings.Join(got, "|") != "aaaa|bbbb|aaaa|cccc|dddd" {
 		t.Errorf("store holds %q; want the rewritten file read again from its start", got)
+	}
+}
+
+// TestFileSourceBacksOffWhileIdle: while its file does not change, the
+// source looks at it idlePolls polls apart, not every poll; a line written
+// after the pause is read, and then it looks every poll again.
+func TestFileSourceBacksOffWhileIdle(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "app.log")
+	appendTo(t, log, "before\n")
+	const poll = 10 * time.Millisecond
+	src, _ := NewFileSource(log, poll, 1<<20)
+	var looks, idleLooks atomic.Int64
+	src.looked = func(moved bool) {
+		looks.Add(1)
+		if !moved {
+			idleLooks.Add(1)
+		}
+	}
+	lines := make(chan string, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Run(ctx, nil, func(r Record, _ Position) error {
+			lines <- string(r.Value)
+			return nil
+		})
+	}()
+	if got := <-lines; got != "before" {
+		t.Fatalf("first line %q", got)
+	}
+	idleLooks.Store(0)
+	const pause = time.Second
+	time.Sleep(pause)
+	// Every poll would be 100 looks; idlePolls apart, 25.
+	if n, most := idleLooks.Load(), int64(pause/(idlePolls*poll))+10; n > most {
+		t.Errorf("%d looks at an unchanged file in %v; want at most %d (one every %v)", n, pause, most, idlePolls*poll)
+	}
+	appendTo(t, log, "after\n")
+	if got := <-lines; got != "after" {
+		t.Fatalf("line after the pause %q", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
