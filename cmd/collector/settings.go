@@ -137,6 +137,83 @@ func afterDashes(args []string, n int) bool {
 	return i >= 0 && args[i] == "--"
 }
 
+// envNotSettings are the COLLECTOR_ variables that are not a flag's: those
+// the collector gives the wrapped command (a collector run inside it sees
+// them) and those its log sources and plugins read.
+var envNotSettings = []string{
+	"COLLECTOR_ATTEMPT", "COLLECTOR_RESUMED", "COLLECTOR_ARTIFACTS_STORE_PATH", "COLLECTOR_RUN_ARTIFACTS_PATH",
+	"COLLECTOR_API_URL", "COLLECTOR_AUTH_TOKEN", "COLLECTOR_API_TOKEN",
+	"COLLECTOR_POD_NAME", "COLLECTOR_POD_NAMESPACE", "COLLECTOR_NODE_NAME", "COLLECTOR_SERVICEACCOUNT_DIR",
+	"COLLECTOR_VERSION", // docker-compose.yml's build argument, from the shell that runs compose
+}
+
+// serviceLink matches the variables Kubernetes gives every pod for a Service
+// named collector or collector-something (COLLECTOR_SERVICE_HOST,
+// COLLECTOR_PORT_8080_TCP_ADDR, ...), and the test suite's own.
+var serviceLink = regexp.MustCompile(`^COLLECTOR_([A-Z0-9_]+_)?(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$|^COLLECTOR_TEST_`)
+
+// checkEnvNames refuses a COLLECTOR_ variable that names no setting: a
+// misspelt one (COLLECTOR_OUTPUT_PATH) would be ignored, and the job's
+// outputs looked for in the default folder, never stored.
+func checkEnvNames(environ []string, fs *flag.FlagSet) error {
+	known := map[string]bool{}
+	for _, n := range envNotSettings {
+		known[n] = true
+	}
+	fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "COLLECTOR_") && !known[name] && !serviceLink.MatchString(name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	var flagNames []string
+	fs.VisitAll(func(f *flag.Flag) { flagNames = append(flagNames, envName(f.Name)) })
+	hint := ""
+	if near := closest(unknown[0], flagNames); editDistance(near, unknown[0]) <= 3 {
+		hint = "; did you mean " + near + "?"
+	}
+	return fmt.Errorf("%s: not a setting%s (each flag --NAME is the environment variable COLLECTOR_NAME; see collector help)", unknown[0], hint)
+}
+
+// closest returns the one of names with the fewest single-letter edits
+// from name.
+func closest(name string, names []string) string {
+	best, bestDist := "", -1
+	for _, n := range names {
+		if d := editDistance(name, n); bestDist < 0 || d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 var runPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // loadSettings merges the sources of configuration and validates the result.
@@ -154,6 +231,11 @@ func loadSettings(args []string, getenv func(string) string) (*settings, error) 
 	if len(s.Command) > 0 && !afterDashes(args, len(s.Command)) {
 		return nil, fmt.Errorf("unknown command %q: the commands are restore, logs, version and help; "+
 			"to wrap a command, put it after --: collector [flags] -- %s", s.Command[0], strings.Join(s.Command, " "))
+	}
+	if ownProcess { // tests running in-process give their environment as a map
+		if err := checkEnvNames(os.Environ(), fs); err != nil {
+			return nil, err
+		}
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
