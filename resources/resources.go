@@ -49,6 +49,11 @@ type Config struct {
 	// every process visible but the collector, and no cgroup (the
 	// sidecar's own is not the job's).
 	Wrapper bool
+	// CommandStarted, in wrapper mode, is closed once the command runs its
+	// own program: the first sample waits for it. Until its exec, the
+	// command's process is a copy of the collector, sharing its memory,
+	// and a sample would count the collector's RSS as the job's.
+	CommandStarted <-chan struct{}
 	// ProcDir, CgroupRoot and ShmPath default to /proc, /sys/fs/cgroup and
 	// /dev/shm.
 	ProcDir, CgroupRoot, ShmPath string
@@ -311,7 +316,14 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 			s.log.Warn("cannot write the resource series to the spool (is the disk full?); its samples are left out of the series, not of summary.json, until it can", "err", err)
 		}
 	}
+	if s.cfg.CommandStarted != nil {
+		select {
+		case <-s.cfg.CommandStarted:
+		case <-stop.Done():
+		}
+	}
 	keepErr(s.sample(time.Now()))
+	ticker.Reset(s.cfg.Interval)
 	for stop.Err() == nil {
 		select {
 		case <-stop.Done():

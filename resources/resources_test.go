@@ -370,6 +370,29 @@ func TestPeakMemory(t *testing.T) {
 	}
 }
 
+// TestFirstSampleAfterTheCommandStarts: in wrapper mode nothing is sampled
+// before the command runs its own program. Until its exec, the command's
+// process is a copy of the collector sharing its memory: a sample then
+// counted the collector's RSS (54 MiB) as the job's peak, for a job of 1.
+// Here a child holding 200 MiB before the start stands for that copy.
+func TestFirstSampleAfterTheCommandStarts(t *testing.T) {
+	store := newStore(t)
+	started := make(chan struct{})
+	r := newRig(t, store, t.TempDir(), &memState{}, Config{Wrapper: true, Interval: 50 * time.Millisecond, CommandStarted: started})
+	stop := r.start()
+	startHelper(t, "alloc", "200").Wait()
+	close(started)
+	startHelper(t, "sleep", "300ms").Wait()
+	stop()
+	s := r.summary()
+	if s.Samples < 2 {
+		t.Errorf("%d samples, want the command's", s.Samples)
+	}
+	if s.Memory.PeakRSSBytes >= 100<<20 {
+		t.Errorf("peak_rss_bytes = %d MiB: a process sampled before the command started", int(s.Memory.PeakRSSBytes)>>20)
+	}
+}
+
 // TestGrandchildren: a child that forks grandchildren, which exit before
 // the end, is counted whole.
 func TestGrandchildren(t *testing.T) {

@@ -222,6 +222,7 @@ type collector struct {
 	// capture holds the wrapped command's output, and stdout and stderr
 	// are its streams, when its logs are collected.
 	capture        *child.Capture
+	commandStarted chan struct{} // wrapper mode: closed once the command runs
 	stdout, stderr *child.Output
 }
 
@@ -358,6 +359,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	keeper := resume.NewKeeper(c.statePath(), c.run, st, c.log)
 	if mode == "wrapper" {
 		c.capture, c.stdout, c.stderr = c.commandOutputs()
+		c.commandStarted = make(chan struct{})
 	}
 	c.probe.Metrics.MustRegister(stateMetrics{keeper})
 	components, err := c.components(st, keeper)
@@ -392,10 +394,11 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	go func() { done <- runComponents(stop, ctx, budget, c.log, components, finish) }()
 	absOutputs, _ := filepath.Abs(c.set.OutputsPath)
 	cmd := child.Command{
-		Args:   c.expandArgs(c.set.Command, absOutputs),
-		Grace:  c.set.Sync.ShutdownTimeout,
-		Env:    c.childEnv(st, absOutputs),
-		Behind: ownProcess,
+		Args:    c.expandArgs(c.set.Command, absOutputs),
+		Grace:   c.set.Sync.ShutdownTimeout,
+		Env:     c.childEnv(st, absOutputs),
+		Behind:  ownProcess,
+		Started: func() { close(c.commandStarted) },
 	}
 	if c.stdout != nil {
 		cmd.Stdout, cmd.Stderr = c.stdout, c.stderr

@@ -22,8 +22,10 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 		Interval: c.set.ResourcesInterval,
 		ChunkAge: c.set.Sync.Interval,
 		Wrapper:  len(c.set.Command) > 0,
-		NoShm:    !c.set.Plugins.ShmOn(),
-		Logger:   c.log,
+		// A nil channel in a sidecar: nothing to wait for.
+		CommandStarted: c.commandStarted,
+		NoShm:          !c.set.Plugins.ShmOn(),
+		Logger:         c.log,
 	}
 	if name := c.set.ResourcesContainer; name != "" {
 		// The settings checked that the docker plugin is on.

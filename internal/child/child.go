@@ -27,6 +27,9 @@ type Command struct {
 	// command runs (Linux): they never take the CPU from it on waking up.
 	// The command itself keeps the normal policy.
 	Behind bool
+	// Started, when set, is called once the command runs its own program
+	// (after its exec), or could not be started.
+	Started func()
 }
 
 // Run starts the command and waits for it. When ctx ends (the collector got
@@ -78,6 +81,9 @@ func (c Command) Run(ctx context.Context) (int, error) {
 	}
 	cmd.Env = append(os.Environ(), c.Env...)
 	err := cmd.Start()
+	if c.Started != nil {
+		c.Started()
+	}
 	for _, f := range childEnds {
 		f.Close() // the command holds its own copies
 	}
