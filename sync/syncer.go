@@ -93,6 +93,10 @@ type Syncer struct {
 	entries resume.Manifest
 	lastErr map[string]string   // last error logged per path, to log repeats quietly
 	pending map[string]struct{} // paths to look at again: unsettled, changed while read, failed
+	// heldSince is when each small file not yet settled was first held
+	// back, in a row of passes: one that never settles (a log or metrics
+	// file appended to all the time) goes up once held for an interval.
+	heldSince map[string]time.Time
 	// unseen holds the manifest's paths not seen in the folder since the
 	// Syncer started: an earlier attempt's files that this attempt does not
 	// have (autoResume off, a restore narrowed by --include). They stay in
@@ -267,6 +271,8 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		lastErr: map[string]string{},
 		pending: map[string]struct{}{},
 		unseen:  absent(root, entries),
+
+		heldSince: map[string]time.Time{},
 	}
 	var skip []string
 	for _, d := range opts.SkipDirs {
@@ -652,6 +658,11 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 	defer s.mu.Unlock()
 	if scope == nil {
 		s.pending = map[string]struct{}{}
+		for rel := range s.heldSince {
+			if _, ok := files[rel]; !ok {
+				delete(s.heldSince, rel)
+			}
+		}
 	}
 	for rel := range scope {
 		delete(s.pending, rel)
@@ -674,12 +685,13 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 		}
 		// A file settles once unmodified for Settle; an mtime far in the
 		// future (clock skew on a network file system) does not hold it back.
-		if !final && fs.ModTime > settleBefore && fs.ModTime < skewLimit {
+		if !final && fs.ModTime > settleBefore && fs.ModTime < skewLimit && !s.heldLongEnough(rel, fs, now) {
 			st.Pending++
 			st.Unsettled++
 			s.pending[rel] = struct{}{}
 			continue
 		}
+		delete(s.heldSince, rel)
 		j := job{rel: rel, state: fs}
 		if o, ok := s.unrecorded[rel]; ok && o.size == fs.Size {
 			j.storedMD5 = o.md5
@@ -709,6 +721,26 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].state.ModTime < jobs[b].state.ModTime })
 	return jobs
+}
+
+// heldLongEnough tells whether a file that has not settled has been held
+// back long enough: a file of one request (below --part-size) that has kept
+// changing for a whole sync interval goes up as it is, read whole and
+// checked unchanged while read, so that a training log or a metrics file
+// appended to every second reaches the store during the run, not only at
+// its end. A larger file waits to settle: it is read for seconds, and one
+// that changes meanwhile is abandoned before its commit, its bytes sent for
+// nothing. Called with s.mu held.
+func (s *Syncer) heldLongEnough(rel string, fs fileState, now time.Time) bool {
+	if s.cfg.Interval <= 0 || fs.Size >= int64(s.cfg.PartSize) {
+		return false
+	}
+	since, ok := s.heldSince[rel]
+	if !ok {
+		s.heldSince[rel] = now
+		return false
+	}
+	return now.Sub(since) >= max(s.cfg.Interval, s.cfg.Settle)
 }
 
 // do runs one job and records its outcome in the manifest.

@@ -306,6 +306,49 @@ func TestSettle(t *testing.T) {
 	mirrors(t, dir, b)
 }
 
+// TestFileThatNeverSettles: a small file appended to all the time (a
+// training log, a metrics file) goes up as it is once it has been held back
+// for a sync interval, and again an interval later; a large one that keeps
+// changing waits to settle (reading it would be for nothing).
+func TestFileThatNeverSettles(t *testing.T) {
+	dir := t.TempDir()
+	b := memblob.OpenBucket(nil)
+	cfg := testConfig()
+	cfg.Settle, cfg.Interval = 2*time.Second, 10*time.Second
+	now := time.Now()
+	s := newSyncer(t, cfg, dir, b, Options{Now: func() time.Time { return now }})
+	big := strings.Repeat("x", int(cfg.PartSize))
+	lines := ""
+	var uploadedAt []int
+	for sec := 0; sec <= 24; sec += 3 {
+		// Both written half a second before each pass.
+		lines += "step\n"
+		write(t, dir, "metrics.csv", lines)
+		write(t, dir, "big.bin", big+lines)
+		for _, f := range []string{"metrics.csv", "big.bin"} {
+			if err := os.Chtimes(filepath.Join(dir, f), now.Add(-500*time.Millisecond), now.Add(-500*time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := pass(t, s, false)
+		if st.Uploaded > 0 {
+			uploadedAt = append(uploadedAt, sec)
+		}
+		if _, err := b.Attributes(context.Background(), "big.bin"); err == nil {
+			t.Fatalf("at %d s: the large file that keeps changing was uploaded", sec)
+		}
+		now = now.Add(3 * time.Second)
+	}
+	// Held from 0 s: up at the first pass 10 s later (12 s), held again
+	// from the next (15 s), up again at 27 s, after the loop.
+	if want := []int{12}; len(uploadedAt) != len(want) || uploadedAt[0] != want[0] {
+		t.Errorf("small file uploaded at %v s, want %v", uploadedAt, want)
+	}
+	if got, err := b.ReadAll(context.Background(), "metrics.csv"); err != nil || strings.Count(string(got), "step") != 5 {
+		t.Errorf("metrics.csv in the store: %q, %v; want the 5 lines it had at 12 s", got, err)
+	}
+}
+
 func TestSymlinks(t *testing.T) {
 	dir := t.TempDir()
 	outside := filepath.Join(t.TempDir(), "secret-token")
