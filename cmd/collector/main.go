@@ -73,7 +73,9 @@ const (
 func main() {
 	// Signals first: a SIGTERM that arrives while we start must still get a
 	// final sync, not kill us.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	hungUp, hangUp := context.WithCancel(context.Background())
+	ctx, stop := signal.NotifyContext(hungUp, syscall.SIGINT, syscall.SIGTERM)
+	go passOnSignals(hangUp)
 	// A closed stdout or stderr (`collector -- job | head`, a log reader
 	// gone) must not kill the collector before its final sync: with SIGPIPE
 	// notified, a write there fails with EPIPE instead. The wrapped command
@@ -85,6 +87,23 @@ func main() {
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// passOnSignals hands SIGHUP, SIGUSR1 and SIGUSR2 to the wrapped command, as
+// tini and dumb-init do: a job that checkpoints on SIGUSR1 (SLURM's
+// --signal, PyTorch Lightning) gets it, and a hangup ends the job, then the
+// collector after its final sync; by default Go would ignore the first two
+// and die of the third, with no final sync. With no command running (a
+// sidecar, a wrapper still restoring or already finishing), SIGHUP ends the
+// run as SIGTERM does, and the others are ignored.
+func passOnSignals(hangUp func()) {
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	for sig := range signals {
+		if !child.SignalRunning(sig) && sig == syscall.SIGHUP {
+			hangUp()
+		}
+	}
 }
 
 // exitOnSecondSignal exits at once, killing the wrapped command, when a

@@ -52,6 +52,41 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	})
 }
 
+// TestSignalsPassedToTheCommand: SIGUSR1 and SIGHUP sent to a wrapper reach
+// the command, as with tini or dumb-init (a job that checkpoints on SIGUSR1
+// gets it; before, Go ignored it, and SIGHUP killed the collector before its
+// final sync). A sidecar ends on SIGHUP as on SIGTERM, after its final sync.
+func TestSignalsPassedToTheCommand(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	p := start(t, dir, nil, "--store", filepath.Join(dir, "store"), "--run", "passed", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--",
+		"bash", "-c", `trap "echo got USR1" USR1; trap "echo got HUP" HUP; touch `+ready+`; for i in $(seq 1 30); do sleep 0.1; done; echo done`)
+	waitFor(t, 30*time.Second, "the command's traps", func() bool { _, err := os.Stat(ready); return err == nil })
+	_ = p.cmd.Process.Signal(syscall.SIGUSR1)
+	time.Sleep(300 * time.Millisecond)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d, want the command's 0:\n%s", code, p.stderr.String())
+	}
+	for _, want := range []string{"got USR1\n", "got HUP\n", "done\n"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("the command did not print %q:\n%s", want, p.stderr.String())
+		}
+	}
+
+	side := start(t, dir, nil, "--store", filepath.Join(dir, "store"), "--run", "side", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--sync-interval", "0.2")
+	waitFor(t, 30*time.Second, "the sidecar ready", func() bool { return strings.Contains(side.stderr.String(), "collector ready") })
+	_ = side.cmd.Process.Signal(syscall.SIGHUP)
+	if code := side.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("sidecar: exit code %d after SIGHUP, want 0 after its final sync:\n%s", code, side.stderr.String())
+	}
+	if !strings.Contains(side.stderr.String(), "final sync done") {
+		t.Errorf("sidecar: no final sync after SIGHUP:\n%s", side.stderr.String())
+	}
+}
+
 // TestOneCollectorPerState: a second collector on a run's state folder
 // while the first runs (a sidecar started twice) is refused with exit 2,
 // naming the first's pid and --state-dir, and writes nothing; once the

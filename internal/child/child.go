@@ -162,6 +162,17 @@ func KillRunning() {
 	}
 }
 
+// SignalRunning sends sig to every command Run is running, and reports
+// whether there was one.
+func SignalRunning(sig os.Signal) bool {
+	running.mu.Lock()
+	defer running.mu.Unlock()
+	for p := range running.procs {
+		_ = p.Signal(sig)
+	}
+	return len(running.procs) > 0
+}
+
 // outputDrain is how long Run waits, after the command exited, for the
 // end of its output.
 const outputDrain = time.Second
