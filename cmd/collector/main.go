@@ -73,9 +73,11 @@ const (
 func main() {
 	// Signals first: a SIGTERM that arrives while we start must still get a
 	// final sync, not kill us.
-	hungUp, hangUp := context.WithCancel(context.Background())
-	ctx, stop := signal.NotifyContext(hungUp, syscall.SIGINT, syscall.SIGTERM)
-	go passOnSignals(hangUp)
+	ctx, end := context.WithCancelCause(context.Background())
+	ends := make(chan os.Signal, 1)
+	signal.Notify(ends, syscall.SIGINT, syscall.SIGTERM)
+	go func() { end(child.Signaled{Sig: <-ends}) }() // exitOnSecondSignal takes the next one
+	go passOnSignals(func() { end(child.Signaled{Sig: syscall.SIGHUP}) })
 	// A closed stdout or stderr (`collector -- job | head`, a log reader
 	// gone) must not kill the collector before its final sync: with SIGPIPE
 	// notified, a write there fails with EPIPE instead. The wrapped command
@@ -85,7 +87,6 @@ func main() {
 	go exitOnSecondSignal(ctx, os.Stderr)
 	ownProcess = true
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
 	os.Exit(code)
 }
 

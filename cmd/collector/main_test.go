@@ -57,9 +57,19 @@ func start(t *testing.T, dir string, env []string, args ...string) *process {
 // startBinary runs the collector built as bin.
 func startBinary(t *testing.T, bin, dir string, env []string, args ...string) *process {
 	t.Helper()
+	return startWith(t, bin, dir, env, nil, args...)
+}
+
+// startWith runs the collector built as bin, its command set up by
+// configure too.
+func startWith(t *testing.T, bin, dir string, env []string, configure func(*exec.Cmd), args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	if configure != nil {
+		configure(cmd)
+	}
 	p := &process{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	if err := cmd.Start(); err != nil {

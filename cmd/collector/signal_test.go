@@ -2,13 +2,17 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSecondSignalExitsAtOnce: the first SIGTERM starts the end (passed on
@@ -85,6 +89,71 @@ func TestSignalsPassedToTheCommand(t *testing.T) {
 	if !strings.Contains(side.stderr.String(), "final sync done") {
 		t.Errorf("sidecar: no final sync after SIGHUP:\n%s", side.stderr.String())
 	}
+}
+
+// TestCtrlCReachesTheCommandOnce: at a terminal, Ctrl-C reaches the
+// command from the terminal itself (it is in the terminal's foreground
+// process group with the collector); the collector sends it nothing more,
+// so the command's own handler runs to its end (before, the collector sent
+// SIGTERM at once, which cut it short). A SIGINT sent to the collector
+// alone (kill -INT, no terminal) is passed on as SIGINT, not SIGTERM.
+func TestCtrlCReachesTheCommandOnce(t *testing.T) {
+	dir := t.TempDir()
+	job := `trap 'echo got TERM; exit 4' TERM; trap 'echo got INT; sleep 1; echo saved; exit 3' INT; touch ready; while :; do sleep 0.1; done`
+	args := func(run string) []string {
+		return []string{"--store", filepath.Join(dir, "store"), "--run", run, "--outputs-path", filepath.Join(dir, "outputs"),
+			"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--", "bash", "-c", job}
+	}
+	ready := filepath.Join(dir, "ready")
+
+	terminal, tty := openPTY(t)
+	p := startWith(t, binary, dir, nil, func(c *exec.Cmd) {
+		c.Stdin = tty
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}, args("at-a-terminal")...)
+	tty.Close()
+	waitFor(t, 30*time.Second, "the command's traps", func() bool { _, err := os.Stat(ready); return err == nil })
+	if _, err := terminal.Write([]byte{3}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 3 {
+		t.Fatalf("exit code %d, want the command's 3:\n%s", code, p.stderr.String())
+	}
+	out := p.stderr.String()
+	if strings.Count(out, "got INT") != 1 || !strings.Contains(out, "saved") || strings.Contains(out, "got TERM") {
+		t.Errorf("the command's handler did not run once, to its end:\n%s", out)
+	}
+
+	os.Remove(ready)
+	p = start(t, dir, nil, args("killed")...)
+	waitFor(t, 30*time.Second, "the command's traps", func() bool { _, err := os.Stat(ready); return err == nil })
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, 30*time.Second); code != 3 || !strings.Contains(p.stderr.String(), "saved") {
+		t.Fatalf("kill -INT: exit code %d, want the command's 3 after its INT handler:\n%s", code, p.stderr.String())
+	}
+}
+
+// openPTY opens a pseudo-terminal: its controlling side, and the terminal.
+func openPTY(t *testing.T) (control, tty *os.File) {
+	t.Helper()
+	control, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { control.Close() })
+	if err := unix.IoctlSetPointerInt(int(control.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(control.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, control) }() // the terminal's echo
+	return control, tty
 }
 
 // TestOneCollectorPerState: a second collector on a run's state folder

@@ -115,7 +115,19 @@ func (c Command) Run(ctx context.Context) (int, error) {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		// The signal that ended the run, SIGTERM when it was not one. A
+		// Ctrl-C at the terminal has reached the command already (it is in
+		// the terminal's foreground process group with the collector): a
+		// second signal would cut short what it does on the first (Python's
+		// KeyboardInterrupt handler saving a checkpoint).
+		sig := os.Signal(syscall.SIGTERM)
+		var signaled Signaled
+		if errors.As(context.Cause(ctx), &signaled) {
+			sig = signaled.Sig
+		}
+		if sig != syscall.SIGINT || !interactive() {
+			_ = cmd.Process.Signal(sig)
+		}
 		grace := c.Grace
 		if grace <= 0 {
 			grace = 10 * time.Second
@@ -161,6 +173,15 @@ func KillRunning() {
 		_ = p.Kill()
 	}
 }
+
+// Signaled is the cause of a run ended by a signal: Run passes it on to
+// the command.
+type Signaled struct{ Sig os.Signal }
+
+func (s Signaled) Error() string { return s.Sig.String() + " signal received" }
+
+// Is makes a run ended by a signal a canceled one.
+func (s Signaled) Is(target error) bool { return target == context.Canceled }
 
 // SignalRunning sends sig to every command Run is running, and reports
 // whether there was one.
