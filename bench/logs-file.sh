@@ -41,12 +41,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' | grep -v '^COLLECTOR_BIN$' || true)
+# The collector refuses a COLLECTOR_ variable that is not a setting: COLLECTOR_BIN is the script's.
+GIVEN_BIN=${COLLECTOR_BIN:-}
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' || true)
 mkdir -p "$WORK/bin"
 (exec 3<>"/dev/tcp/127.0.0.1/$PROBE_PORT") 2>/dev/null && die "port $PROBE_PORT is in use (set BENCH_PROBE_PORT)"
 
-if [ -n "${COLLECTOR_BIN:-}" ]; then
-	cp "$COLLECTOR_BIN" "$WORK/bin/collector"
+if [ -n "$GIVEN_BIN" ]; then
+	cp "$GIVEN_BIN" "$WORK/bin/collector"
 else
 	log "building the collector from $REPO"
 	(cd "$REPO" && nice -n 19 make --no-print-directory build BIN="$WORK/bin/collector" >/dev/null) || die "the collector does not build"

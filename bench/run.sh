@@ -62,7 +62,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The collector reads COLLECTOR_* from the environment: none of the caller's may leak into the runs.
+# The collector reads COLLECTOR_* from the environment: none of the caller's may leak into the runs
+# (COLLECTOR_BIN is the script's own).
+GIVEN_BIN=${COLLECTOR_BIN:-}
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' || true)
 
 mkdir -p "$RESULTS_DIR" "$WORK/bin"
@@ -94,8 +96,8 @@ install_tool() { # name module
 		|| { log "installing $1 failed, see $LOGS/install-$1.log"; return 1; }
 }
 
-if [ -n "${COLLECTOR_BIN:-}" ]; then
-	cp "$COLLECTOR_BIN" "$WORK/bin/collector"
+if [ -n "$GIVEN_BIN" ]; then
+	cp "$GIVEN_BIN" "$WORK/bin/collector"
 else
 	log "building the collector from $REPO"
 	(cd "$REPO" && nice -n 10 make --no-print-directory build BIN="$WORK/bin/collector" >/dev/null) \

@@ -45,7 +45,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' | grep -v '^COLLECTOR_BIN$' || true)
+# The collector refuses a COLLECTOR_ variable that is not a setting: COLLECTOR_BIN is the script's.
+GIVEN_BIN=${COLLECTOR_BIN:-}
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^COLLECTOR_' || true)
 mkdir -p "$WORK/bin" "$LOGS"
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -53,8 +55,8 @@ port_in_use "$S3_PORT" && die "port $S3_PORT is in use (set BENCH_S3_PORT)"
 port_in_use "$PROXY_PORT" && die "port $PROXY_PORT is in use (set BENCH_PROXY_PORT)"
 wait_port() { for _ in $(seq 100); do port_in_use "$1" && return 0; sleep 0.1; done; die "$2 did not start on port $1"; }
 
-if [ -n "${COLLECTOR_BIN:-}" ]; then
-	cp "$COLLECTOR_BIN" "$WORK/bin/collector"
+if [ -n "$GIVEN_BIN" ]; then
+	cp "$GIVEN_BIN" "$WORK/bin/collector"
 else
 	log "building the collector from $REPO"
 	(cd "$REPO" && nice -n 10 make --no-print-directory build BIN="$WORK/bin/collector" >/dev/null) || die "the collector does not build"
