@@ -41,8 +41,8 @@ type Config struct {
 
 // DefaultExclude lists what is never worth uploading: version control,
 // editor swap files, files being written by the temp-then-rename pattern, and
-// NFS's silly-renamed files.
-var DefaultExclude = Globs{".git/", "*.swp", "*.swx", "*~", ".#*", "*.tmp", "*.partial", ".nfs*"}
+// NFS's silly-renamed files; and an ext4 volume's root-only lost+found.
+var DefaultExclude = Globs{".git/", "*.swp", "*.swx", "*~", ".#*", "*.tmp", "*.partial", ".nfs*", "lost+found/"}
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {

@@ -1,11 +1,13 @@
 package sync
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // fileState is what a scan sees of one local file.
@@ -30,22 +32,30 @@ type scanner struct {
 	exclude  Globs
 	// outside is called once per scan for each link that leads outside root.
 	outside func(rel, target string)
+	// openDir opens a folder to read it: os.Open, or a test's fault.
+	openDir func(name string) (*os.File, error)
 }
 
 // scan returns the files to sync, keyed by slash path relative to root.
-func (s *scanner) scan() (map[string]fileState, error) {
-	files := make(map[string]fileState)
-	return files, s.walk(s.root, "", files)
+func (s *scanner) scan() (files map[string]fileState, unreadable map[string]error, err error) {
+	files = make(map[string]fileState)
+	unreadable = map[string]error{}
+	return files, unreadable, s.walk(s.root, "", files, unreadable)
 }
 
 // walk adds the files of the folder abs (rel from root, "" for root itself)
 // to files. Only a root that cannot be read is an error: an entry deleted
-// while we walk, or one that cannot be read, is skipped, and the next scan
-// tries again. It reads each folder once and stats each file by its name
-// in the open folder (a rescan of a large tree is most of an idle
-// sidecar's CPU).
-func (s *scanner) walk(abs, rel string, files map[string]fileState) error {
-	d, err := os.Open(abs)
+// while we walk is skipped, and a folder that cannot be read (permissions,
+// an I/O error) is put in unreadable with its error: what it holds is not
+// known, so none of it may be taken as deleted. The next scan tries again.
+// It reads each folder once and stats each file by its name in the open
+// folder (a rescan of a large tree is most of an idle sidecar's CPU).
+func (s *scanner) walk(abs, rel string, files map[string]fileState, unreadable map[string]error) error {
+	open := s.openDir
+	if open == nil {
+		open = os.Open
+	}
+	d, err := open(abs)
 	if err != nil {
 		return err
 	}
@@ -53,6 +63,9 @@ func (s *scanner) walk(abs, rel string, files map[string]fileState) error {
 	entries, err := d.ReadDir(-1)
 	if err != nil && len(entries) == 0 {
 		return err
+	}
+	if err != nil && rel != "" {
+		unreadable[rel] = err // read in part: the rest is not known
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -64,7 +77,9 @@ func (s *scanner) walk(abs, rel string, files map[string]fileState) error {
 		case t.IsDir():
 			p := filepath.Join(abs, name)
 			if !s.exclude.Match(r, true) && !s.skipped(p) {
-				_ = s.walk(p, r, files)
+				if err := s.walk(p, r, files, unreadable); err != nil && !gone(err) {
+					unreadable[r] = err
+				}
 			}
 		case !s.wanted(r):
 		case t.IsRegular():
@@ -78,6 +93,17 @@ func (s *scanner) walk(abs, rel string, files map[string]fileState) error {
 		}
 	}
 	return nil
+}
+
+// gone tells whether err says a path is not there (any more): deleted, or
+// a folder on its way replaced by a file.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// under reports whether rel is folder or lies inside it.
+func under(rel, folder string) bool {
+	return rel == folder || strings.HasPrefix(rel, folder+"/")
 }
 
 func (s *scanner) wanted(rel string) bool {
@@ -132,16 +158,25 @@ func (s *scanner) ignored(rel string, dir bool) bool {
 // stat looks at the given paths only, with the same filters and symlink
 // policy as scan. Paths that are gone, are folders, lie in an excluded
 // folder or under a link to a folder are left out.
-func (s *scanner) stat(rels map[string]struct{}) map[string]fileState {
-	files := make(map[string]fileState, len(rels))
+func (s *scanner) stat(rels map[string]struct{}) (files map[string]fileState, unreadable map[string]error) {
+	files = make(map[string]fileState, len(rels))
+	unreadable = map[string]error{}
 	folders := map[string]bool{}
 	for rel := range rels {
-		if !s.wanted(rel) || s.inIgnoredDir(rel) || !s.realFolders(rel, folders) {
+		if !s.wanted(rel) || s.inIgnoredDir(rel) {
 			continue
 		}
 		p := filepath.Join(s.root, filepath.FromSlash(rel))
+		if !s.realFolders(rel, folders) {
+			if _, err := os.Lstat(p); err != nil && !gone(err) {
+				unreadable[rel] = err // a folder on the way cannot be read
+			}
+			continue
+		}
 		fi, err := os.Lstat(p)
 		switch {
+		case err != nil && !gone(err):
+			unreadable[rel] = err // not known: not deleted either
 		case err != nil:
 		case fi.Mode().IsRegular():
 			files[rel] = stateOf(fi)
@@ -151,7 +186,7 @@ func (s *scanner) stat(rels map[string]struct{}) map[string]fileState {
 			}
 		}
 	}
-	return files
+	return files, unreadable
 }
 
 // inIgnoredDir reports whether one of rel's parent folders is excluded or skipped.

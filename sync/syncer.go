@@ -474,7 +474,7 @@ func (s *Syncer) Final(ctx context.Context) error {
 		if err == nil && st.Pending == 0 && st.Failed > 0 && st.Refused == st.Failed && attempt > 1 {
 			// Twice refused, nothing else left: waiting out the shutdown
 			// timeout would only hold the job's end back.
-			return fmt.Errorf("final sync: %d files cannot be uploaded, and trying again will not change that (%s)", st.Failed, s.someFailure())
+			return fmt.Errorf("final sync: %d paths cannot be synced, and trying again will not change that (%s)", st.Failed, s.someFailure())
 		}
 		if s.now().Sub(lastProgress) >= s.cfg.ShutdownTimeout {
 			return fmt.Errorf("final sync gave up after %v without progress, with %d files not uploaded (%d failed, %d changing)",
@@ -564,13 +564,25 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	start := s.now()
 	var st PassStats
 	var files map[string]fileState
+	var unreadable map[string]error
 	if scope == nil {
 		var err error
-		if files, err = s.scan.scan(); err != nil {
+		if files, unreadable, err = s.scan.scan(); err != nil {
 			return st, fmt.Errorf("scan %s: %w", s.root, err)
 		}
 	} else {
-		files = s.scan.stat(scope)
+		files, unreadable = s.scan.stat(scope)
+	}
+	// What cannot be read is a failure of the pass (a refusal when it is a
+	// permission), and nothing under it is taken as deleted.
+	for rel, err := range unreadable {
+		st.Failed++
+		if permanent(err) {
+			st.Refused++
+		}
+		if ctx.Err() == nil {
+			s.logFailure(rel, fmt.Errorf("cannot read it, so its files are neither uploaded nor deleted: %w", err))
+		}
 	}
 	// Adopting lasts until a full pass with a listing runs to its end: a
 	// pass cut short by the stop (the command exited) leaves it to the
@@ -584,7 +596,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 			s.log.Warn("cannot list the store for files a killed collector uploaded; this pass uploads them again, the next full pass lists again", "err", err)
 		}
 	}
-	jobs := s.plan(files, final, start, &st, scope)
+	jobs := s.plan(files, unreadable, final, start, &st, scope)
 	if scope == nil {
 		s.up.abandonMissing(ctx, files)
 		s.unrecorded = nil
@@ -653,7 +665,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 
 // plan compares the scan with the manifest and returns the work to do, most
 // recently settled files last so that old, complete files go first.
-func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st *PassStats, scope map[string]struct{}) []job {
+func (s *Syncer) plan(files map[string]fileState, unreadable map[string]error, final bool, now time.Time, st *PassStats, scope map[string]struct{}) []job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if scope == nil {
@@ -703,7 +715,7 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 		// stays in the store and in the manifest.
 		gone := func(rel string) {
 			_, never := s.unseen[rel]
-			if _, ok := files[rel]; !ok && !never && s.scan.wanted(rel) {
+			if _, ok := files[rel]; !ok && !never && s.scan.wanted(rel) && !underAny(rel, unreadable) {
 				jobs = append(jobs, job{rel: rel, delete: true})
 			}
 		}
@@ -721,6 +733,17 @@ func (s *Syncer) plan(files map[string]fileState, final bool, now time.Time, st 
 	}
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].state.ModTime < jobs[b].state.ModTime })
 	return jobs
+}
+
+// underAny reports whether rel is one of the paths that could not be read,
+// or lies in one of those folders.
+func underAny(rel string, unreadable map[string]error) bool {
+	for u := range unreadable {
+		if under(rel, u) {
+			return true
+		}
+	}
+	return false
 }
 
 // heldLongEnough tells whether a file that has not settled has been held

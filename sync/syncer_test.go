@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -347,6 +348,48 @@ func TestFileThatNeverSettles(t *testing.T) {
 	if got, err := b.ReadAll(context.Background(), "metrics.csv"); err != nil || strings.Count(string(got), "step") != 5 {
 		t.Errorf("metrics.csv in the store: %q, %v; want the 5 lines it had at 12 s", got, err)
 	}
+}
+
+// TestUnreadableFolder: a folder that cannot be read any more (its mode
+// changed, an I/O error) is not a deleted one: its objects stay in the store,
+// the pass counts it failed, and the final sync gives up on it as on any
+// refusal, naming it. Before, its files were deleted from the store.
+func TestUnreadableFolder(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "open/o.txt", "o")
+	write(t, dir, "closed/c.txt", "c")
+	write(t, dir, "closed/deeper/d.txt", "d")
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	if st := pass(t, s, false); st.Uploaded != 3 {
+		t.Fatalf("first pass: %+v", st)
+	}
+	closed := filepath.Join(dir, "closed")
+	s.scan.openDir = func(name string) (*os.File, error) {
+		if name == closed {
+			return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+		}
+		return os.Open(name)
+	}
+	if st := pass(t, s, false); st.Deleted != 0 || st.Failed != 1 || st.Refused != 1 {
+		t.Errorf("pass over an unreadable folder: %+v; want nothing deleted, 1 failed and refused", st)
+	}
+	for _, key := range []string{"closed/c.txt", "closed/deeper/d.txt", "open/o.txt"} {
+		if ok, _ := b.Exists(context.Background(), key); !ok {
+			t.Errorf("%s was deleted from the store", key)
+		}
+	}
+	err := s.Final(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "closed: cannot read it") || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("final sync: %v; want it to give up naming the folder", err)
+	}
+	// Readable again: in sync, nothing lost.
+	s.scan.openDir = nil
+	os.Remove(filepath.Join(dir, "closed/c.txt"))
+	if st := pass(t, s, false); st.Deleted != 1 || st.Failed != 0 {
+		t.Errorf("pass once readable again, one file deleted meanwhile: %+v", st)
+	}
+	mirrors(t, dir, b)
 }
 
 func TestSymlinks(t *testing.T) {
