@@ -83,8 +83,12 @@ func (s *scanner) walk(abs, rel string, files map[string]fileState, unreadable m
 			}
 		case !s.wanted(r):
 		case t.IsRegular():
-			if st, ok := statAt(d, name); ok {
+			st, ok, err := statAt(d, name)
+			switch {
+			case ok:
 				files[r] = st
+			case err != nil && !gone(err):
+				unreadable[r] = err // not known: not deleted either
 			}
 		case t&fs.ModeSymlink != 0:
 			if fi, ok := s.followLink(filepath.Join(abs, name), r); ok {
