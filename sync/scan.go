@@ -34,6 +34,16 @@ type scanner struct {
 	outside func(rel, target string)
 	// openDir opens a folder to read it: os.Open, or a test's fault.
 	openDir func(name string) (*os.File, error)
+	// rootDev is the file system root was on at the start (0: not known).
+	rootDev uint64
+}
+
+// rootMoved tells whether root is on another file system than at the start:
+// its volume unmounted (the empty folder under it left), or another mounted
+// over it. Its files are not those synced, and their absence says nothing.
+func (s *scanner) rootMoved() bool {
+	fi, err := os.Stat(s.root)
+	return err == nil && s.rootDev != 0 && deviceOf(fi) != s.rootDev
 }
 
 // scan returns the files to sync, keyed by slash path relative to root.

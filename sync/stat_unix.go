@@ -13,3 +13,11 @@ func inodeOf(fi fs.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// deviceOf is the file system a file is on.
+func deviceOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)
+	}
+	return 0
+}

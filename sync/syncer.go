@@ -108,6 +108,8 @@ type Syncer struct {
 	// whether there was one (guarded by mu).
 	checkpointTook time.Duration
 	checkpointed   bool
+	// rootMovedWarned: the folder's move to another file system was logged.
+	rootMovedWarned bool
 
 	totals totals
 
@@ -284,8 +286,12 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		}
 	}
 	warned := map[string]bool{}
+	var rootDev uint64
+	if fi, err := os.Stat(root); err == nil {
+		rootDev = deviceOf(fi)
+	}
 	s.scan = scanner{
-		root: root, skipDirs: skip, include: cfg.Include, exclude: cfg.Exclude,
+		root: root, skipDirs: skip, include: cfg.Include, exclude: cfg.Exclude, rootDev: rootDev,
 		outside: func(rel, target string) {
 			if !warned[rel] {
 				warned[rel] = true
@@ -596,6 +602,17 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 			s.log.Warn("cannot list the store for files a killed collector uploaded; this pass uploads them again, the next full pass lists again", "err", err)
 		}
 	}
+	if s.scan.rootMoved() {
+		// Unmounted under us: an empty folder, whose files would all look
+		// deleted. What is there is uploaded; nothing is deleted.
+		if !s.rootMovedWarned {
+			s.rootMovedWarned = true
+			s.log.Warn("the outputs folder is on another file system than at the start (was its volume unmounted?): nothing is deleted from the store until it is back", "path", s.root)
+		}
+		unreadable[""] = errRootMoved
+	} else {
+		s.rootMovedWarned = false
+	}
 	jobs := s.plan(files, unreadable, final, start, &st, scope)
 	if scope == nil {
 		s.up.abandonMissing(ctx, files)
@@ -739,12 +756,15 @@ func (s *Syncer) plan(files map[string]fileState, unreadable map[string]error, f
 // or lies in one of those folders.
 func underAny(rel string, unreadable map[string]error) bool {
 	for u := range unreadable {
-		if under(rel, u) {
+		if u == "" || under(rel, u) {
 			return true
 		}
 	}
 	return false
 }
+
+// errRootMoved marks the whole folder as not known: see Syncer.pass.
+var errRootMoved = errors.New("the outputs folder is on another file system than at the start")
 
 // heldLongEnough tells whether a file that has not settled has been held
 // back long enough: a file of one request (below --part-size) that has kept

@@ -392,6 +392,42 @@ func TestUnreadableFolder(t *testing.T) {
 	mirrors(t, dir, b)
 }
 
+// TestUnmountedOutputsDeleteNothing: when the outputs folder is on another
+// file system than at the start (its volume unmounted, the empty folder
+// under it left), the files it no longer shows are not deleted from the
+// store; what it holds is still uploaded.
+func TestUnmountedOutputsDeleteNothing(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "a")
+	write(t, dir, "sub/b.txt", "b")
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{})
+	if st := pass(t, s, false); st.Uploaded != 2 {
+		t.Fatalf("first pass: %+v", st)
+	}
+	if s.scan.rootDev == 0 {
+		t.Fatal("the outputs folder's file system was not recorded")
+	}
+	mounted := s.scan.rootDev
+	s.scan.rootDev = mounted + 1 // as if what is there now were another file system
+	os.RemoveAll(filepath.Join(dir, "sub"))
+	os.Remove(filepath.Join(dir, "a.txt"))
+	write(t, dir, "new.txt", "n")
+	if st := pass(t, s, false); st.Deleted != 0 || st.Uploaded != 1 {
+		t.Errorf("pass over another file system: %+v; want nothing deleted, the new file uploaded", st)
+	}
+	for _, key := range []string{"a.txt", "sub/b.txt", "new.txt"} {
+		if ok, _ := b.Exists(context.Background(), key); !ok {
+			t.Errorf("%s is not in the store", key)
+		}
+	}
+	s.scan.rootDev = mounted // back: deletions resume
+	if st := pass(t, s, false); st.Deleted != 2 {
+		t.Errorf("pass once back: %+v; want the 2 files deleted meanwhile deleted", st)
+	}
+	mirrors(t, dir, b)
+}
+
 func TestSymlinks(t *testing.T) {
 	dir := t.TempDir()
 	outside := filepath.Join(t.TempDir(), "secret-token")
