@@ -115,9 +115,10 @@ func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// under reports whether rel is folder or lies inside it.
+// under reports whether rel is folder or lies inside it; everything lies
+// in the root, "".
 func under(rel, folder string) bool {
-	return rel == folder || strings.HasPrefix(rel, folder+"/")
+	return folder == "" || rel == folder || strings.HasPrefix(rel, folder+"/")
 }
 
 func (s *scanner) wanted(rel string) bool {

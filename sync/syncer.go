@@ -756,14 +756,14 @@ func (s *Syncer) plan(files map[string]fileState, unreadable map[string]error, f
 // or lies in one of those folders.
 func underAny(rel string, unreadable map[string]error) bool {
 	for u := range unreadable {
-		if u == "" || under(rel, u) {
+		if under(rel, u) {
 			return true
 		}
 	}
 	return false
 }
 
-// errRootMoved marks the whole folder as not known: see Syncer.pass.
+// errRootMoved marks the whole folder ("") as not known: see Syncer.pass.
 var errRootMoved = errors.New("the outputs folder is on another file system than at the start")
 
 // heldLongEnough tells whether a file that has not settled has been held

@@ -55,6 +55,16 @@ func pass(t *testing.T, s *Syncer, final bool) PassStats {
 	return st
 }
 
+// inStore fails the test for each key the store does not hold.
+func inStore(t *testing.T, b *blob.Bucket, keys ...string) {
+	t.Helper()
+	for _, key := range keys {
+		if ok, _ := b.Exists(context.Background(), key); !ok {
+			t.Errorf("%s is not in the store", key)
+		}
+	}
+}
+
 func mirrors(t *testing.T, dir string, b *blob.Bucket) {
 	t.Helper()
 	if diff := storetest.Diff(storetest.Folder(t, dir), storetest.Objects(t, b, "")); diff != "" {
@@ -374,11 +384,7 @@ func TestUnreadableFolder(t *testing.T) {
 	if st := pass(t, s, false); st.Deleted != 0 || st.Failed != 1 || st.Refused != 1 {
 		t.Errorf("pass over an unreadable folder: %+v; want nothing deleted, 1 failed and refused", st)
 	}
-	for _, key := range []string{"closed/c.txt", "closed/deeper/d.txt", "open/o.txt"} {
-		if ok, _ := b.Exists(context.Background(), key); !ok {
-			t.Errorf("%s was deleted from the store", key)
-		}
-	}
+	inStore(t, b, "closed/c.txt", "closed/deeper/d.txt", "open/o.txt")
 	err := s.Final(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "closed: cannot read it") || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("final sync: %v; want it to give up naming the folder", err)
@@ -416,11 +422,7 @@ func TestUnmountedOutputsDeleteNothing(t *testing.T) {
 	if st := pass(t, s, false); st.Deleted != 0 || st.Uploaded != 1 {
 		t.Errorf("pass over another file system: %+v; want nothing deleted, the new file uploaded", st)
 	}
-	for _, key := range []string{"a.txt", "sub/b.txt", "new.txt"} {
-		if ok, _ := b.Exists(context.Background(), key); !ok {
-			t.Errorf("%s is not in the store", key)
-		}
-	}
+	inStore(t, b, "a.txt", "sub/b.txt", "new.txt")
 	s.scan.rootDev = mounted // back: deletions resume
 	if st := pass(t, s, false); st.Deleted != 2 {
 		t.Errorf("pass once back: %+v; want the 2 files deleted meanwhile deleted", st)
