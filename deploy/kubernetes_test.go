@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	psaapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mlsidecar/collector/internal/plugins"
@@ -529,5 +531,35 @@ func checkWrapperJob(t *testing.T, m manifests, pod corev1.PodSpec) {
 	}
 	if len(inv.logSources("k8s")) > 0 {
 		t.Error("job: the wrapper reads the command's output itself; --logs k8s: is not needed")
+	}
+}
+
+// TestKubernetesRestrictedPodSecurity checks every Job's pod template
+// against the "restricted" Pod Security Standard at its latest version, with
+// the evaluator the API server's admission plugin runs: a namespace labelled
+// pod-security.kubernetes.io/enforce=restricted refuses a pod that fails a
+// check, and the Job then never starts one.
+func TestKubernetesRestrictedPodSecurity(t *testing.T) {
+	m := loadManifests(t)
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
+	if len(m.jobs) == 0 {
+		t.Fatal("no Job in deploy/kubernetes")
+	}
+	violations := 0
+	for _, name := range keys(m.jobs) {
+		tmpl := m.jobs[name].Spec.Template
+		for _, r := range evaluator.EvaluatePod(level, &tmpl.ObjectMeta, &tmpl.Spec) {
+			if !r.Allowed {
+				violations++
+				t.Errorf("Job %s: restricted Pod Security Standard (%s): %s: %s", name, level.Version, r.ForbiddenReason, r.ForbiddenDetail)
+			}
+		}
+	}
+	if violations > 0 {
+		t.Errorf("%d violations of the restricted Pod Security Standard", violations)
 	}
 }
