@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,7 +33,7 @@ var Kinds = []string{KindHostPath, KindVolumeClaim, KindS3, KindGCS, KindWASB}
 // connection is provided, the default behavior is to use a local path".
 const DefaultStorePath = "./artifacts"
 
-// Connection is one entry of a Polyaxon connections catalog.
+// Connection is one entry of a Polyaxon connections catalog (V1Connection).
 type Connection struct {
 	Name   string  `json:"name" yaml:"name"`
 	Kind   string  `json:"kind" yaml:"kind"`
@@ -45,6 +46,8 @@ type Connection struct {
 	Tags        []string `json:"tags,omitempty" yaml:"tags,omitempty"`
 	// Env is Polyaxon's list of extra environment variables for the connection.
 	Env []EnvVar `json:"env,omitempty" yaml:"env,omitempty"`
+	// Annotations are the pod's business; accepted and unused.
+	Annotations map[string]any `json:"annotations,omitempty" yaml:"annotations,omitempty"`
 
 	// setting names where this connection came from, for error messages.
 	setting string
@@ -61,28 +64,64 @@ type Schema struct {
 
 // Secret names a Kubernetes secret holding credentials. Without MountPath its
 // keys were loaded into the environment; with MountPath each key is a file in
-// that folder. Items, when set, lists the keys to use.
+// that folder. Items, when set, lists the keys to use. HostPath, DefaultMode
+// and IsRequested (Polyaxon's ConnectionResource) shape the pod; accepted and
+// unused.
 type Secret struct {
-	Name      string   `json:"name" yaml:"name"`
-	MountPath string   `json:"mountPath,omitempty" yaml:"mountPath,omitempty"`
-	Items     []string `json:"items,omitempty" yaml:"items,omitempty"`
+	Name        string   `json:"name" yaml:"name"`
+	MountPath   string   `json:"mountPath,omitempty" yaml:"mountPath,omitempty"`
+	Items       []string `json:"items,omitempty" yaml:"items,omitempty"`
+	HostPath    string   `json:"hostPath,omitempty" yaml:"hostPath,omitempty"`
+	DefaultMode any      `json:"defaultMode,omitempty" yaml:"defaultMode,omitempty"`
+	IsRequested *bool    `json:"isRequested,omitempty" yaml:"isRequested,omitempty"`
 }
 
-// EnvVar is a name/value pair from a connection's env list.
+// EnvVar is one of a connection's env list, a Kubernetes EnvVar. One set
+// from valueFrom is in the process's environment already, where Kubernetes
+// put it.
 type EnvVar struct {
-	Name  string `json:"name" yaml:"name"`
-	Value string `json:"value" yaml:"value"`
+	Name      string `json:"name" yaml:"name"`
+	Value     string `json:"value" yaml:"value"`
+	ValueFrom any    `json:"valueFrom,omitempty" yaml:"valueFrom,omitempty"`
 }
 
-// Catalog is a connections file: the artifacts store and the named connections.
-type Catalog struct {
-	ArtifactsStore *Connection  `json:"artifactsStore,omitempty" yaml:"artifactsStore,omitempty"`
-	Connections    []Connection `json:"connections,omitempty" yaml:"connections,omitempty"`
-	// ArtifactsStoreName names the artifacts store among Connections when
-	// ArtifactsStore is not given (POLYAXON_ARTIFACTS_STORE_NAME).
-	ArtifactsStoreName string `json:"-" yaml:"-"`
+// The keys of a connection the collector reads, at each level: a
+// misspelling of one is refused, as Polyaxon refuses it.
+var (
+	connectionKeys = []string{"name", "kind", "description", "tags", "schema", "secret", "configMap", "env", "annotations"}
+	schemaKeys     = []string{"bucket", "mountPath", "hostPath", "volumeClaim", "readOnly"}
+	resourceKeys   = []string{"name", "mountPath", "hostPath", "items", "defaultMode", "isRequested"}
+	envKeys        = []string{"name", "value", "valueFrom"}
+)
 
-	source string // the file or variable it came from
+// pythonNames are the snake_case names of Polyaxon's Python schema for the
+// keys above.
+var pythonNames = map[string]string{
+	"schema_": "schema", "config_map": "configMap", "mount_path": "mountPath", "host_path": "hostPath",
+	"volume_claim": "volumeClaim", "read_only": "readOnly", "default_mode": "defaultMode",
+	"is_requested": "isRequested", "value_from": "valueFrom",
+}
+
+// Catalog is a connections file or Polyaxon's catalog: the artifacts store
+// and the named connections. Only the connection the collector uses is
+// decoded in full and validated (Resolve); the others (git, registry,
+// notifiers, custom kinds, datasets) are the platform's and are kept by name
+// and kind only (Unused).
+type Catalog struct {
+	// ArtifactsStoreName names the artifacts store among the connections
+	// when the catalog has no artifactsStore (POLYAXON_ARTIFACTS_STORE_NAME).
+	ArtifactsStoreName string
+
+	store   *entry  // artifactsStore
+	entries []entry // connections
+	source  string  // the file or variable it came from
+}
+
+// entry is one connection of a catalog, not yet decoded.
+type entry struct {
+	name, kind string
+	node       *yaml.Node
+	setting    string // where it is: "--connections c.yaml: connections[2]"
 }
 
 // ConfigError is a bad setting: the collector exits with code 2 and writes nothing.
@@ -133,69 +172,226 @@ func CatalogFromEnv(getenv func(string) string) (*Catalog, error) {
 		cat = parsed
 	}
 	cat.ArtifactsStoreName = name
-	if name != "" && cat.ArtifactsStore == nil && cat.find(name) == nil {
+	if name != "" && cat.store == nil && cat.find(name) == nil {
 		return nil, ConfigErrorf(EnvArtifactsStoreName, "names connection %q, which the catalog does not hold (it has: %s)", name, cat.names())
 	}
 	return cat, nil
 }
 
+// parseCatalog reads a catalog's shape: artifactsStore: and a list under
+// connections:. What each connection holds is read when it is used.
 func parseCatalog(data []byte, source string) (*Catalog, error) {
-	var cat Catalog
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cat); err != nil && !errors.Is(err, io.EOF) {
-		return nil, ConfigErrorf(source, "not a valid connections catalog (want artifactsStore: and connections: in YAML or JSON): %v", err)
+	bad := func(err any) error {
+		return ConfigErrorf(source, "not a valid connections catalog (want artifactsStore: and connections: in YAML or JSON): %v", err)
 	}
-	cat.source = source
-	if cat.ArtifactsStore != nil {
-		cat.ArtifactsStore.setting = source + ": artifactsStore"
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, bad(err)
 	}
-	seen := map[string]bool{}
-	for i := range cat.Connections {
-		c := &cat.Connections[i]
-		c.setting = fmt.Sprintf("%s: connections[%d]", source, i)
-		if c.Name == "" {
-			return nil, ConfigErrorf(c.setting+".name", "is empty; every connection needs a name")
-		}
-		if seen[c.Name] {
-			return nil, ConfigErrorf(c.setting+".name", "%q appears twice; connection names must be unique", c.Name)
-		}
-		seen[c.Name] = true
-		if err := c.Validate(); err != nil {
-			return nil, err
+	cat := &Catalog{source: source}
+	if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
+		return cat, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, bad(fmt.Sprintf("line %d: a %s", root.Line, nodeKind(root)))
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "artifactsStore", "artifacts_store":
+			if v.Tag == "!!null" {
+				continue
+			}
+			e := newEntry(v, source+": artifactsStore")
+			cat.store = &e
+		case "connections":
+			if v.Tag == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.SequenceNode {
+				return nil, bad(fmt.Sprintf("line %d: connections: want a list, not a %s", v.Line, nodeKind(v)))
+			}
+			for j, c := range v.Content {
+				cat.entries = append(cat.entries, newEntry(c, fmt.Sprintf("%s: connections[%d]", source, j)))
+			}
+		default:
+			if near := closeTo(k.Value, "artifactsStore", "connections"); near != "" {
+				return nil, ConfigErrorf(source, "line %d: %q is not a key of a catalog; did you mean %s?", k.Line, k.Value, near)
+			}
 		}
 	}
-	if cat.ArtifactsStore != nil {
-		if err := cat.ArtifactsStore.Validate(); err != nil {
-			return nil, err
-		}
-	}
-	return &cat, nil
+	return cat, nil
 }
 
-func (c *Catalog) find(name string) *Connection {
-	if c == nil {
+func newEntry(n *yaml.Node, setting string) entry {
+	e := entry{node: n, setting: setting}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i].Value, n.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				continue
+			}
+			switch k {
+			case "name":
+				e.name = v.Value
+			case "kind":
+				e.kind = v.Value
+			}
+		}
+	}
+	return e
+}
+
+// connection decodes and validates the entry: it is the store.
+func (e *entry) connection() (Connection, error) {
+	n := e.node
+	if !slices.Contains(Kinds, e.kind) && e.kind != KindMemory {
+		return Connection{}, Connection{Kind: e.kind, setting: e.setting}.Validate()
+	}
+	if n.Kind != yaml.MappingNode {
+		return Connection{}, ConfigErrorf(e.setting, "line %d: want a connection (name, kind, schema, ...), not a %s", n.Line, nodeKind(n))
+	}
+	if err := checkKeys(n, e.setting, connectionKeys); err != nil {
+		return Connection{}, err
+	}
+	var c Connection
+	if err := n.Decode(&c); err != nil {
+		return Connection{}, ConfigErrorf(e.setting, "not a valid connection: %v", err)
+	}
+	c.setting = e.setting
+	return c, c.Validate()
+}
+
+// checkKeys renames the Python names of a connection's keys to Polyaxon's
+// YAML names and refuses a key the collector does not know, level by level.
+func checkKeys(n *yaml.Node, setting string, known []string) error {
+	if n.Kind != yaml.MappingNode {
 		return nil
 	}
-	if c.ArtifactsStore != nil && c.ArtifactsStore.Name == name {
-		return c.ArtifactsStore
-	}
-	for i := range c.Connections {
-		if c.Connections[i].Name == name {
-			return &c.Connections[i]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if camel, ok := pythonNames[k.Value]; ok {
+			k.Value = camel
+		}
+		if !slices.Contains(known, k.Value) {
+			hint := ""
+			if near := closeTo(k.Value, known...); near != "" {
+				hint = "did you mean " + near + "? "
+			}
+			return ConfigErrorf(setting+"."+k.Value, "line %d: not a key here; %svalid keys: %s", k.Line, hint, strings.Join(known, ", "))
+		}
+		var err error
+		switch k.Value {
+		case "schema":
+			err = checkKeys(v, setting+".schema", schemaKeys)
+		case "secret", "configMap":
+			err = checkKeys(v, setting+"."+k.Value, resourceKeys)
+		case "env":
+			if v.Kind == yaml.SequenceNode {
+				for j, item := range v.Content {
+					if err = checkKeys(item, fmt.Sprintf("%s.env[%d]", setting, j), envKeys); err != nil {
+						break
+					}
+				}
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// closeTo returns the one of names that key is a misspelling of: the same
+// but for case, '_' and '-', or two edits away at most.
+func closeTo(key string, names ...string) string {
+	fold := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s))
+	}
+	k := fold(key)
+	if len(k) > 64 {
+		return ""
+	}
+	for _, n := range names {
+		if editDistance(k, fold(n)) <= 2 {
+			return n
+		}
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	}
+	return "value " + strconv.Quote(n.Value)
+}
+
+// find returns the entry of that name: the artifacts store's, else the
+// first connection's.
+func (c *Catalog) find(name string) *entry {
+	if c == nil {
+		return nil
+	}
+	if c.store != nil && c.store.name == name {
+		return c.store
+	}
+	for i := range c.entries {
+		if c.entries[i].name == name {
+			return &c.entries[i]
+		}
+	}
+	return nil
+}
+
+// use decodes and validates the entry the collector will use as its store;
+// a name that two connections share cannot pick one.
+func (c *Catalog) use(e *entry) (Connection, error) {
+	first := -1
+	for i := range c.entries {
+		if c.entries[i].name != e.name {
+			continue
+		}
+		if first >= 0 {
+			return Connection{}, ConfigErrorf(c.entries[i].setting+".name", "%q appears twice (connections[%d] too); the store's connection name must be unique", e.name, first)
+		}
+		first = i
+	}
+	return e.connection()
+}
+
 func (c *Catalog) names() string {
 	var names []string
 	if c != nil {
-		if c.ArtifactsStore != nil {
-			names = append(names, c.ArtifactsStore.Name)
+		if c.store != nil {
+			names = append(names, c.store.name)
 		}
-		for _, conn := range c.Connections {
-			names = append(names, conn.Name)
+		for _, e := range c.entries {
+			names = append(names, e.name)
 		}
 	}
 	if len(names) == 0 {
@@ -205,29 +401,54 @@ func (c *Catalog) names() string {
 	return strings.Join(names, ", ")
 }
 
+// Unused lists the catalogs' connections other than used, as "name (kind)":
+// the platform's (git, registry, notifiers, datasets), not read further.
+func Unused(used Connection, catalogs ...*Catalog) []string {
+	var out []string
+	for _, cat := range catalogs {
+		if cat == nil {
+			continue
+		}
+		all := cat.entries
+		if cat.store != nil {
+			all = append([]entry{*cat.store}, all...)
+		}
+		for _, e := range all {
+			if e.setting != used.setting {
+				out = append(out, fmt.Sprintf("%s (%s)", e.name, e.kind))
+			}
+		}
+	}
+	return out
+}
+
 // Resolve picks the artifacts store connection. store is the --store setting:
 // empty, a local path, a URL, or the name of a connection in one of the
-// catalogs (the connections file first, then the environment's).
+// catalogs (the connections file first, then the environment's). Only the
+// connection picked is validated.
 func Resolve(store string, catalogs ...*Catalog) (Connection, error) {
 	if store == "" {
 		for _, cat := range catalogs {
 			if cat == nil {
 				continue
 			}
-			if cat.ArtifactsStore != nil {
-				return *cat.ArtifactsStore, nil
+			if cat.store != nil {
+				return cat.store.connection()
 			}
 			if cat.ArtifactsStoreName != "" {
-				if c := cat.find(cat.ArtifactsStoreName); c != nil {
-					return *c, nil
+				if e := cat.find(cat.ArtifactsStoreName); e != nil {
+					return cat.use(e)
 				}
 			}
 		}
 		return pathConnection(DefaultStorePath, "default store"), nil
 	}
 	for _, cat := range catalogs {
-		if c := cat.find(store); c != nil {
-			return *c, nil
+		if e := cat.find(store); e != nil {
+			if e == cat.store {
+				return e.connection()
+			}
+			return cat.use(e)
 		}
 	}
 	if scheme, _, ok := strings.Cut(store, "://"); ok {
