@@ -187,17 +187,13 @@ func (d *rangedDownload) flusher(ctx context.Context) error {
 
 // check compares the CRC32 of the ranges, combined, with the store's.
 func (d *rangedDownload) check() error {
-	poly := uint32(crc32.IEEE)
-	if d.stored.Castagnoli {
-		poly = crc32.Castagnoli
-	}
 	var crc uint32
 	for i := range d.chunks {
 		_, n := d.bounds(i)
-		crc = crc32Combine(poly, crc, d.crcs[i], n)
+		crc = stores.CombineCRC32(d.stored.Polynomial(), crc, d.crcs[i], n)
 	}
 	if crc != d.stored.CRC32 {
-		return fmt.Errorf("downloaded bytes have %s %08x, the store's checksum of the object is %08x", crcName(*d.stored), crc, d.stored.CRC32)
+		return fmt.Errorf("downloaded bytes have %s %08x, the store's checksum of the object is %08x", d.stored.Algorithm(), crc, d.stored.CRC32)
 	}
 	return nil
 }
@@ -262,65 +258,4 @@ func crcTable(c stores.ObjectChecksum) *crc32.Table {
 		return castagnoliTable
 	}
 	return crc32.IEEETable
-}
-
-func crcName(c stores.ObjectChecksum) string {
-	if c.Castagnoli {
-		return "crc32c"
-	}
-	return "crc32"
-}
-
-// crc32Combine returns the CRC32 of a followed by b, from crcA, crcB and
-// the length of b, for the reflected polynomial poly (zlib's crc32_combine):
-// crcA goes through len(b) zero bytes, by squaring the operator that
-// appends one zero bit.
-func crc32Combine(poly, crcA, crcB uint32, lenB int64) uint32 {
-	if lenB <= 0 {
-		return crcA ^ crcB
-	}
-	var odd, even [32]uint32 // operators for an odd and an even number of zero bits
-	odd[0] = poly
-	row := uint32(1)
-	for i := 1; i < 32; i++ {
-		odd[i] = row
-		row <<= 1
-	}
-	gf2Square(&even, &odd) // 2 zero bits
-	gf2Square(&odd, &even) // 4 zero bits
-	for {
-		gf2Square(&even, &odd) // the first round: one zero byte
-		if lenB&1 != 0 {
-			crcA = gf2Times(&even, crcA)
-		}
-		lenB >>= 1
-		if lenB == 0 {
-			break
-		}
-		gf2Square(&odd, &even)
-		if lenB&1 != 0 {
-			crcA = gf2Times(&odd, crcA)
-		}
-		lenB >>= 1
-		if lenB == 0 {
-			break
-		}
-	}
-	return crcA ^ crcB
-}
-
-func gf2Times(mat *[32]uint32, vec uint32) uint32 {
-	var sum uint32
-	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
-		if vec&1 != 0 {
-			sum ^= mat[i]
-		}
-	}
-	return sum
-}
-
-func gf2Square(square, mat *[32]uint32) {
-	for n := range 32 {
-		square[n] = gf2Times(mat, mat[n])
-	}
 }

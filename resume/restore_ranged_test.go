@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -203,23 +202,6 @@ func TestRestoreRangedDamaged(t *testing.T) {
 			defer b.Close()
 			check(t, b, c.known, "crc32")
 		})
-	}
-}
-
-// TestCRC32Combine: the CRC32 of two pieces combined is the CRC32 of the
-// whole, for both polynomials and any split.
-func TestCRC32Combine(t *testing.T) {
-	data := make([]byte, 100_000)
-	_, _ = rand.Read(data)
-	for _, poly := range []uint32{crc32.IEEE, crc32.Castagnoli} {
-		table := crc32.MakeTable(poly)
-		for _, cut := range []int{0, 1, 7, 4096, 65536, 99_999, 100_000} {
-			a, b := data[:cut], data[cut:]
-			got := crc32Combine(poly, crc32.Checksum(a, table), crc32.Checksum(b, table), int64(len(b)))
-			if want := crc32.Checksum(data, table); got != want {
-				t.Errorf("poly %08x, cut at %d: combined %08x, want %08x", poly, cut, got, want)
-			}
-		}
 	}
 }
 
