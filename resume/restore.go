@@ -394,7 +394,7 @@ func (r *restorer) restoreOne(ctx context.Context, it restoreItem) (Entry, bool,
 	// The file the state says the store holds, untouched since: no request,
 	// no hashing (a restarted container still has its folder).
 	if k, ok := r.known[it.rel]; ok && k.Size == it.size && !k.SHA256.IsZero() {
-		if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() && k.SameFile(fi.Size(), fi.ModTime().UnixNano(), inodeOf(fi)) {
+		if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() && k.SameFile(fi.Size(), fi.ModTime().UnixNano(), InodeOf(fi)) {
 			r.bytesDone.Add(fi.Size())
 			return entryOf(fi, k.SHA256.String()), true, nil
 		}
@@ -692,11 +692,12 @@ func (w progressWriter) Write(p []byte) (int, error) {
 
 func entryOf(fi fs.FileInfo, sum string) Entry {
 	d, _ := ParseDigest(sum) // a hash of ours, or one checked equal to it
-	return Entry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: d}
+	return Entry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: InodeOf(fi), SHA256: d}
 }
 
-// inodeOf returns the file's inode, or 0 where the platform has none.
-func inodeOf(fi fs.FileInfo) uint64 {
+// InodeOf returns the inode a manifest Entry records for a file, or 0
+// where the platform has none.
+func InodeOf(fi fs.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return uint64(st.Ino)
 	}

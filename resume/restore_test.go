@@ -190,10 +190,10 @@ func TestRestore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got, want := *e, (Entry{Size: int64(len(data)), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi), SHA256: digest([]byte(data))}); got != want {
+				if got, want := *e, (Entry{Size: int64(len(data)), ModTime: fi.ModTime().UnixNano(), Inode: InodeOf(fi), SHA256: digest([]byte(data))}); got != want {
 					t.Errorf("manifest[%s] = %+v, want %+v", rel, got, want)
 				}
-				if !e.SameFile(fi.Size(), fi.ModTime().UnixNano(), inodeOf(fi)) {
+				if !e.SameFile(fi.Size(), fi.ModTime().UnixNano(), InodeOf(fi)) {
 					t.Errorf("manifest[%s] is not the same file as on disk", rel)
 				}
 			}

@@ -29,7 +29,7 @@ func TestOnlyWhatWasSeenIsDeleted(t *testing.T) {
 	earlier := resume.Entry{Size: 15, ModTime: 1234, SHA256: resume.Digest{0xe}}
 	manifest := resume.Manifest{
 		"earlier.txt":  &earlier,
-		"restored.txt": {Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi)},
+		"restored.txt": {Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: resume.InodeOf(fi)},
 	}
 	s := newSyncer(t, testConfig(), dir, b, Options{Manifest: manifest})
 	inStore := func() []string { return keys(storetest.Objects(t, b, "")) }

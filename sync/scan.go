@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/mlsidecar/collector/resume"
 )
 
 // fileState is what a scan sees of one local file.
@@ -18,7 +20,7 @@ type fileState struct {
 }
 
 func stateOf(fi fs.FileInfo) fileState {
-	return fileState{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: inodeOf(fi)}
+	return fileState{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Inode: resume.InodeOf(fi)}
 }
 
 // scanner walks the outputs folder and applies the filters and the symlink
