@@ -24,7 +24,7 @@ func BenchmarkSample50(b *testing.B) {
 		b.Cleanup(func() { c.Process.Kill(); c.Wait() })
 	}
 	time.Sleep(200 * time.Millisecond) // let them start
-	tree, err := NewProcessTree("/proc", os.Getpid())
+	tree, err := NewProcessTree("/proc", Scope{Parent: os.Getpid()})
 	if err != nil {
 		b.Fatal(err)
 	}

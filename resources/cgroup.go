@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // v1Unlimited is the smallest limit_in_bytes cgroup v1 reports for "no
@@ -63,26 +64,80 @@ func FindCgroup(root, selfCgroup string) (CgroupPaths, error) {
 		}
 		return CgroupPaths{Version: 2, Memory: dir}, nil
 	}
-	mount := func(names ...string) string {
-		for _, n := range names {
-			if dir := filepath.Join(root, n); isDir(dir) {
-				return dir
-			}
-		}
-		return ""
-	}
-	mem := mount("memory")
+	mem := v1Mount(root, "memory")
 	if mem == "" {
 		return CgroupPaths{}, fmt.Errorf("no cgroup: neither v2 nor a v1 memory controller under %s", root)
 	}
 	p := CgroupPaths{Version: 1, Memory: within(mem, paths["memory"])}
-	if cpu := mount("cpu", "cpu,cpuacct", "cpuacct,cpu"); cpu != "" {
+	if cpu := v1Mount(root, "cpu", "cpu,cpuacct", "cpuacct,cpu"); cpu != "" {
 		p.CPU = within(cpu, paths["cpu"])
 	}
-	if acct := mount("cpuacct", "cpu,cpuacct", "cpuacct,cpu"); acct != "" {
+	if acct := v1Mount(root, "cpuacct", "cpu,cpuacct", "cpuacct,cpu"); acct != "" {
 		p.CPUAcct = within(acct, paths["cpuacct"])
 	}
 	return p, nil
+}
+
+// v1Mount returns the first of the v1 controller folders names under root
+// that is there, or "".
+func v1Mount(root string, names ...string) string {
+	for _, n := range names {
+		if dir := filepath.Join(root, n); isDir(dir) {
+			return dir
+		}
+	}
+	return ""
+}
+
+// JobCgroup finds the cgroup path names under root ("/sys/fs/cgroup"): a
+// cgroup as /proc/<pid>/cgroup names it (/kubepods/pod1/c1,
+// /system.slice/job.service), or its folder under root (v1: a folder of
+// the memory controller's). In v1 the cpu and cpuacct controllers' folders
+// of the same path are used where they are there.
+func JobCgroup(root, path string) (CgroupPaths, error) {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return CgroupPaths{}, fmt.Errorf("%q is not a clean absolute path", path)
+	}
+	v2 := isFile(filepath.Join(root, "cgroup.controllers"))
+	rel := path
+	if r, ok := strings.CutPrefix(path, root+"/"); ok {
+		rel = "/" + r
+		if !v2 {
+			// The folder of a controller: the path after its mount.
+			_, after, _ := strings.Cut(r, "/")
+			rel = "/" + after
+		}
+	}
+	if v2 {
+		dir := filepath.Join(root, rel)
+		if !isFile(filepath.Join(dir, "cgroup.procs")) {
+			return CgroupPaths{}, fmt.Errorf("%s: no such cgroup (%s has no cgroup.procs)", path, dir)
+		}
+		if !isFile(filepath.Join(dir, "memory.current")) {
+			return CgroupPaths{}, fmt.Errorf("%s: the memory controller is not enabled in %s", path, dir)
+		}
+		return CgroupPaths{Version: 2, Memory: dir}, nil
+	}
+	mem := v1Mount(root, "memory")
+	if mem == "" {
+		return CgroupPaths{}, fmt.Errorf("%s: neither v2 nor a v1 memory controller under %s", path, root)
+	}
+	p := CgroupPaths{Version: 1, Memory: filepath.Join(mem, rel)}
+	if !isFile(filepath.Join(p.Memory, "cgroup.procs")) {
+		return CgroupPaths{}, fmt.Errorf("%s: no such cgroup (%s has no cgroup.procs)", path, p.Memory)
+	}
+	if cpu := v1Mount(root, "cpu", "cpu,cpuacct", "cpuacct,cpu"); cpu != "" && isDir(filepath.Join(cpu, rel)) {
+		p.CPU = filepath.Join(cpu, rel)
+	}
+	if acct := v1Mount(root, "cpuacct", "cpu,cpuacct", "cpuacct,cpu"); acct != "" && isDir(filepath.Join(acct, rel)) {
+		p.CPUAcct = filepath.Join(acct, rel)
+	}
+	return p, nil
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }
 
 func isDir(p string) bool {
@@ -96,6 +151,7 @@ type Cgroup struct {
 	paths   CgroupPaths
 	prev    cgroupCounters
 	started bool
+	cpu     rate
 }
 
 // cgroupCounters are a cgroup's counters, in seconds and counts.
@@ -115,6 +171,9 @@ type CgroupReading struct {
 	Limit    uint64 // bytes; 0 when unlimited
 	Peak     uint64 // the cgroup's peak use, bytes; 0 when the kernel keeps none
 	OOMKills uint64 // since the cgroup was made
+	// CPULimit is the cgroup's CPU quota in cores (cpu.max, v1
+	// cpu.cfs_quota_us over cpu.cfs_period_us); 0 when it has none.
+	CPULimit float64
 }
 
 // NewCgroup measures the cgroup of paths and reads it once as the baseline.
@@ -125,13 +184,25 @@ func NewCgroup(paths CgroupPaths) (*Cgroup, error) {
 		return nil, fmt.Errorf("no cgroup: %w", err)
 	}
 	c.prev, c.started = r.counters, true
+	c.cpu.start(r.counters.cpu)
+	c.cpu.max = r.CPULimit
 	return c, nil
+}
+
+// rateWindow sets the shortest window a rate is taken over, and bounds the
+// rate by cpus, or by the cgroup's quota when it is less.
+func (c *Cgroup) rateWindow(window time.Duration, cpus float64) {
+	c.cpu.min = window
+	if c.cpu.max == 0 || cpus < c.cpu.max {
+		c.cpu.max = cpus
+	}
 }
 
 // Name implements Source.
 func (c *Cgroup) Name() string { return "cgroup" }
 
-// Sample implements Source: cgroup_cpu_cores, cgroup_throttled_periods and
+// Sample implements Source: cgroup_cpu_cores (when the window since the
+// last rate is long enough: see rate), cgroup_throttled_periods and
 // cgroup_throttled_seconds, cgroup_memory_bytes, cgroup_memory_limit_bytes
 // (when limited), cgroup_memory_peak_bytes (when the kernel keeps it),
 // cgroup_memory_limit_hits and cgroup_oom_kills over the interval.
@@ -144,11 +215,9 @@ func (c *Cgroup) Sample(s *Sample) error {
 	cur, prev := r.counters, c.prev
 	c.prev = cur
 	if cur.hasCPU {
-		cores := 0.0
-		if s.Interval > 0 {
-			cores = d(cur.cpu, prev.cpu) / s.Interval.Seconds()
+		if cores, ok := c.cpu.observe(s, cur.cpu); ok {
+			s.Add("cgroup_cpu_cores", round(cores, 4))
 		}
-		s.Add("cgroup_cpu_cores", round(cores, 4))
 	}
 	if cur.hasThrot {
 		s.Add("cgroup_throttled_periods", d(cur.periods, prev.periods))
@@ -191,6 +260,15 @@ func ReadCgroup(p CgroupPaths) (CgroupReading, error) {
 				r.counters.hasThrot = true
 			}
 		}
+		// "max 100000" is no quota.
+		if b, err := os.ReadFile(filepath.Join(p.Memory, "cpu.max")); err == nil {
+			quota, period, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+			q, err1 := strconv.ParseFloat(quota, 64)
+			per, err2 := strconv.ParseFloat(period, 64)
+			if err1 == nil && err2 == nil && q > 0 && per > 0 {
+				r.CPULimit = q / per
+			}
+		}
 	} else {
 		if r.Memory, err = readUint(filepath.Join(p.Memory, "memory.usage_in_bytes")); err != nil {
 			return r, err
@@ -222,6 +300,12 @@ func ReadCgroup(p CgroupPaths) (CgroupReading, error) {
 				r.counters.throttled = float64(st["throttled_time"]) / 1e9
 				r.counters.hasThrot = true
 			}
+			// A quota of -1 is none.
+			q, err1 := readInt(filepath.Join(p.CPU, "cpu.cfs_quota_us"))
+			per, err2 := readInt(filepath.Join(p.CPU, "cpu.cfs_period_us"))
+			if err1 == nil && err2 == nil && q > 0 && per > 0 {
+				r.CPULimit = float64(q) / float64(per)
+			}
 		}
 	}
 	r.OOMKills = uint64(r.counters.oomKills)
@@ -238,6 +322,14 @@ func readUint(path string) (uint64, error) {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	return v, nil
+}
+
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
 }
 
 // readKeyed reads a file of "key value" lines (cpu.stat, memory.events,

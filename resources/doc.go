@@ -12,10 +12,14 @@
 // absent is reported once at start ("no GPU: <reason>"), never on every
 // tick:
 //
-//   - ProcessTree reads /proc: in wrapper mode the collector's descendants
-//     (the wrapped command and everything it starts, followed as they come
-//     and go, and kept when adopted outside the tree); in a sidecar every
-//     process it can see but its own (a shared process namespace). A
+//   - ProcessTree reads /proc: the processes named (--resources-pid, and
+//     their descendants; those of --resources-cgroup); else in wrapper mode
+//     the collector's descendants (the wrapped command and everything it
+//     starts, followed as they come and go, and kept when adopted outside
+//     the tree); in a sidecar in a container's process namespace every
+//     process it can see but its own (a pod's shared process namespace);
+//     in a sidecar that sees the host's processes, none. The start's log
+//     line "sampling resources" says which (job=). A
 //     process's CPU time is counted once: while it lives as its own time
 //     plus that of the children it reaped (cutime, cstime), after it has
 //     gone through its parent's cutime, or, when its parent is outside the
@@ -23,12 +27,13 @@
 //     walks every mapping), threads, open files, read and write bytes.
 //     A process whose parent starts and exits between two samples and that
 //     is adopted outside the tree is not seen.
-//   - Cgroup reads the collector's own cgroup, v2 or the v1 memory, cpu and
+//   - Cgroup reads the cgroup named (--resources-cgroup), else the
+//     collector's own in wrapper mode, v2 or the v1 memory, cpu and
 //     cpuacct controllers: CPU, throttling, memory use, limit and peak,
 //     limit hits and OOM kills (v2 memory.events oom_kill; v1
 //     memory.oom_control oom_kill, or under_oom before Linux 4.13). It is
 //     the job's in wrapper mode only; a sidecar's is its own container's,
-//     so a sidecar does not read it.
+//     so a sidecar does not read its own.
 //   - GPU reads NVIDIA GPUs through the NVML interface: go-nvml in a build
 //     with cgo (libnvidia-ml is loaded at run time), a fake in tests; a
 //     build without cgo says "no GPU support: built without cgo". Per
@@ -51,15 +56,22 @@
 // interval_seconds, one field per measure with its unit in the name:
 // cpu_cores, rss_bytes, gpu0_util_percent) to the open chunk of its spool
 // folder. Gauges are the value at the timestamp; counters are what happened
-// over the interval since the previous record (cpu_cores is a rate,
-// read_bytes and cgroup_oom_kills are counts). Each record is flushed into
+// over the interval since the previous record (read_bytes, cpu_seconds and
+// cgroup_oom_kills are counts). A rate (cpu_cores) is taken over a window of
+// half an interval at least, never from the milliseconds after the
+// baseline or after the previous sample (the kernel counts CPU time in
+// 10 ms ticks), and is never more than the cores the job can run on: a
+// record that comes sooner has none, and the next one's covers both. Each record is flushed into
 // the gzip stream, so a chunk a kill left open is readable up to its last
 // whole record; the next start seals it with those records. Chunks are
-// sealed by size (1 MiB) or age (the sync interval) and at the end, are
-// immutable once sealed, and reach <run>/resources/ through the spool's
-// upload engine. A chunk is named <sequence>-a<attempt>.jsonl.gz: in name
-// order the records are in time order, and a retry never replaces a chunk
-// an earlier attempt stored.
+// sealed by size (256 KiB) or age (5 minutes) and at the end, are
+// immutable once sealed, and reach <run>/resources/ through the spool. A
+// chunk is the series "samples" of the spool: named
+// samples.<attempt, 6 digits>.<sequence, 8 digits>.jsonl.gz, the sequence
+// running on across attempts (an earlier version's
+// <sequence>-a<attempt>.jsonl.gz reads the same): in name order the
+// records are in time order, and a retry never replaces a chunk an earlier
+// attempt stored. summary.json follows the sync interval.
 //
 // The section "resources" of the run's state holds the number of chunks
 // the store holds in sequence and the running aggregates of their samples

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -15,10 +17,25 @@ import (
 // on every Linux architecture the collector ships for).
 const clockTicks = 100
 
-// ProcessTree measures a set of processes from /proc: the descendants of one
-// process (wrapper mode: the collector's, so the wrapped command and
-// everything it starts), or every process visible but the collector itself
-// (a sidecar in a shared process namespace).
+// Scope says which processes a ProcessTree measures. The zero Scope is
+// every process visible but the collector's own (a sidecar in the pod's
+// shared process namespace).
+type Scope struct {
+	// Parent > 0: the descendants of Parent (wrapper mode: the collector's,
+	// so the wrapped command and everything it starts).
+	Parent int
+	// PIDs: these processes, each from the sample that first sees it (a pid
+	// taken again by another process later is not), and their descendants.
+	PIDs []int
+	// Cgroup: the processes of the cgroup in this folder (its cgroup.procs
+	// and those of the cgroups below it), and their descendants.
+	Cgroup string
+}
+
+// all tells whether the scope is every visible process.
+func (sc Scope) all() bool { return sc.Parent == 0 && len(sc.PIDs) == 0 && sc.Cgroup == "" }
+
+// ProcessTree measures a set of processes from /proc (see Scope).
 //
 // A process stays in the tree from the sample that first sees it, even when
 // its parent exits and it is adopted outside the tree. Its CPU time is
@@ -32,13 +49,18 @@ const clockTicks = 100
 type ProcessTree struct {
 	proc   string // "/proc"
 	self   int
-	parent int // > 0: the descendants of parent; 0: every process but self
-	page   float64
+	scope  Scope
+	parent int // scope.Parent
+	all    bool
+	// given are the start times of the Scope's PIDs once seen (0: not yet).
+	given map[int]uint64
+	page  float64
 
 	members map[int]*procState
 	scratch map[int]*procState
 	gone    float64 // CPU seconds of members gone outside the tree
 	last    float64 // the tree's CPU seconds at the previous sample
+	cpu     rate
 	buf     []byte
 	path    []byte
 	pids    []int
@@ -70,22 +92,28 @@ type procState struct {
 	hasIO       bool
 }
 
-// NewProcessTree measures the descendants of parent, or with parent 0 every
-// process in procDir ("/proc") except the collector's own. It reads the
-// tree once, as the baseline of the first sample's rates.
-func NewProcessTree(procDir string, parent int) (*ProcessTree, error) {
+// NewProcessTree measures the processes of scope in procDir ("/proc"). It
+// reads them once, as the baseline of the first sample's counters.
+func NewProcessTree(procDir string, scope Scope) (*ProcessTree, error) {
 	if _, err := os.Stat(procDir + "/self/stat"); err != nil {
 		return nil, fmt.Errorf("no process tree: %s is not readable: %w", procDir, err)
 	}
 	t := &ProcessTree{
 		proc:    procDir,
 		self:    os.Getpid(),
-		parent:  parent,
+		scope:   scope,
+		parent:  scope.Parent,
+		all:     scope.all(),
+		given:   map[int]uint64{},
 		page:    float64(os.Getpagesize()),
 		members: map[int]*procState{},
 		scratch: map[int]*procState{},
 		outside: map[int]bool{},
 		buf:     make([]byte, 0, 4096),
+		cpu:     rate{max: onlineCPUs(procDir)},
+	}
+	for _, pid := range scope.PIDs {
+		t.given[pid] = 0
 	}
 	var s Sample
 	if err := t.Sample(&s); err != nil {
@@ -94,12 +122,18 @@ func NewProcessTree(procDir string, parent int) (*ProcessTree, error) {
 	return t, nil
 }
 
+// rateWindow sets the shortest window a rate is taken over, and bounds the
+// rate by limit cores when limit > 0 (a cgroup's CPU quota).
+func (t *ProcessTree) rateWindow(window time.Duration, limit float64) {
+	t.cpu.min = window
+	if limit > 0 {
+		t.cpu.max = min(t.cpu.max, limit)
+	}
+}
+
 // Name implements Source.
 func (t *ProcessTree) Name() string { return "process tree" }
 
-// Sample implements Source: processes, threads, open_fds, cpu_cores,
-// rss_bytes, pss_bytes (where smaps_rollup is readable, every pssEvery at
-// most), read_bytes and write_bytes (over the interval).
 // reapedInTree tells whether a member that has gone, child of ppid, is
 // counted through whoever reaped it: a member still in the tree (next), the
 // collector in wrapper mode, or a member that has gone too and is itself
@@ -124,6 +158,11 @@ func (t *ProcessTree) reapedInTree(ppid int, next map[int]*procState) bool {
 	return false
 }
 
+// Sample implements Source: processes, threads, open_fds, rss_bytes,
+// pss_bytes (where smaps_rollup is readable, every pssEvery at most), and
+// over the interval cpu_seconds, read_bytes and write_bytes; cpu_cores, the
+// rate of CPU time, when the window since the last rate is long enough (see
+// rate).
 func (t *ProcessTree) Sample(s *Sample) error {
 	// The collector's own reaped children (wrapper mode: the command, once
 	// it has exited), read before the processes: a child reaped in between
@@ -139,6 +178,12 @@ func (t *ProcessTree) Sample(s *Sample) error {
 	if err != nil {
 		return err
 	}
+	var inCgroup map[int]bool
+	if t.scope.Cgroup != "" {
+		if inCgroup, err = cgroupProcs(t.scope.Cgroup); err != nil {
+			return err
+		}
+	}
 	// Read every process, keeping the stat of those that may be members.
 	all := t.scratch
 	clear(all)
@@ -146,7 +191,7 @@ func (t *ProcessTree) Sample(s *Sample) error {
 		if pid == t.self {
 			continue
 		}
-		if t.outside[pid] {
+		if t.outside[pid] && !inCgroup[pid] {
 			continue
 		}
 		st := &procState{}
@@ -155,32 +200,37 @@ func (t *ProcessTree) Sample(s *Sample) error {
 		}
 		all[pid] = st
 	}
-	// Membership: members stay (same start time); a process joins when its
-	// parent is a member (or, in wrapper mode, is the parent). Repeat until
-	// stable: a child's pid may be lower than its parent's.
+	// Membership: members stay (same start time); a process joins when it
+	// is one of the scope's (a pid given, first seen now; a process of the
+	// cgroup), or when its parent is a member (or, in wrapper mode, is the
+	// parent). Repeat until stable: a child's pid may be lower than its
+	// parent's.
 	next := make(map[int]*procState, len(t.members)+4)
 	for pid, st := range all {
 		if old, ok := t.members[pid]; ok && old.start == st.start {
 			next[pid] = st
-		} else if t.parent == 0 {
+		} else if t.all || inCgroup[pid] {
+			next[pid] = st
+		} else if start, ok := t.given[pid]; ok && (start == 0 || start == st.start) {
+			t.given[pid] = st.start
 			next[pid] = st
 		}
 	}
-	if t.parent > 0 {
+	if !t.all {
 		for changed := true; changed; {
 			changed = false
 			for pid, st := range all {
 				if _, in := next[pid]; in {
 					continue
 				}
-				if _, pin := next[st.ppid]; pin || st.ppid == t.parent {
+				if _, pin := next[st.ppid]; pin || (t.parent > 0 && st.ppid == t.parent) {
 					next[pid] = st
 					changed = true
 				}
 			}
 		}
 	}
-	if t.parent > 0 {
+	if !t.all {
 		// The pids read now that are not in the tree are not read again.
 		live := t.outside
 		t.outside = make(map[int]bool, len(live)+8)
@@ -235,13 +285,13 @@ func (t *ProcessTree) Sample(s *Sample) error {
 		}
 	}
 	total := cpu + t.gone + reaped
-	cores := 0.0
-	if t.started && s.Interval > 0 {
-		cores = max(0, total-t.last) / s.Interval.Seconds()
-	}
-	if !t.started {
+	used := 0.0
+	if t.started {
+		used = max(0, total-t.last)
+	} else {
 		readB, writeB = 0, 0
 	}
+	cores, hasRate := t.cpu.observe(s, total)
 	t.last = total
 	t.started = true
 	// The states read this time become the members; the old map is reused.
@@ -251,7 +301,10 @@ func (t *ProcessTree) Sample(s *Sample) error {
 	s.Add("processes", float64(len(next)))
 	s.Add("threads", float64(threads))
 	s.Add("open_fds", float64(fds))
-	s.Add("cpu_cores", round(cores, 4))
+	s.Add("cpu_seconds", round(used, 3))
+	if hasRate {
+		s.Add("cpu_cores", round(cores, 4))
+	}
 	s.Add("rss_bytes", float64(rss))
 	if pssSeen {
 		s.Add("pss_bytes", float64(pss))
@@ -259,6 +312,40 @@ func (t *ProcessTree) Sample(s *Sample) error {
 	s.Add("read_bytes", float64(readB))
 	s.Add("write_bytes", float64(writeB))
 	return nil
+}
+
+// cgroupProcs reads the pids of the cgroup in dir and of the cgroups below
+// it.
+func cgroupProcs(dir string) (map[int]bool, error) {
+	pids := map[int]bool{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == dir {
+				return err
+			}
+			return nil // a child cgroup removed meanwhile
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		if err != nil {
+			if path == dir {
+				return err
+			}
+			return nil
+		}
+		for _, f := range bytes.Fields(data) {
+			if pid, err := strconv.Atoi(string(f)); err == nil {
+				pids[pid] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the processes of cgroup %s: %w", dir, err)
+	}
+	return pids, nil
 }
 
 // listPIDs lists the numeric entries of /proc.

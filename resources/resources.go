@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -62,6 +61,13 @@ type Config struct {
 	NoShm bool
 	// Cgroup, when set, is measured instead of the collector's own.
 	Cgroup *CgroupPaths
+	// PIDs and CgroupPath name the job (--resources-pid, --resources-cgroup):
+	// these processes and their descendants, the processes and figures of
+	// this cgroup (a path as /proc/<pid>/cgroup gives it, or its folder
+	// under CgroupRoot). Either is measured instead of what the mode
+	// implies (see openJob).
+	PIDs       []int
+	CgroupPath string
 	// OpenNVML opens NVML; nil is OpenNVML.
 	OpenNVML func() (NVML, error)
 	// Container, when set, is measured through Docker's stats with the
@@ -183,41 +189,7 @@ func New(cfg Config, sp *spool.Spool, state State, store Store) (*Sampler, error
 // openSources builds the sources that are there and logs, once, why each
 // other one is not.
 func (s *Sampler) openSources() {
-	parent := 0
-	if s.cfg.Wrapper {
-		parent = os.Getpid()
-	}
-	var found []string
-	if t, err := NewProcessTree(s.cfg.ProcDir, parent); err != nil {
-		s.log.Info(err.Error())
-	} else {
-		s.tree = t
-		s.sources = append(s.sources, t)
-		found = append(found, "process tree")
-		if !s.cfg.Wrapper && len(t.members) == 0 {
-			s.log.Info("process tree: no process but the collector is visible; a sidecar sees the job's processes only with shareProcessNamespace: true")
-		}
-	}
-	switch {
-	case s.cfg.Cgroup != nil || s.cfg.Wrapper:
-		paths := s.cfg.Cgroup
-		if paths == nil {
-			p, err := FindCgroup(s.cfg.CgroupRoot, s.cfg.ProcDir+"/self/cgroup")
-			if err != nil {
-				s.log.Info(err.Error())
-				break
-			}
-			paths = &p
-		}
-		if c, err := NewCgroup(*paths); err != nil {
-			s.log.Info(err.Error())
-		} else {
-			s.sources = append(s.sources, c)
-			found = append(found, fmt.Sprintf("cgroup v%d (%s)", paths.Version, paths.Memory))
-		}
-	default:
-		s.log.Info("no cgroup: a sidecar's cgroup is its own container's, not the job's")
-	}
+	found, job := s.openJob()
 	if lib, err := s.cfg.OpenNVML(); err != nil {
 		s.log.Info(err.Error())
 	} else {
@@ -252,7 +224,7 @@ func (s *Sampler) openSources() {
 		s.sources = append(s.sources, sh)
 		found = append(found, "shm "+s.cfg.ShmPath)
 	}
-	s.log.Info("sampling resources", "interval", s.cfg.Interval.Seconds(), "sources", strings.Join(found, "; "))
+	s.log.Info("sampling resources", "interval", s.cfg.Interval.Seconds(), "job", job, "sources", strings.Join(found, "; "))
 }
 
 func (s *Sampler) closeSources() {

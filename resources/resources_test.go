@@ -337,18 +337,30 @@ func TestBurnerOneCore(t *testing.T) {
 			t.Fatalf("record %d: timestamp %v not after %v", i, rec["timestamp"], prev)
 		}
 		prev = ts
-		for _, k := range []string{"attempt", "interval_seconds", "cpu_cores", "rss_bytes", "processes", "threads", "open_fds", "read_bytes", "write_bytes"} {
+		for _, k := range []string{"attempt", "interval_seconds", "cpu_seconds", "rss_bytes", "processes", "threads", "open_fds", "read_bytes", "write_bytes"} {
 			if _, ok := rec[k]; !ok {
 				t.Fatalf("record %d has no %s: %v", i, k, rec)
 			}
+		}
+		// A rate needs a window of half an interval: the first record, right
+		// after the baseline, has none; every one a whole interval after the
+		// one before has one, of no more cores than the machine has.
+		cores, ok := rec["cpu_cores"].(float64)
+		switch {
+		case i == 0 && ok:
+			t.Errorf("record 0, %v s after the baseline, has a rate: %v cores", rec["interval_seconds"], cores)
+		case rec["interval_seconds"].(float64) >= 0.05 && !ok:
+			t.Errorf("record %d, %v s after the one before, has no cpu_cores", i, rec["interval_seconds"])
+		case cores > float64(runtime.NumCPU()):
+			t.Errorf("record %d: %v cores on a machine of %d", i, cores, runtime.NumCPU())
 		}
 	}
 	// The last record is what Latest gives the Prometheus gauges.
 	latest, ok := r.sampler.Latest()
 	if last := recs[len(recs)-1]; !ok || latest.Time.Format(time.RFC3339Nano) != last["timestamp"] {
 		t.Errorf("Latest() at %v (%v), the last record at %v", latest.Time, ok, last["timestamp"])
-	} else if v, _ := latest.Value("cpu_cores"); v != last["cpu_cores"] {
-		t.Errorf("Latest() cpu_cores %v, the last record's %v", v, last["cpu_cores"])
+	} else if v, _ := latest.Value("cpu_seconds"); v != last["cpu_seconds"] {
+		t.Errorf("Latest() cpu_seconds %v, the last record's %v", v, last["cpu_seconds"])
 	}
 	if n := len(strings.Split(strings.TrimSpace(r.logs.String()), "\n")); strings.Count(r.logs.String(), "no GPU") != 1 {
 		t.Errorf("the log says \"no GPU\" %d times in %d lines, want once:\n%s", strings.Count(r.logs.String(), "no GPU"), n, r.logs)
@@ -857,7 +869,7 @@ func TestNVML(t *testing.T) {
 // own.
 func TestSidecarTree(t *testing.T) {
 	other := startHelper(t, "sleep", "10s")
-	tree, err := NewProcessTree("/proc", 0)
+	tree, err := NewProcessTree("/proc", Scope{})
 	if err != nil {
 		t.Fatal(err)
 	}

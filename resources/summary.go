@@ -84,8 +84,12 @@ func (a *Aggregates) Add(s *Sample) {
 	for _, f := range s.Fields {
 		v := f.Value
 		switch f.Name {
+		case "cpu_seconds":
+			a.CoreSeconds += v
 		case "cpu_cores":
-			a.CoreSeconds += v * dt
+			if _, counted := s.Value("cpu_seconds"); !counted {
+				a.CoreSeconds += v * dt // a sample of a version before cpu_seconds
+			}
 			a.PeakCores = max(a.PeakCores, v)
 		case "rss_bytes":
 			a.PeakRSS = max(a.PeakRSS, v)
@@ -301,6 +305,9 @@ func (a *Aggregates) Summary(run string, final bool, now time.Time) Summary {
 	}
 	if a.Seconds > 0 {
 		s.CPU.MeanCores = round(a.CoreSeconds/a.Seconds, 3)
+		// A run shorter than a rate's window has no rate: its peak is its
+		// mean.
+		s.CPU.PeakCores = max(s.CPU.PeakCores, s.CPU.MeanCores)
 	}
 	if a.CgroupLimit > 0 {
 		s.Memory.CgroupPeakOfLimit = round(a.CgroupPeak/a.CgroupLimit, 4)
