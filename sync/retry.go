@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"math/rand/v2"
 	"time"
 
 	"gocloud.dev/gcerrors"
 
+	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/stores"
 )
 
@@ -30,37 +30,17 @@ func permanent(err error) bool {
 	return false
 }
 
-// backoff is a capped exponential backoff with full jitter.
-type backoff struct {
-	base, cap time.Duration
-	attempt   int
-}
-
-// next returns how long to wait before the next attempt.
-func (b *backoff) next() time.Duration {
-	d := b.base << min(b.attempt, 16)
-	b.attempt++
-	if d <= 0 || d > b.cap {
-		d = b.cap
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
 // retry runs op until it succeeds, fails permanently, has been tried
 // attempts times, or ctx ends; it waits with backoff between tries.
 func retry(ctx context.Context, attempts int, op func() error) error {
-	b := backoff{base: 100 * time.Millisecond, cap: 5 * time.Second}
+	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for i := 1; ; i++ {
 		err := op()
 		if err == nil || i >= attempts || permanent(err) || errors.Is(err, errChanged) {
 			return err
 		}
-		t := time.NewTimer(b.next())
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !b.Wait(ctx) {
 			return err
-		case <-t.C:
 		}
 	}
 }
