@@ -22,15 +22,20 @@ var dockerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 // NewDockerSource returns the source of a container's log read from the
 // Docker engine listening on socketPath ("" is /var/run/docker.sock): the
 // engine's own timestamps, stdout and stderr as the engine tells them
-// apart (a TTY container's log is all stdout). It follows the log,
-// reconnects with backoff when the stream ends while the container runs,
-// and ends once the container has exited and its log is read to the end.
-// A position resumes with since and drops the lines already passed.
-// The socket must exist; the engine is reached only when the source runs.
+// apart (a TTY container's log is all stdout). The container is named by
+// its name or ID, or by its compose service (docker.Client.Find). It
+// follows the log, reconnects with backoff when the stream ends while the
+// container runs, and ends once the container has exited (or has been
+// removed) and its log is read to the end. A container that had already
+// exited when the source started is an earlier start's (compose starting
+// it again for a resumed run): its log is read to the end, and the source
+// waits for it to start again. A position resumes with since and drops the
+// lines already passed. The socket must exist; the engine is reached only
+// when the source runs.
 func NewDockerSource(container, socketPath string) (Source, error) {
 	spec := "docker:" + container
 	if !dockerName.MatchString(container) {
-		return nil, fmt.Errorf("--logs: %q: a container's name or ID: letters, digits, '_', '.' and '-', starting with a letter or digit", spec)
+		return nil, fmt.Errorf("--logs: %q: a container's name or ID, or a compose service: letters, digits, '_', '.' and '-', starting with a letter or digit", spec)
 	}
 	client := docker.New(socketPath)
 	fi, err := os.Stat(client.Socket())
@@ -60,6 +65,10 @@ type dockerSource struct {
 	notFound time.Duration
 	// drainFor bounds the last read at the end of the run.
 	drainFor time.Duration
+
+	// id is the container's ID once found: a container's ID names it
+	// for good, and one the engine then no longer knows was removed.
+	id string
 }
 
 func (s *dockerSource) Name() string { return sourceName("docker", s.container) }
@@ -73,39 +82,57 @@ func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record,
 	}
 	cur := newStampedCursor(p)
 	reader := newStampedReader(false)
+	started := time.Now()
 	var missingSince time.Time
+	var readEarlier string // the FinishedAt of an earlier start whose log was read
 	for {
 		if ctx.Err() != nil {
 			return s.drain(ctx, cur, reader, emit)
 		}
-		info, err := s.client.Inspect(ctx, s.container)
+		info, err := s.find(ctx)
 		switch {
 		case ctx.Err() != nil:
 			continue
+		case errors.Is(err, docker.ErrNotFound) && s.id != "":
+			return nil // removed: its log ended with it
 		case errors.Is(err, docker.ErrNotFound):
 			if missingSince.IsZero() {
 				missingSince = time.Now()
 			}
 			if time.Since(missingSince) > s.notFound {
-				return fmt.Errorf("docker:%s: the engine has no such container (waited %v)", s.container, s.notFound)
+				return fmt.Errorf("docker:%s: the engine has no such container or compose service (waited %v)", s.container, s.notFound)
 			}
 			s.retry.wait(ctx)
 			continue
 		case errors.Is(err, syscall.EACCES):
 			return fmt.Errorf("docker:%s: %w (the collector's user may not use the Docker socket)", s.container, err)
+		case errors.Is(err, docker.ErrAmbiguous):
+			return fmt.Errorf("docker:%s: %w", s.container, err)
 		case err != nil:
 			s.retry.wait(ctx) // the engine restarting: try again
 			continue
 		}
 		missingSince = time.Time{}
+		s.id = info.ID
+		if info.State.Gone() {
+			return nil // being removed, or dead: the engine gives no more of its log
+		}
 		if info.State.Status == "created" {
 			s.retry.wait(ctx) // not started yet
 			continue
 		}
 		exited := info.State.Exited()
+		earlier := exited && info.State.FinishedAt.Before(started)
+		if earlier && readEarlier == info.State.FinishedAt.String() {
+			s.retry.wait(ctx) // read; waiting for the next start
+			continue
+		}
 		n, err := s.session(ctx, cur, reader, !exited, emit)
 		if err, ok := asEmitError(err); ok {
 			return err
+		}
+		if gone(err) {
+			return nil
 		}
 		var refused *docker.Error
 		if errors.As(err, &refused) && (refused.Status/100 == 4 && refused.Status != 404 || refused.Status == 501) {
@@ -113,7 +140,10 @@ func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record,
 			// read (none, syslog, ...), a request the engine refuses.
 			return fmt.Errorf("docker:%s: %w", s.container, err)
 		}
-		if exited && err == nil {
+		if earlier && err == nil {
+			readEarlier = info.State.FinishedAt.String()
+			s.retry.reset()
+		} else if exited && err == nil {
 			return nil // read to the end after the container stopped
 		}
 		if n > 0 {
@@ -125,15 +155,35 @@ func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record,
 	}
 }
 
+// find inspects the container: by its ID once found, else by the name
+// given (a container's or a compose service's).
+func (s *dockerSource) find(ctx context.Context) (docker.Container, error) {
+	if s.id != "" {
+		return s.client.Inspect(ctx, s.id)
+	}
+	return s.client.Find(ctx, s.container)
+}
+
+// gone tells whether the engine refused a log because the container is
+// removed or being removed (409 Conflict: "dead or marked for removal"):
+// the end of its log, not a failure.
+func gone(err error) bool {
+	var refused *docker.Error
+	return errors.As(err, &refused) && (refused.Status == 404 || refused.Status == 409)
+}
+
 // drain reads what the engine has now, at the end of the run.
 func (s *dockerSource) drain(ctx context.Context, cur *stampedCursor, reader *stampedReader, emit func(Record, Position) error) error {
+	if s.id == "" {
+		return nil // never found: nothing to read
+	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.drainFor)
 	defer cancel()
 	_, err := s.session(dctx, cur, reader, false, emit)
 	if err, ok := asEmitError(err); ok {
 		return err
 	}
-	if err != nil {
+	if err != nil && !gone(err) {
 		return fmt.Errorf("docker:%s: last read at the end of the run: %w", s.container, err)
 	}
 	return nil
@@ -141,7 +191,7 @@ func (s *dockerSource) drain(ctx context.Context, cur *stampedCursor, reader *st
 
 // session reads the log from the cursor once, following it or not.
 func (s *dockerSource) session(ctx context.Context, cur *stampedCursor, reader *stampedReader, follow bool, emit func(Record, Position) error) (int, error) {
-	r, err := s.client.Logs(ctx, s.container, cur.since(), follow)
+	r, err := s.client.Logs(ctx, s.id, cur.since(), follow)
 	if err != nil {
 		return 0, err
 	}

@@ -20,6 +20,7 @@ func testDockerSource(t *testing.T, e *dockertest.Engine, container string) *doc
 	}
 	s := src.(*dockerSource)
 	s.retry = backoff{min: 5 * time.Millisecond, max: 50 * time.Millisecond}
+	s.client.Self = "none" // outside any compose project
 	return s
 }
 
@@ -94,8 +95,14 @@ func TestDockerSourceResumesFromPosition(t *testing.T) {
 	if err != errRemoteStop {
 		t.Fatalf("Run: %v, want the error emit returned", err)
 	}
+	// The container exited before this source started: it reads the
+	// rest, then waits for a new start until the run ends.
 	var second remoteRecorder
-	if err := runSource(context.Background(), testDockerSource(t, e, "job"), first.position(), &second)(t); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runSource(ctx, testDockerSource(t, e, "job"), first.position(), &second)
+	second.waitFor(t, len(want)-len(first.records()))
+	cancel()
+	if err := wait(t); err != nil {
 		t.Fatal(err)
 	}
 	sameRecords(t, append(first.records(), second.records()...), want)
@@ -167,8 +174,108 @@ func TestDockerSourceUnknownContainer(t *testing.T) {
 	src.notFound = 100 * time.Millisecond
 	var rec remoteRecorder
 	err := runSource(context.Background(), src, nil, &rec)(t)
-	if err == nil || !strings.Contains(err.Error(), "docker:typo: the engine has no such container") {
+	if err == nil || !strings.Contains(err.Error(), "docker:typo: the engine has no such container or compose service") {
 		t.Errorf("Run: %v, want an error saying the engine has no container typo", err)
+	}
+}
+
+// TestDockerSourceRemovedContainer: a container removed (docker compose
+// down) is the end of its log, whether the source finds it being removed
+// (the engine refuses its log: 409), gone (404), or removed at the end of
+// the run: every line is read and Run returns nil.
+func TestDockerSourceRemovedContainer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		remove func(e *dockertest.Engine)
+		endRun bool
+	}{
+		{"marked for removal", func(e *dockertest.Engine) { e.SetStatus("job", "removing", 0) }, false},
+		{"removed", func(e *dockertest.Engine) { e.Remove("job") }, false},
+		{"removed, then the run ends", func(e *dockertest.Engine) { e.Remove("job") }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := dockertest.New(t)
+			e.Add("job", false)
+			want := dockerLines(e, "job", 0, 10)
+			src := testDockerSource(t, e, "job")
+			var rec remoteRecorder
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			wait := runSource(ctx, src, nil, &rec)
+			rec.waitFor(t, len(want))
+			tc.remove(e)
+			if tc.endRun {
+				cancel()
+			}
+			if err := wait(t); err != nil {
+				t.Fatalf("Run: %v, want nil", err)
+			}
+			sameRecords(t, rec.records(), want)
+		})
+	}
+}
+
+// TestDockerSourceComposeService: the job named by its compose service
+// (no container_name), a container the engine creates after the source
+// starts; and a container that had exited before the source started (the
+// previous attempt's, which compose starts again for a resumed run) is
+// read, then followed again once it restarts.
+func TestDockerSourceComposeService(t *testing.T) {
+	e := dockertest.New(t)
+	src := testDockerSource(t, e, "job")
+	var rec remoteRecorder
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wait := runSource(ctx, src, nil, &rec)
+	waitRequest(t, e, "GET /containers/json?")
+	e.Add("demo-job-1", false)
+	e.SetLabels("demo-job-1", map[string]string{"com.docker.compose.project": "demo", "com.docker.compose.service": "job"})
+	want := dockerLines(e, "demo-job-1", 0, 5)
+	rec.waitFor(t, len(want))
+	e.SetStatus("demo-job-1", "exited", 0)
+	if err := wait(t); err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, rec.records(), want)
+
+	// A second run of the collector: the job exited before it started.
+	src = testDockerSource(t, e, "job")
+	var again remoteRecorder
+	logsBefore := countRequests(e, "/logs?")
+	wait = runSource(ctx, src, rec.position(), &again)
+	for countRequests(e, "/logs?") == logsBefore {
+		time.Sleep(time.Millisecond) // until it has read the earlier start's log
+	}
+	e.SetStatus("demo-job-1", "running", 0)
+	more := dockerLines(e, "demo-job-1", 5, 5)
+	again.waitFor(t, len(more))
+	e.SetStatus("demo-job-1", "exited", 0)
+	if err := wait(t); err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, again.records(), more)
+}
+
+// countRequests counts the engine's requests that contain substr.
+func countRequests(e *dockertest.Engine, substr string) int {
+	n := 0
+	for _, r := range e.Requests() {
+		if strings.Contains(r, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitRequest waits until the engine has had a request containing substr.
+func waitRequest(t *testing.T, e *dockertest.Engine, substr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for countRequests(e, substr) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request with %q in 10 s: %q", substr, e.Requests())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 // DockerStats is the part of the Docker engine's client that the container
 // source uses (internal/docker's Client; a fake engine in tests).
 type DockerStats interface {
+	Find(ctx context.Context, name string) (docker.Container, error)
 	Stats(ctx context.Context, container string) (docker.Stats, error)
 }
 
@@ -20,12 +21,19 @@ type DockerStats interface {
 // what a compose deployment sees of its job container. The engine takes
 // about a second to answer (it reads the counters twice), so the source
 // asks in the background and each sample takes the latest answer.
+//
+// The container may not exist or run yet when sampling starts (compose
+// creates the job, then starts it once the collector is ready), and stops
+// before the collector's last sample: while it does not run, samples leave
+// its fields out without an error. Only an engine that fails, or a name
+// that the engine has not known for missingFor, is a failure.
 type Container struct {
-	name   string
-	client DockerStats
+	name       string
+	client     DockerStats
+	missingFor time.Duration
 
 	mu     stdsync.Mutex
-	latest docker.Stats
+	latest docker.Stats // zero while the container does not run
 	err    error
 	used   docker.Stats // the answer the previous sample used
 
@@ -33,23 +41,18 @@ type Container struct {
 	done chan struct{}
 }
 
-// NewContainer asks the engine for the container's stats once (a container
-// the engine does not know is absent), then every interval in the
-// background until Close.
+// NewContainer starts asking the engine for the stats of the container
+// that name names (a container's name or ID, or a compose service:
+// docker.Client.Find) every interval in the background, until Close.
 func NewContainer(client DockerStats, name string, interval time.Duration) (*Container, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	first, err := client.Stats(ctx, name)
-	cancel()
-	if errors.Is(err, docker.ErrNotFound) {
-		return nil, fmt.Errorf("no container stats: the Docker engine has no container %q", name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("no container stats: %w", err)
-	}
-	ctx, cancel = context.WithCancel(context.Background())
-	c := &Container{name: name, client: client, latest: first, used: first, stop: cancel, done: make(chan struct{})}
+	return newContainer(client, name, interval, 2*time.Minute), nil
+}
+
+func newContainer(client DockerStats, name string, interval, missingFor time.Duration) *Container {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Container{name: name, client: client, missingFor: missingFor, stop: cancel, done: make(chan struct{})}
 	go c.poll(ctx, interval)
-	return c, nil
+	return c
 }
 
 // Name implements Source.
@@ -57,22 +60,39 @@ func (c *Container) Name() string { return "container " + c.name }
 
 func (c *Container) poll(ctx context.Context, interval time.Duration) {
 	defer close(c.done)
+	id := ""
+	start := time.Now()
 	for {
-		start := time.Now()
-		s, err := c.client.Stats(ctx, c.name)
+		asked := time.Now()
+		var s docker.Stats
+		var err error
+		if id == "" {
+			var info docker.Container
+			if info, err = c.client.Find(ctx, c.name); err == nil {
+				id = info.ID
+			}
+		}
+		if id != "" {
+			s, err = c.client.Stats(ctx, id)
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		c.mu.Lock()
-		if err == nil {
-			c.latest = s
+		switch {
+		case errors.Is(err, docker.ErrNotFound) && id != "":
+			err = nil // removed: it no longer runs
+		case errors.Is(err, docker.ErrNotFound) && time.Since(start) < c.missingFor:
+			err = nil // not created yet
+		case errors.Is(err, docker.ErrNotFound):
+			err = fmt.Errorf("the Docker engine has no container or compose service %q (waited %v)", c.name, c.missingFor)
 		}
-		c.err = err
+		c.mu.Lock()
+		c.latest, c.err = s, err
 		c.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval - time.Since(start)):
+		case <-time.After(interval - time.Since(asked)):
 		}
 	}
 }
@@ -99,7 +119,10 @@ func (c *Container) Sample(smp *Sample) error {
 		return err
 	}
 	if s.Read.IsZero() {
-		return fmt.Errorf("the container is not running")
+		return nil // not running (yet, or any more): no fields
+	}
+	if prev.Read.IsZero() {
+		prev = s // its first sample: nothing over an interval yet
 	}
 	d := func(now, before uint64) float64 {
 		if now < before {

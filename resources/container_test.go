@@ -51,18 +51,91 @@ func TestContainerStats(t *testing.T) {
 	}
 }
 
-// TestContainerAbsent: a container the engine does not know is said once,
-// and sampling goes on without it.
+// TestContainerNotRunningYet: compose creates the job's container, and
+// starts it once the collector is ready; at the end it stops, and `docker
+// compose down` removes it. Until it runs, and once it is gone, samples
+// leave its fields out, and nothing is said: no warning at every start.
+// It is found by its compose service.
+func TestContainerNotRunningYet(t *testing.T) {
+	body, err := os.ReadFile("../internal/docker/testdata/stats-cgroup2.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const notRunning = `{"read":"0001-01-01T00:00:00Z","preread":"0001-01-01T00:00:00Z","cpu_stats":{"cpu_usage":{"total_usage":0}},"memory_stats":{}}`
+	e := dockertest.New(t)
+	client := docker.New(e.Socket)
+	client.Self = "none"
+	r := newRig(t, newStore(t), t.TempDir(), &memState{}, Config{Container: "job", Docker: client})
+	stop := r.start()
+	samples := func(n int) Sample {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for r.sampler.Summary().Samples < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than %d samples in 10 s", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		l, _ := r.sampler.Latest()
+		return l
+	}
+	if l := samples(2); has(l, "docker_cpu_cores") {
+		t.Errorf("a sample of a container that does not exist yet: %v", l.Fields)
+	}
+	e.Add("demo-job-1", false)
+	e.SetLabels("demo-job-1", map[string]string{docker.LabelProject: "demo", docker.LabelService: "job"})
+	e.SetStatus("demo-job-1", "created", 0)
+	e.SetStats("demo-job-1", notRunning)
+	if l := samples(5); has(l, "docker_cpu_cores") {
+		t.Errorf("a sample of a container that does not run yet: %v", l.Fields)
+	}
+	e.SetStatus("demo-job-1", "running", 0)
+	e.SetStats("demo-job-1", string(body))
+	deadline := time.Now().Add(10 * time.Second)
+	for l, _ := r.sampler.Latest(); !has(l, "docker_cpu_cores"); l, _ = r.sampler.Latest() {
+		if time.Now().After(deadline) {
+			t.Fatal("no docker_cpu_cores in 10 s of the container running")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.Remove("demo-job-1")
+	n := r.sampler.Summary().Samples
+	samples(n + 3)
+	stop()
+	if strings.Contains(r.logs.String(), "resource source failed") {
+		t.Errorf("a warning:\n%s", r.logs)
+	}
+	if c := r.summary().Container; c == nil || c.PeakMemoryBytes != 150<<20 {
+		t.Errorf("container summary %+v; want the running container's peak, 150 MiB", c)
+	}
+}
+
+func has(s Sample, field string) bool {
+	_, ok := s.Value(field)
+	return ok
+}
+
+// TestContainerAbsent: a container the engine never knows is said once,
+// after the wait, and sampling goes on without it.
 func TestContainerAbsent(t *testing.T) {
 	e := dockertest.New(t)
-	r := newRig(t, newStore(t), t.TempDir(), &memState{}, Config{Container: "job", Docker: docker.New(e.Socket)})
-	stop := r.start()
-	time.Sleep(300 * time.Millisecond)
-	stop()
-	if n := strings.Count(r.logs.String(), `no container stats: the Docker engine has no container \"job\"`); n != 1 {
-		t.Errorf("said %d times, want once:\n%s", n, r.logs)
+	client := docker.New(e.Socket)
+	client.Self = "none"
+	c := newContainer(client, "typo", 20*time.Millisecond, 50*time.Millisecond)
+	defer c.Close()
+	var smp Sample
+	deadline := time.Now().Add(10 * time.Second)
+	err := c.Sample(&smp)
+	for ; err == nil; err = c.Sample(&smp) {
+		if time.Now().After(deadline) {
+			t.Fatal("no error in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if s := r.summary(); s.Container != nil || s.Samples < 2 {
-		t.Errorf("summary: container %v, %d samples; want no container, samples", s.Container, s.Samples)
+	if want := `the Docker engine has no container or compose service "typo" (waited 50ms)`; err.Error() != want {
+		t.Errorf("Sample: %v, want %q", err, want)
+	}
+	if len(smp.Fields) != 0 {
+		t.Errorf("fields %v", smp.Fields)
 	}
 }

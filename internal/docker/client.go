@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,8 +41,13 @@ func (e *Error) Is(target error) bool {
 // Client talks to one engine through its unix socket. It is safe for
 // concurrent use.
 type Client struct {
-	socket string
-	http   *http.Client
+	// Self is the container this process runs in, by ID or name, for
+	// Find's compose lookup; when empty, Find works it out on first use.
+	Self string
+
+	socket   string
+	http     *http.Client
+	selfOnce sync.Once
 }
 
 // New returns a client of the engine listening on socket ("" is
@@ -133,6 +139,7 @@ type Container struct {
 	TTY          bool   // Config.Tty: its log is one raw stream, not stdout and stderr
 	RestartCount int
 	State        State
+	Labels       map[string]string // Config.Labels: compose's among them
 }
 
 // State is a container's state as the engine reports it.
@@ -151,6 +158,12 @@ type State struct {
 	FinishedAt time.Time
 }
 
+// Gone tells whether the container is being removed or is dead: the engine
+// no longer gives its log.
+func (s State) Gone() bool {
+	return s.Status == "removing" || s.Status == "dead" || s.Dead
+}
+
 // Exited tells whether the container has stopped for good as far as the
 // engine knows: exited or dead, and not about to be restarted by its
 // restart policy.
@@ -165,7 +178,10 @@ func (c *Client) Inspect(ctx context.Context, container string) (Container, erro
 		Name         string
 		RestartCount int
 		State        State
-		Config       struct{ Tty bool }
+		Config       struct {
+			Tty    bool
+			Labels map[string]string
+		}
 	}
 	if err := c.getJSON(ctx, "inspect", containerPath(container, "json"), nil, &raw); err != nil {
 		return Container{}, err
@@ -176,5 +192,6 @@ func (c *Client) Inspect(ctx context.Context, container string) (Container, erro
 		TTY:          raw.Config.Tty,
 		RestartCount: raw.RestartCount,
 		State:        raw.State,
+		Labels:       raw.Config.Labels,
 	}, nil
 }

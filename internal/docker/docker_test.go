@@ -255,3 +255,45 @@ func TestSocketFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestFindComposeService: a compose service's container is found by the
+// service's name, in the compose project of the container the caller runs
+// in; a container's own name still wins; a service in two projects, seen
+// from outside both, is an error naming both.
+func TestFindComposeService(t *testing.T) {
+	e := dockertest.New(t)
+	compose := func(name, project, service string) {
+		e.Add(name, false)
+		e.SetLabels(name, map[string]string{docker.LabelProject: project, docker.LabelService: service, docker.LabelOneOff: "False"})
+	}
+	compose("demo-collector-1", "demo", "collector")
+	compose("demo-job-1", "demo", "job")
+	compose("other-job-1", "other", "job")
+	compose("demo-job-run-1f2e", "demo", "job")
+	e.SetLabels("demo-job-run-1f2e", map[string]string{docker.LabelProject: "demo", docker.LabelService: "job", docker.LabelOneOff: "True"})
+	ctx := context.Background()
+
+	c := docker.New(e.Socket)
+	c.Self = e.ID("demo-collector-1")
+	got, err := c.Find(ctx, "job")
+	if err != nil || got.Name != "demo-job-1" || got.ID != e.ID("demo-job-1") {
+		t.Errorf("Find(job) from demo's collector: %q %v, want demo-job-1", got.Name, err)
+	}
+	if got, err := c.Find(ctx, "other-job-1"); err != nil || got.Name != "other-job-1" {
+		t.Errorf("Find(other-job-1): %q %v, want the container of that name", got.Name, err)
+	}
+	if _, err := c.Find(ctx, "trainer"); !errors.Is(err, docker.ErrNotFound) || !strings.Contains(err.Error(), "No such container or compose service: trainer") {
+		t.Errorf("Find(trainer): %v, want ErrNotFound naming it", err)
+	}
+
+	outside := docker.New(e.Socket)
+	outside.Self = "none"
+	_, err = outside.Find(ctx, "job")
+	if err == nil || !strings.Contains(err.Error(), "demo-job-1 (project demo), other-job-1 (project other)") {
+		t.Errorf("Find(job) outside both projects: %v, want an error naming both", err)
+	}
+	e.Remove("other-job-1")
+	if got, err := outside.Find(ctx, "job"); err != nil || got.Name != "demo-job-1" {
+		t.Errorf("Find(job) outside, one project left: %q %v, want demo-job-1", got.Name, err)
+	}
+}

@@ -1,5 +1,6 @@
 // Package dockertest is a fake Docker engine on a unix socket for tests: it
-// answers GET /containers/{id}/json, /containers/{id}/logs (the multiplexed
+// answers GET /containers/json (all=1, label filters),
+// /containers/{id}/json, /containers/{id}/logs (the multiplexed
 // frame format, or a TTY container's raw stream; timestamps, since, follow)
 // and /containers/{id}/stats (stream=false) the way the engine does, and can
 // cut a log stream in the middle of a frame. Tests of the Docker log source
@@ -7,7 +8,9 @@
 package dockertest
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -39,10 +42,15 @@ type Engine struct {
 }
 
 type container struct {
+	id       string // 64 hex digits
+	name     string
 	tty      bool
 	driver   string // the log driver: "" (json-file) or one that cannot be read
-	status   string // running, exited, created
+	status   string // running, exited, created, removing, dead
 	exitCode int
+	started  time.Time
+	finished time.Time
+	labels   map[string]string
 	messages []message
 	stats    string
 }
@@ -76,18 +84,49 @@ func New(t testing.TB) *Engine {
 	return e
 }
 
-// Add creates a running container named id.
+// Add creates a running container named id. The engine answers to its
+// name and to its ID (ID returns it).
 func (e *Engine) Add(id string, tty bool) {
-	e.change(func() { e.containers[id] = &container{tty: tty, status: "running"} })
+	e.change(func() {
+		sum := sha256.Sum256([]byte(id))
+		e.containers[id] = &container{id: hex.EncodeToString(sum[:]), name: id, tty: tty, status: "running", started: time.Now()}
+	})
+}
+
+// ID returns the container's ID.
+func (e *Engine) ID(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.containers[id].id
+}
+
+// SetLabels sets the container's labels (Config.Labels).
+func (e *Engine) SetLabels(id string, labels map[string]string) {
+	e.change(func() { e.containers[id].labels = labels })
 }
 
 // SetStatus sets a container's state (created, running, restarting,
-// exited) and its exit code; a follow stream ends once the container is
-// exited.
+// exited, removing, dead) and its exit code; a follow stream ends once the
+// container is exited. Running stamps StartedAt, exited FinishedAt, with
+// the time of the call.
 func (e *Engine) SetStatus(id, status string, exitCode int) {
 	e.change(func() {
 		c := e.containers[id]
 		c.status, c.exitCode = status, exitCode
+		switch status {
+		case "running":
+			c.started = time.Now()
+		case "exited":
+			c.finished = time.Now()
+		}
+	})
+}
+
+// Remove removes the container: the engine no longer knows it.
+func (e *Engine) Remove(id string) {
+	e.change(func() {
+		e.containers[id].status = "removed" // ends the follow streams open on it
+		delete(e.containers, id)
 	})
 }
 
@@ -141,6 +180,10 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.requests = append(e.requests, r.Method+" "+r.URL.RequestURI())
 	e.mu.Unlock()
+	if r.URL.Path == "/containers/json" && r.Method == http.MethodGet {
+		e.list(w, r)
+		return
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/containers/")
 	id, what, ok2 := strings.Cut(rest, "/")
 	if !ok || !ok2 || r.Method != http.MethodGet {
@@ -148,7 +191,10 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.mu.Lock()
-	c := e.containers[id]
+	c := e.lookup(id)
+	if c != nil {
+		id = c.name
+	}
 	e.mu.Unlock()
 	if c == nil {
 		engineError(w, http.StatusNotFound, "No such container: "+id)
@@ -174,6 +220,50 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// lookup finds a container by name or ID; e.mu is held.
+func (e *Engine) lookup(id string) *container {
+	if c := e.containers[id]; c != nil {
+		return c
+	}
+	for _, c := range e.containers {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// list answers GET /containers/json: with all=1 every container, else the
+// running ones; filters {"label":["k=v",...]} keeps those with every label.
+func (e *Engine) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var filters map[string][]string
+	if f := q.Get("filters"); f != "" {
+		if err := json.Unmarshal([]byte(f), &filters); err != nil {
+			engineError(w, http.StatusBadRequest, "invalid filter: "+err.Error())
+			return
+		}
+	}
+	all := q.Get("all") == "1" || q.Get("all") == "true"
+	e.mu.Lock()
+	list := []map[string]any{}
+	for _, c := range e.containers {
+		keep := all || c.status == "running"
+		for _, l := range filters["label"] {
+			k, v, _ := strings.Cut(l, "=")
+			if got, ok := c.labels[k]; !ok || got != v {
+				keep = false
+			}
+		}
+		if keep {
+			list = append(list, map[string]any{"Id": c.id, "Names": []string{"/" + c.name}, "Labels": c.labels, "State": c.status})
+		}
+	}
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(list)
+}
+
 func engineError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -185,13 +275,13 @@ func (e *Engine) inspect(w http.ResponseWriter, id string) {
 	c := e.containers[id]
 	state := map[string]any{
 		"Status": c.status, "Running": c.status == "running", "Paused": false,
-		"Restarting": c.status == "restarting", "OOMKilled": false, "Dead": false,
+		"Restarting": c.status == "restarting", "OOMKilled": false, "Dead": c.status == "dead",
 		"Pid": 0, "ExitCode": c.exitCode, "Error": "",
-		"StartedAt": "2026-12-01T04:00:00.000000000Z", "FinishedAt": "0001-01-01T00:00:00Z",
+		"StartedAt": c.started.UTC().Format(time.RFC3339Nano), "FinishedAt": c.finished.UTC().Format(time.RFC3339Nano),
 	}
 	body := map[string]any{
-		"Id": strings.Repeat("ab", 32), "Name": "/" + id, "RestartCount": 0,
-		"State": state, "Config": map[string]any{"Tty": c.tty},
+		"Id": c.id, "Name": "/" + id, "RestartCount": 0,
+		"State": state, "Config": map[string]any{"Tty": c.tty, "Labels": c.labels},
 	}
 	e.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
@@ -212,6 +302,11 @@ func (e *Engine) logs(w http.ResponseWriter, r *http.Request, id string) {
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
 	e.mu.Lock()
 	c := e.containers[id]
+	if c.status == "removing" || c.status == "dead" {
+		e.mu.Unlock()
+		engineError(w, http.StatusConflict, "can not get logs from container which is dead or marked for removal")
+		return
+	}
 	if c.driver != "" && c.driver != "json-file" && c.driver != "local" {
 		e.mu.Unlock()
 		engineError(w, http.StatusNotImplemented, `configured logging driver does not support reading`)
@@ -236,7 +331,7 @@ func (e *Engine) logs(w http.ResponseWriter, r *http.Request, id string) {
 		e.mu.Lock()
 		msgs := c.messages[next:]
 		next = len(c.messages)
-		exited := c.status == "exited"
+		exited := c.status != "running" && c.status != "created" && c.status != "restarting"
 		changed := e.changed
 		e.mu.Unlock()
 		for _, m := range msgs {

@@ -1,0 +1,121 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// ErrAmbiguous is what Find returns for a compose service with several
+// containers (errors.Is).
+var ErrAmbiguous = errors.New("a compose service with several containers")
+
+// The labels docker compose puts on the containers it makes.
+const (
+	LabelProject = "com.docker.compose.project"
+	LabelService = "com.docker.compose.service"
+	LabelOneOff  = "com.docker.compose.oneoff"
+)
+
+// Find returns the container that name names: a container's name or ID
+// as the engine knows it, or else a compose service's container, so that a
+// compose file can name the job by its service ("job") rather than by a
+// container_name, which would be global to the host. The service is looked
+// for in the compose project of the container this process runs in
+// (Self); outside a compose project, in the one project that has such a
+// service. A service with several containers (scaled) is an error naming
+// them; `docker compose run` containers do not count. No container and no
+// service is ErrNotFound.
+func (c *Client) Find(ctx context.Context, name string) (Container, error) {
+	info, err := c.Inspect(ctx, name)
+	if err == nil || !isNotFound(err) {
+		return info, err
+	}
+	project := ""
+	if self := c.self(); self != "" {
+		if me, err := c.Inspect(ctx, self); err == nil {
+			project = me.Labels[LabelProject]
+		}
+	}
+	filters := []string{LabelService + "=" + name}
+	if project != "" {
+		filters = append(filters, LabelProject+"="+project)
+	}
+	list, err := c.list(ctx, filters)
+	if err != nil {
+		return Container{}, err
+	}
+	list = slices.DeleteFunc(list, func(e listEntry) bool { return e.Labels[LabelOneOff] == "True" })
+	switch len(list) {
+	case 0:
+		return Container{}, &Error{Op: "inspect", Status: 404, Message: fmt.Sprintf("No such container or compose service: %s", name)}
+	case 1:
+		return c.Inspect(ctx, list[0].ID)
+	}
+	var names []string
+	for _, e := range list {
+		names = append(names, strings.TrimPrefix(e.Names[0], "/")+" (project "+e.Labels[LabelProject]+")")
+	}
+	slices.Sort(names)
+	return Container{}, fmt.Errorf("%w: %q has %d: %s; name one of them", ErrAmbiguous, name, len(list), strings.Join(names, ", "))
+}
+
+func isNotFound(err error) bool {
+	e, ok := err.(*Error)
+	return ok && e.Status == 404
+}
+
+// listEntry is one container of GET /containers/json.
+type listEntry struct {
+	ID     string `json:"Id"`
+	Names  []string
+	Labels map[string]string
+}
+
+// list returns the containers, running or not, that carry every label
+// of filters ("key=value").
+func (c *Client) list(ctx context.Context, filters []string) ([]listEntry, error) {
+	f, _ := json.Marshal(map[string][]string{"label": filters})
+	var list []listEntry
+	if err := c.getJSON(ctx, "list", "/containers/json", url.Values{"all": {"1"}, "filters": {string(f)}}, &list); err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if len(list[i].Names) == 0 {
+			list[i].Names = []string{list[i].ID}
+		}
+	}
+	return list, nil
+}
+
+// containerID finds a container's ID in a mount table: the engine mounts
+// the container's own resolv.conf, hostname and hosts from
+// /var/lib/docker/containers/<id>/, on cgroup v1 and v2 alike.
+var containerID = regexp.MustCompile(`/containers/([0-9a-f]{64})/(?:resolv\.conf|hostname|hosts) `)
+
+// self is the container this process runs in: Self when set, else the ID
+// in /proc/self/mountinfo, else the hostname (the engine makes it the
+// container's short ID unless told otherwise); "" outside a container.
+func (c *Client) self() string {
+	c.selfOnce.Do(func() {
+		if c.Self != "" {
+			return
+		}
+		if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+			if m := containerID.FindSubmatch(b); m != nil {
+				c.Self = string(m[1])
+				return
+			}
+		}
+		if _, err := os.Stat("/.dockerenv"); err == nil {
+			c.Self, _ = os.Hostname()
+		}
+	})
+	return c.Self
+}
