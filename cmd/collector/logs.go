@@ -170,7 +170,7 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stderr, "collector logs: --follow-interval: %v; want a positive duration like 2s\n", interval)
 		return exitUsage
 	}
-	conn, err := resolveStore(set, getenv)
+	conn, err := resolveStore(set, getenv, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "collector logs:", err)
 		return exitUsage

@@ -220,6 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer c.close()
 	c.getenv, c.logSources = getenv, sources
+	c.notePlugins()
 	if mode == "restore" {
 		return c.restoreOnly(ctx)
 	}
@@ -249,7 +250,7 @@ type collector struct {
 // open resolves and checks the store and the probe. Every error it returns
 // for a bad setting is a usageError.
 func open(ctx context.Context, set *settings, getenv func(string) string, forWriting bool, log *slog.Logger) (*collector, error) {
-	conn, err := resolveStore(set, getenv)
+	conn, err := resolveStore(set, getenv, log)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -560,23 +561,6 @@ func realPath(path string) string {
 		}
 		missing = append([]string{filepath.Base(dir)}, missing...)
 	}
-}
-
-// resolveStore picks the artifacts store from --store, the connections file
-// and Polyaxon's catalog in the environment.
-func resolveStore(set *settings, getenv func(string) string) (stores.Connection, error) {
-	var fileCat *stores.Catalog
-	if set.Connections != "" {
-		var err error
-		if fileCat, err = stores.LoadCatalog(set.Connections); err != nil {
-			return stores.Connection{}, err
-		}
-	}
-	envCat, err := stores.CatalogFromEnv(getenv)
-	if err != nil {
-		return stores.Connection{}, err
-	}
-	return stores.Resolve(set.Store, fileCat, envCat)
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {

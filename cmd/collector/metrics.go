@@ -21,7 +21,19 @@ var (
 	outputsLastSync      = prometheus.NewDesc("collector_outputs_last_sync_timestamp_seconds", "When the last sync pass that left nothing failed ended (Unix time; 0 before the first).", nil, nil)
 	stateObjects         = prometheus.NewDesc("collector_state_checkpoint_objects_total", "Objects of the run's state (snapshots and journal records) put in the store.", nil, nil)
 	stateBytes           = prometheus.NewDesc("collector_state_checkpoint_bytes_total", "Bytes of the run's state put in the store.", nil, nil)
+	pluginsNoEffect      = prometheus.NewDesc("collector_plugins_no_effect_info", "A key of the plugins file the collector accepts and does not act on (syncStatuses, notifications, sidecar.image, ...).", []string{"key"}, nil)
 )
+
+// pluginsMetrics names the plugins keys without effect, one series each.
+type pluginsMetrics []string
+
+func (pluginsMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- pluginsNoEffect }
+
+func (m pluginsMetrics) Collect(ch chan<- prometheus.Metric) {
+	for _, key := range m {
+		ch <- prometheus.MustNewConstMetric(pluginsNoEffect, prometheus.GaugeValue, 1, key)
+	}
+}
 
 // outputsMetrics reports the outputs sync's totals.
 type outputsMetrics struct{ s *sync.Syncer }

@@ -7,18 +7,48 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"gocloud.dev/gcerrors"
 
+	"github.com/mlsidecar/collector/internal/plugins"
 	"github.com/mlsidecar/collector/internal/tracking"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 )
 
 // This file holds what the plugins keys change beyond the components: the
-// wrapped command's environment and arguments, and the tracking API.
+// wrapped command's environment and arguments, and the tracking API; and
+// what the plugins file held that the collector does not act on.
+
+// notePlugins says once, at start, which keys of the plugins file the
+// collector accepts without acting on (also on /metrics), and warns of the
+// keys it does not know and ignores.
+func (c *collector) notePlugins() {
+	p := c.set.Plugins
+	if p == nil {
+		return
+	}
+	var noEffect []string
+	for _, n := range p.Notices {
+		switch n.Kind {
+		case plugins.NoEffect:
+			if !slices.Contains(noEffect, n.Key) {
+				noEffect = append(noEffect, n.Key)
+			}
+		case plugins.Unknown:
+			c.log.Warn("plugins: unknown key, ignored", "key", n.Path, "line", n.Line, "file", c.set.PluginsFile)
+		case plugins.Unread:
+			c.log.Warn("plugins: the component this operation names is not read; only the file's own plugins apply", "key", n.Path, "line", n.Line, "file", c.set.PluginsFile)
+		}
+	}
+	if len(noEffect) > 0 {
+		c.log.Info("plugins accepted, no effect in the collector", "keys", strings.Join(noEffect, ", "))
+		c.probe.Metrics.MustRegister(pluginsMetrics(noEffect))
+	}
+}
 
 // runArtifactsPath is the run's root as the job can reach it: in the store
 // for a mounted kind (host_path, volume_claim), else the folder that holds

@@ -147,8 +147,8 @@ func TestPluginsKeys(t *testing.T) {
 		if _, ok := p.env["LOG_LEVEL"]; ok {
 			t.Error("LOG_LEVEL set without logLevel")
 		}
-		if _, ok := p.env["COLLECTOR_ARTIFACTS_STORE_PATH"]; ok {
-			t.Error("mountArtifactsStore is off by default, but the command got the store's path")
+		if p.env["COLLECTOR_ARTIFACTS_STORE_PATH"] != p.store {
+			t.Errorf("mountArtifactsStore is on by default (the seed's default), but the command got COLLECTOR_ARTIFACTS_STORE_PATH=%q, want %q", p.env["COLLECTOR_ARTIFACTS_STORE_PATH"], p.store)
 		}
 		// auth on: the token goes to the API and to the command.
 		if p.env["COLLECTOR_AUTH_TOKEN"] != "tok-123" || p.env["COLLECTOR_API_URL"] == "" {
@@ -242,6 +242,10 @@ func TestPluginsKeys(t *testing.T) {
 			t.Errorf("command env COLLECTOR_ARTIFACTS_STORE_PATH=%q COLLECTOR_RUN_ARTIFACTS_PATH=%q, want %q and its run folder",
 				p.env["COLLECTOR_ARTIFACTS_STORE_PATH"], p.env["COLLECTOR_RUN_ARTIFACTS_PATH"], p.store)
 		}
+		off := runWithPlugins(t, "plugins: {mountArtifactsStore: false}\n")
+		if v, ok := off.env["COLLECTOR_ARTIFACTS_STORE_PATH"]; ok {
+			t.Errorf("mountArtifactsStore off: the command got COLLECTOR_ARTIFACTS_STORE_PATH=%q", v)
+		}
 	})
 	t.Run("auth off", func(t *testing.T) {
 		p := runWithPlugins(t, "plugins: {auth: false}\n")
@@ -325,15 +329,30 @@ func TestPluginsKeys(t *testing.T) {
 			t.Errorf("docker on: exit %d, %d requests to the engine, logs in the store: %v\n%s", on.code, len(engine.Requests()), on.has("logs/"), on.out)
 		}
 	})
-	t.Run("unknown key", func(t *testing.T) {
-		p := runWithPlugins(t, "plugins: {collectEverything: true}\n")
-		if p.code != exitUsage || !strings.Contains(p.out, "valid keys: auth, docker, shm") {
-			t.Errorf("exit %d, want 2 listing the valid keys:\n%s", p.code, p.out)
-		}
+	t.Run("misspelt key", func(t *testing.T) {
 		// The line is the file's, under a plugins: section too.
-		p = runWithPlugins(t, "# a Polyaxon spec fragment\nplugins:\n  collectLogs: false\n  colectArtifacts: true\n")
-		if p.code != exitUsage || !strings.Contains(p.out, "line 4: field colectArtifacts") {
-			t.Errorf("exit %d, want 2 naming line 4 and the key:\n%s", p.code, p.out)
+		p := runWithPlugins(t, "# a Polyaxon spec fragment\nplugins:\n  collectLogs: false\n  colectArtifacts: true\n")
+		if p.code != exitUsage || !strings.Contains(p.out, "line 4: plugins.colectArtifacts") || !strings.Contains(p.out, "did you mean collectArtifacts?") {
+			t.Errorf("exit %d, want 2 naming line 4, the key and the one it is close to:\n%s", p.code, p.out)
+		}
+		if p.has("") {
+			t.Errorf("refused, yet the store holds %v", p.objects)
+		}
+	})
+	t.Run("unknown key", func(t *testing.T) {
+		// Neither known nor close to a known key: a newer Polyaxon's.
+		p := runWithPlugins(t, "plugins: {collectEverything: true, collectLogs: false}\n")
+		if p.code != 0 || !strings.Contains(p.out, `level=WARN msg="plugins: unknown key, ignored" key=plugins.collectEverything line=1`) {
+			t.Errorf("exit %d, want 0 with a warning naming the key:\n%s", p.code, p.out)
+		}
+		if p.has("logs/") {
+			t.Error("collectLogs: false beside the unknown key was not in effect")
+		}
+	})
+	t.Run("keys without effect", func(t *testing.T) {
+		p := runWithPlugins(t, "plugins: {syncStatuses: true, notifications: [{connections: [slack], trigger: failed}], sidecar: {image: x, syncInterval: 4}}\n")
+		if p.code != 0 || strings.Count(p.out, `msg="plugins accepted, no effect in the collector" keys="syncStatuses, notifications, sidecar.image"`) != 1 {
+			t.Errorf("exit %d, want 0 and one line naming the keys without effect:\n%s", p.code, p.out)
 		}
 	})
 }
