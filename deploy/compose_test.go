@@ -23,11 +23,17 @@ const dockerSocket = "/var/run/docker.sock"
 // empty environment so that every ${VAR:-default} takes its default.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
+	return loadComposeEnv(t, types.Mapping{})
+}
+
+// loadComposeEnv loads docker-compose.yml with env as the environment.
+func loadComposeEnv(t *testing.T, env types.Mapping) *types.Project {
+	t.Helper()
 	root := repoRoot(t)
 	details := types.ConfigDetails{
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
-		Environment: types.Mapping{},
+		Environment: env,
 	}
 	project, err := loader.LoadWithContext(context.Background(), details)
 	if err != nil {
@@ -196,7 +202,9 @@ func shutdownTimeout(t *testing.T, set settings, inv invocation) time.Duration {
 
 // TestComposeJob checks the job beside the collector: the outputs volume at
 // --outputs-path in both, the job's logs and Docker stats asked for by the
-// job's container name, the job started only once the collector is ready
+// job's compose service (no container_name: it would be global to the
+// host, so that a second project, or a second checkout, could not start),
+// the job started only once the collector is ready
 // (restored), the exit-code handshake that ends the collector after the job,
 // and the job's /dev/shm that of the collector's IPC namespace.
 func TestComposeJob(t *testing.T) {
@@ -208,17 +216,17 @@ func TestComposeJob(t *testing.T) {
 	if len(names) != 1 {
 		t.Fatalf("collector: --logs docker:NAME given %d times; want the job's container once", len(names))
 	}
-	var job types.ServiceConfig
 	for _, s := range p.Services {
-		if s.ContainerName == names[0] {
-			job = s
+		if s.ContainerName != "" {
+			t.Errorf("service %s: container_name %q is global to the host; the collector finds the job by its service", s.Name, s.ContainerName)
 		}
 	}
-	if job.Name == "" {
-		t.Fatalf("collector: --logs docker:%s names no service's container_name", names[0])
+	job, ok := p.Services[names[0]]
+	if !ok {
+		t.Fatalf("collector: --logs docker:%s names no service", names[0])
 	}
-	if stats, _ := inv.flag("resources-container"); stats != job.ContainerName {
-		t.Errorf("collector: --resources-container=%q; want the job's container %q, whose Docker stats are the job's resources", stats, job.ContainerName)
+	if stats, _ := inv.flag("resources-container"); stats != job.Name {
+		t.Errorf("collector: --resources-container=%q; want the job's service %q, whose Docker stats are the job's resources", stats, job.Name)
 	}
 
 	outputs, _ := inv.flag("outputs-path")
@@ -228,6 +236,21 @@ func TestComposeJob(t *testing.T) {
 	cm, ok := mountAt(c, outputs)
 	if !ok || cm.Type != types.VolumeTypeVolume {
 		t.Fatalf("collector: --outputs-path=%s is not a named volume", outputs)
+	}
+	// One outputs volume per run: another RUN starts with an empty outputs
+	// folder, the same RUN finds its own again.
+	outputsVolume := func(run string) string {
+		env := types.Mapping{}
+		if run != "" {
+			env["RUN"] = run
+		}
+		return loadComposeEnv(t, env).Volumes[cm.Source].Name
+	}
+	if a, b, again := outputsVolume("a"), outputsVolume("b"), outputsVolume("a"); a == b || a != again || !strings.Contains(a, "a") {
+		t.Errorf("the outputs volume of RUN=a is %q, of RUN=b %q, of RUN=a again %q; want one volume per run", a, b, again)
+	}
+	if v := outputsVolume(""); !strings.HasPrefix(v, p.Name+"-") {
+		t.Errorf("the outputs volume %q does not start with the project's name %q: two projects would share it", v, p.Name)
 	}
 	jobOutputs := envValue(job, "OUTPUTS_PATH")
 	jm, ok := mountAt(job, jobOutputs)
