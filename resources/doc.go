@@ -49,6 +49,14 @@
 //     it, working set, use and limit, pids, shm, throttling, block I/O.
 //     The engine takes a second to answer, so it is asked in the
 //     background and each sample takes its latest answer.
+//   - Pod reads the collector's own pod through the Kubernetes API (a
+//     sidecar in Kubernetes; get on pods): the job's containers' memory and
+//     CPU limits from the spec, and from the status their restarts, the
+//     exit code of their last termination, and their terminations and OOM
+//     kills (reason OOMKilled), each counted once. A native sidecar cannot
+//     read the job's cgroup; this is what tells it the job was OOM-killed.
+//     The last sample reads the pod again, waiting a moment for the job's
+//     containers to show as terminated.
 //
 // # Series, chunks and the state section
 //

@@ -74,7 +74,11 @@ type Config struct {
 	// Docker client (the docker plugin).
 	Container string
 	Docker    DockerStats
-	Logger    *slog.Logger
+	// Pod, when set, reads the collector's pod from the Kubernetes API
+	// (a sidecar): the job's containers' limits, restarts, exit codes and
+	// OOM kills.
+	Pod    PodAPI
+	Logger *slog.Logger
 }
 
 // State is the sampler's section of the run's state (resume.Section).
@@ -216,6 +220,7 @@ func (s *Sampler) openSources() {
 			s.agg.container().Name = s.cfg.Container
 		}
 	}
+	found = append(found, s.openPod()...)
 	if s.cfg.NoShm {
 		// the shm plugin is off
 	} else if sh, err := NewShm(s.cfg.ShmPath, s.log); err != nil {
@@ -310,6 +315,11 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 				}
 				summaries <- b
 			}
+		}
+	}
+	for _, src := range s.sources {
+		if f, ok := src.(interface{ Final() }); ok {
+			f.Final() // the last sample: read what is final
 		}
 	}
 	keepErr(s.sample(time.Now()))

@@ -37,6 +37,9 @@ type Aggregates struct {
 
 	// Container is the container measured through Docker's stats.
 	Container *ContainerAggregates `json:"container,omitempty"`
+
+	// Kubernetes are the job's containers from the pod's status.
+	Kubernetes *PodAggregates `json:"kubernetes,omitempty"`
 }
 
 // ContainerAggregates are the running figures of a container measured
@@ -129,6 +132,9 @@ func (a *Aggregates) Add(s *Sample) {
 		case "docker_shm_bytes":
 			a.container().PeakShm = max(a.container().PeakShm, v)
 		default:
+			if a.addPod(s, f.Name, v) {
+				continue
+			}
 			id, sfx, ok := splitGPUField(f.Name)
 			if !ok {
 				continue
@@ -194,6 +200,7 @@ func (a *Aggregates) name(infos []GPUInfo) {
 func (a *Aggregates) clone() Aggregates {
 	c := *a
 	c.Attempts = append([]int(nil), a.Attempts...)
+	c.Kubernetes = a.Kubernetes.clone()
 	if a.Container != nil {
 		cc := *a.Container
 		c.Container = &cc
@@ -227,6 +234,9 @@ type Summary struct {
 	// Container is the container measured through Docker's stats (the
 	// docker plugin and --resources-container).
 	Container *SummaryContainer `json:"container,omitempty"`
+	// Kubernetes is the job's containers as the pod's status reported them
+	// (a sidecar in Kubernetes): limits, restarts, exit code, OOM kills.
+	Kubernetes *SummaryPod `json:"kubernetes,omitempty"`
 }
 
 // SummaryContainer is a container measured through Docker's stats.
@@ -331,6 +341,7 @@ func (a *Aggregates) Summary(run string, final bool, now time.Time) Summary {
 		}
 		s.GPUs = append(s.GPUs, sg)
 	}
+	s.Kubernetes = a.Kubernetes.summary()
 	if a.ShmSize > 0 {
 		s.Shm = &SummaryShm{SizeBytes: a.ShmSize, PeakUsedBytes: a.ShmPeak}
 	}
