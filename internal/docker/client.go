@@ -43,11 +43,15 @@ func (e *Error) Is(target error) bool {
 type Client struct {
 	// Self is the container this process runs in, by ID or name, for
 	// Find's compose lookup; when empty, Find works it out on first use.
+	// Set it before the first Find.
 	Self string
 
-	socket   string
-	http     *http.Client
-	selfOnce sync.Once
+	socket string
+	http   *http.Client
+
+	mu           sync.Mutex
+	projectName  string // the compose project Self belongs to
+	projectKnown bool
 }
 
 // New returns a client of the engine listening on socket ("" is

@@ -258,7 +258,8 @@ func TestSocketFromEnv(t *testing.T) {
 
 // TestFindComposeService: a compose service's container is found by the
 // service's name, in the compose project of the container the caller runs
-// in; a container's own name still wins; a service in two projects, seen
+// in, before a container of that name elsewhere on the host; outside a
+// project a container's name comes first; a service in two projects, seen
 // from outside both, is an error naming both.
 func TestFindComposeService(t *testing.T) {
 	e := dockertest.New(t)
@@ -270,6 +271,7 @@ func TestFindComposeService(t *testing.T) {
 	compose("demo-job-1", "demo", "job")
 	compose("other-job-1", "other", "job")
 	compose("demo-job-run-1f2e", "demo", "job")
+	e.Add("job", false) // a stray container of that name, in no project
 	e.SetLabels("demo-job-run-1f2e", map[string]string{docker.LabelProject: "demo", docker.LabelService: "job", docker.LabelOneOff: "True"})
 	ctx := context.Background()
 
@@ -288,6 +290,10 @@ func TestFindComposeService(t *testing.T) {
 
 	outside := docker.New(e.Socket)
 	outside.Self = "none"
+	if got, err := outside.Find(ctx, "job"); err != nil || got.Name != "job" {
+		t.Errorf("Find(job) outside: %q %v, want the container named job", got.Name, err)
+	}
+	e.Remove("job")
 	_, err = outside.Find(ctx, "job")
 	if err == nil || !strings.Contains(err.Error(), "demo-job-1 (project demo), other-job-1 (project other)") {
 		t.Errorf("Find(job) outside both projects: %v, want an error naming both", err)

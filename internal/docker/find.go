@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
@@ -23,26 +24,39 @@ const (
 	LabelOneOff  = "com.docker.compose.oneoff"
 )
 
-// Find returns the container that name names: a container's name or ID
-// as the engine knows it, or else a compose service's container, so that a
+// Find returns the container that name names: a compose service's
+// container, or a container's name or ID as the engine knows it, so that a
 // compose file can name the job by its service ("job") rather than by a
-// container_name, which would be global to the host. The service is looked
-// for in the compose project of the container this process runs in
-// (Self); outside a compose project, in the one project that has such a
-// service. A service with several containers (scaled) is an error naming
-// them; `docker compose run` containers do not count. No container and no
-// service is ErrNotFound.
+// container_name, which would be global to the host. Where this process
+// runs in a compose project's container (Self), a service of that project
+// comes first (a stray container of that name elsewhere on the host does
+// not count); outside one, a container's name or ID, then the one project
+// that has such a service. A service with several containers (scaled) is
+// ErrAmbiguous, naming them; `docker compose run` containers do not count.
+// No container and no service is ErrNotFound.
 func (c *Client) Find(ctx context.Context, name string) (Container, error) {
-	info, err := c.Inspect(ctx, name)
-	if err == nil || !isNotFound(err) {
-		return info, err
-	}
-	project := ""
-	if self := c.self(); self != "" {
-		if me, err := c.Inspect(ctx, self); err == nil {
-			project = me.Labels[LabelProject]
+	project := c.project(ctx)
+	var inProject error
+	if project != "" {
+		info, err := c.service(ctx, name, project)
+		if !isNotFound(err) {
+			return info, err
 		}
+		inProject = err
 	}
+	info, err := c.Inspect(ctx, name)
+	switch {
+	case err == nil || !isNotFound(err):
+		return info, err
+	case inProject != nil:
+		return Container{}, inProject
+	}
+	return c.service(ctx, name, "")
+}
+
+// service finds the container of a compose service, in project or (when
+// "") in any.
+func (c *Client) service(ctx context.Context, name, project string) (Container, error) {
 	filters := []string{LabelService + "=" + name}
 	if project != "" {
 		filters = append(filters, LabelProject+"="+project)
@@ -54,7 +68,7 @@ func (c *Client) Find(ctx context.Context, name string) (Container, error) {
 	list = slices.DeleteFunc(list, func(e listEntry) bool { return e.Labels[LabelOneOff] == "True" })
 	switch len(list) {
 	case 0:
-		return Container{}, &Error{Op: "inspect", Status: 404, Message: fmt.Sprintf("No such container or compose service: %s", name)}
+		return Container{}, &Error{Op: "inspect", Status: http.StatusNotFound, Message: "No such container or compose service: " + name}
 	case 1:
 		return c.Inspect(ctx, list[0].ID)
 	}
@@ -64,6 +78,27 @@ func (c *Client) Find(ctx context.Context, name string) (Container, error) {
 	}
 	slices.Sort(names)
 	return Container{}, fmt.Errorf("%w: %q has %d: %s; name one of them", ErrAmbiguous, name, len(list), strings.Join(names, ", "))
+}
+
+// project is the compose project of the container this process runs in
+// ("" when it runs in none, or the engine does not know it).
+func (c *Client) project(ctx context.Context) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.projectKnown {
+		return c.projectName
+	}
+	self := c.self()
+	if self == "" {
+		c.projectKnown = true
+		return ""
+	}
+	me, err := c.Inspect(ctx, self)
+	if err != nil {
+		return "" // asked again next time, unless the engine does not know it
+	}
+	c.projectName, c.projectKnown = me.Labels[LabelProject], true
+	return c.projectName
 }
 
 func isNotFound(err error) bool {
@@ -103,19 +138,17 @@ var containerID = regexp.MustCompile(`/containers/([0-9a-f]{64})/(?:resolv\.conf
 // in /proc/self/mountinfo, else the hostname (the engine makes it the
 // container's short ID unless told otherwise); "" outside a container.
 func (c *Client) self() string {
-	c.selfOnce.Do(func() {
-		if c.Self != "" {
-			return
+	if c.Self != "" {
+		return c.Self
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		if m := containerID.FindSubmatch(b); m != nil {
+			return string(m[1])
 		}
-		if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-			if m := containerID.FindSubmatch(b); m != nil {
-				c.Self = string(m[1])
-				return
-			}
-		}
-		if _, err := os.Stat("/.dockerenv"); err == nil {
-			c.Self, _ = os.Hostname()
-		}
-	})
-	return c.Self
+	}
+	if _, err := os.Stat("/.dockerenv"); err == nil {
+		h, _ := os.Hostname()
+		return h
+	}
+	return ""
 }
