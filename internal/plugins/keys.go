@@ -114,17 +114,17 @@ func lookup(keys []key, name string) (key, bool) {
 // away from a short key, two from a longer one.
 func near(keys []key, name string) string {
 	n := fold(name)
-	if len(n) > 64 {
-		return ""
-	}
 	best, bestDist := "", -1
 	for _, k := range keys {
 		f := fold(k.name)
-		d := editDistance(n, f)
 		limit := 2
 		if len(f) <= 5 {
 			limit = 1
 		}
+		if len(n) > len(f)+limit || len(f) > len(n)+limit {
+			continue // the lengths alone are further apart
+		}
+		d := editDistance(n, f)
 		if d <= limit && (bestDist < 0 || d < bestDist) {
 			best, bestDist = k.name, d
 			if strings.Contains(name, "_") {

@@ -52,6 +52,9 @@ type reader struct {
 	name    string
 	noLines bool // the file was JSON that YAML refused: no line numbers
 	notices []Notice
+	// merged holds each mapping's pairs once listed: anchors merged into
+	// many mappings (<<: [*a, *a, ...] over levels) are listed once each.
+	merged map[*yaml.Node][]pair
 }
 
 func (r *reader) errorf(at *yaml.Node, format string, args ...any) error {
@@ -120,6 +123,9 @@ func (r *reader) pairs(m *yaml.Node) ([]pair, error) {
 }
 
 func (r *reader) mergedPairs(m *yaml.Node, depth int) ([]pair, error) {
+	if ps, ok := r.merged[m]; ok {
+		return ps, nil
+	}
 	var out, inherited []pair
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k, v := resolve(m.Content[i]), m.Content[i+1]
@@ -148,21 +154,23 @@ func (r *reader) mergedPairs(m *yaml.Node, depth int) ([]pair, error) {
 		}
 		out = append(out, pair{key: k.Value, at: k, value: v})
 	}
-	for _, p := range inherited {
-		if !hasKey(out, p.key) {
-			out = append(out, p)
+	if len(inherited) > 0 {
+		have := make(map[string]bool, len(out))
+		for _, p := range out {
+			have[p.key] = true
+		}
+		for _, p := range inherited {
+			if !have[p.key] {
+				have[p.key] = true
+				out = append(out, p)
+			}
 		}
 	}
+	if r.merged == nil {
+		r.merged = map[*yaml.Node][]pair{}
+	}
+	r.merged[m] = out
 	return out, nil
-}
-
-func hasKey(ps []pair, key string) bool {
-	for _, p := range ps {
-		if p.key == key {
-			return true
-		}
-	}
-	return false
 }
 
 func kindName(n *yaml.Node) string {
