@@ -48,8 +48,12 @@ func FindCgroup(root, selfCgroup string) (CgroupPaths, error) {
 		}
 	}
 	within := func(mount, path string) string {
-		if dir := filepath.Join(mount, path); isDir(dir) {
-			return dir
+		// A namespace's own cgroup outside its root reads "/../..": not
+		// a folder under the mount, however it resolves.
+		if rel := strings.TrimPrefix(path, "/"); filepath.IsLocal(rel) {
+			if dir := filepath.Join(mount, rel); isDir(dir) {
+				return dir
+			}
 		}
 		return mount
 	}
