@@ -34,9 +34,10 @@
 //     memory.oom_control oom_kill, or under_oom before Linux 4.13). It is
 //     the job's in wrapper mode only; a sidecar's is its own container's,
 //     so a sidecar does not read its own.
-//   - GPU reads NVIDIA GPUs through the NVML interface: go-nvml in a build
-//     with cgo (libnvidia-ml is loaded at run time), a fake in tests; a
-//     build without cgo says "no GPU support: built without cgo". Per
+//   - GPU reads NVIDIA GPUs through the NVML interface (package nvml):
+//     libnvidia-ml loaded at run time, in this process in a build with cgo,
+//     through the embedded NVML helper in make build's static binary; a
+//     fake in tests. Per
 //     device (MIG devices listed as such, gpuN_migM): utilisation, memory
 //     used and total, power, temperature, SM clock, and the GPU memory of
 //     the job's processes.

@@ -4,48 +4,23 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/mlsidecar/collector/resources/nvml"
 )
 
-// NVML is the part of NVIDIA's management library that the GPU source uses:
-// go-nvml behind it in a build with cgo (gpu_nvml.go), a fake in tests.
-type NVML interface {
-	// Devices lists the GPUs, each followed by its MIG devices when MIG is
-	// on.
-	Devices() ([]GPUDevice, error)
-	// Shutdown releases the library.
-	Shutdown()
-}
+// NVML is the part of NVIDIA's management library that the GPU source uses
+// (package nvml): NVML loaded in this process in a build with cgo, the NVML
+// helper in `make build`'s static binary, a fake in tests.
+type NVML = nvml.Library
 
 // GPUDevice is one GPU, or one MIG device of a GPU.
-type GPUDevice interface {
-	Info() GPUInfo
-	// Read reads the device's figures now. A figure the device does not
-	// report (utilisation of a MIG device, power on some boards) is NaN.
-	Read() (GPUReading, error)
-	// Processes returns the GPU memory, in bytes, used by each process on
-	// the device, by pid.
-	Processes() (map[int]uint64, error)
-}
+type GPUDevice = nvml.Device
 
 // GPUInfo names a device.
-type GPUInfo struct {
-	// ID is the device's name in field names: "0" for GPU 0, "0_mig1" for
-	// its MIG device 1.
-	ID   string `json:"id"`
-	Name string `json:"name,omitempty"`
-	UUID string `json:"uuid,omitempty"`
-	MIG  bool   `json:"mig,omitempty"`
-}
+type GPUInfo = nvml.Info
 
 // GPUReading is what a device reports at one moment; NaN where it does not.
-type GPUReading struct {
-	UtilPercent  float64
-	MemoryUsed   float64 // bytes
-	MemoryTotal  float64 // bytes
-	PowerWatts   float64
-	TemperatureC float64
-	SMClockMHz   float64
-}
+type GPUReading = nvml.Reading
 
 // GPU measures NVIDIA GPUs through NVML: per device, utilisation, memory
 // used and total, power, temperature and SM clock, and the GPU memory of
@@ -94,6 +69,14 @@ func (g *GPU) Describe() string {
 		parts = append(parts, fmt.Sprintf("gpu%s: %s %s (%s)", i.ID, kind, i.Name, i.UUID))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// keepOutOfTree keeps the process that serves lib, the NVML helper (the
+// collector's own), out of the job's process tree t.
+func keepOutOfTree(t *ProcessTree, lib NVML) {
+	if h, ok := lib.(interface{ PID() int }); ok && t != nil {
+		t.outside[h.PID()] = true
+	}
 }
 
 // Close releases NVML.
