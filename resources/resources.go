@@ -197,6 +197,7 @@ func (s *Sampler) openSources() {
 	if lib, err := s.cfg.OpenNVML(); err != nil {
 		s.log.Info(err.Error())
 	} else {
+		keepOutOfTree(s.tree, lib)
 		var job func(int) bool
 		if s.tree != nil {
 			job = s.tree.isMember
