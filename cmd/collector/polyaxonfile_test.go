@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -16,7 +20,8 @@ import (
 // POLYAXON_CONNECTIONS_CATALOG too, both listing connections of kinds the
 // collector has no use for (git, registry, slack, custom with a configMap).
 // It must run: exit 0, the outputs in the store, the plugins in effect, the
-// keys without effect named once, the unknown key warned of.
+// keys without effect named once (and on /metrics), the unknown key warned
+// of.
 func TestPolyaxonfileEndToEnd(t *testing.T) {
 	work := t.TempDir()
 	store, outputs := filepath.Join(work, "store"), filepath.Join(work, "outputs")
@@ -34,10 +39,47 @@ func TestPolyaxonfileEndToEnd(t *testing.T) {
 	envCatalog := `{"connections": [{"name": "repo-ml", "kind": "git", "schema": {"url": "https://github.com/acme/ml"}},` +
 		` {"name": "pagerduty", "kind": "pagerduty", "secret": {"name": "pd"}}, {"name": "newer", "kind": "vector_db", "rateLimit": 10}]}`
 
+	// The job waits on a FIFO until /metrics has been read.
+	fifo := filepath.Join(work, "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release := func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Write([]byte("\n"))
+			f.Close()
+		}
+	}
+	t.Cleanup(release)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
 	p := start(t, work, []string{"POLYAXON_CONNECTIONS_CATALOG=" + envCatalog},
 		"--plugins", filepath.Join(work, "polyaxonfile.yaml"), "--connections", filepath.Join(work, "connections.yaml"),
 		"--run", "train-resnet-1", "--outputs-path", outputs, "--state-dir", filepath.Join(work, "state"), "--resources-interval", "0.2",
-		"--", "sh", "-c", `echo "epoch 1 done"; printf 'weights' > "$COLLECTOR_OUTPUTS_PATH/model.bin"`)
+		"--probe-addr", addr,
+		"--", "sh", "-c", `echo "epoch 1 done"; printf 'weights' > "$COLLECTOR_OUTPUTS_PATH/model.bin"; read line < "$1"`, "sh", fifo)
+	var metrics string
+	waitFor(t, 30*time.Second, "/metrics", func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		metrics = string(body)
+		return resp.StatusCode == http.StatusOK
+	})
+	release()
+	for _, key := range []string{"syncStatuses", "notifications", "sidecar.image", "sidecar.resources"} {
+		if want := `collector_plugins_no_effect_info{key="` + key + `"} 1`; !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s:\n%s", want, metrics)
+		}
+	}
 	code := p.wait(t, 60*time.Second)
 	out := p.stderr.String()
 	if code != 0 {
