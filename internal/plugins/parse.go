@@ -271,7 +271,7 @@ func (r *reader) spec(ps []pair, keys []key, path string) (*Plugins, error) {
 		v := resolve(p.value)
 		switch k.name {
 		case "kind":
-			if v.Kind != yaml.ScalarNode || !contains(specKinds, v.Value) {
+			if !isNull(v) && (v.Kind != yaml.ScalarNode || !contains(specKinds, v.Value)) {
 				return nil, r.errorf(p.at, "%s: %s is not a polyaxonfile kind that carries plugins; want %s (or a bare plugins: section)",
 					full, kindName(v), strings.Join(specKinds, ", "))
 			}
@@ -452,6 +452,10 @@ func (r *reader) boolean(n *yaml.Node, path string) (bool, error) {
 		}
 		if b, ok := yaml11Bools[n.Value]; ok && n.Style == 0 && n.Tag == "!!str" {
 			return b, nil
+		}
+		// "true" quoted, as templating tools (Helm) often write it.
+		if v := strings.ToLower(n.Value); n.Tag == "!!str" && (v == "true" || v == "false") {
+			return v == "true", nil
 		}
 		if isRef(n) {
 			return false, r.errorf(n, "%s is a Polyaxon reference (%s), which only Polyaxon resolves; write true or false", path, n.Value)

@@ -77,7 +77,7 @@ func TestParseFixtures(t *testing.T) {
 			notices: "no-effect plugins.sync_statuses@9, no-effect plugins.sidecar.image_tag@14, no-effect plugins.sidecar.sleep_interval@16, no-effect plugins.sidecar.monitor_logs@17",
 		},
 		{
-			// PyYAML's YAML 1.1 booleans: no, off.
+			// PyYAML's YAML 1.1 booleans (no, off) and a quoted "true".
 			file:    "section.yaml",
 			want:    "shm=false collectArtifacts=true collectLogs=false autoResume=false",
 			notices: "no-effect plugins.tmux@6",
