@@ -9,21 +9,24 @@ TESTFLAGS ?=
 GOTAGS ?= disable_grpc_modules
 
 # The version `collector version` prints, and the binary's path. The
-# Dockerfile's build runs the same go build command (deploy/ tests that they
-# agree); it gets VERSION as a build argument.
+# Dockerfile's build runs the same commands, go generate and go build (deploy/
+# tests that the go builds agree); it gets VERSION as a build argument.
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-# -linkmode=internal: Go's own linker, also for the cgo of NVML (which only
-# dlopens libnvidia-ml at run time). gcc's external link lays the binary out
-# so that about 10 MiB more of it stays resident: an idle sidecar holds 35
-# MiB instead of 45 (README, Benchmarks).
-LDFLAGS := -s -w -linkmode=internal -X main.version=$(VERSION)
+LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN ?= collector
 
 test:
 	bash scripts/test.sh $(TESTFLAGS)
 
+# The binary is static (CGO_ENABLED=0, so Go's own linker, no libc): the
+# wrapper forms copy it into the job's image, whatever its libc (an old glibc,
+# musl) or none (distroless/static). NVML is a C library, which a static
+# process cannot load: the nvml_helper tag embeds the NVML helper, a small
+# executable that go generate builds (resources/nvml) and the collector runs,
+# from memory, where libnvidia-ml is mounted.
 build:
-	go build -tags $(GOTAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/collector
+	go generate ./resources/nvml
+	CGO_ENABLED=0 go build -tags $(GOTAGS),nvml_helper -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/collector
 
 run:
 	go run -tags $(GOTAGS) ./cmd/collector --sync-interval 60
