@@ -5,11 +5,13 @@
 # matmul loop) running in the background, then prints the collector's
 # per-second GPU figures, nvidia-smi's, and summary.json's GPUs.
 # The units match: util %, memory MiB (the collector's bytes / 2^20 are shown
-# as MiB), power W, temperature C, SM clock MHz.
+# as MiB), power W, temperature C, SM clock MHz. Needs Go, make, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
-go build -o "$dir/collector" ./cmd/collector
+# The binary as it ships: make build's static one, which reads NVML through
+# its embedded helper (collector-nvml, started from memory).
+make -s build BIN="$dir/collector"
 load=("$@")
 script='
 if [ $# -gt 0 ]; then "$@" & fi
@@ -20,7 +22,7 @@ done
 kill %1 2>/dev/null || true'
 "$dir/collector" --store "$dir/store" --run gpu-check --state-dir "$dir/state" --outputs-path "$dir/outputs" \
   --resources-interval 1 --sync-interval 2 -- sh -c "$script" sh "${load[@]}" >"$dir/smi.csv" 2>"$dir/collector.log"
-grep -E 'no GPU|sampling resources' "$dir/collector.log" || true
+grep -E 'no GPU|sampling resources|source failed' "$dir/collector.log" || true
 echo "== collector (timestamp, gpuN fields; memory in MiB)"
 zcat "$dir"/store/gpu-check/resources/*.jsonl.gz | python3 -c '
 import json, sys
