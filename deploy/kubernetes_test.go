@@ -182,7 +182,9 @@ func checkCollectorContainer(t *testing.T, m manifests, pod corev1.PodSpec, coll
 	checkCollectorEnv(t, "container "+collector.Name, set, envNames(collector))
 
 	wantFields := map[string]string{
-		"COLLECTOR_RUN": "metadata.labels['batch.kubernetes.io/job-name']",
+		// job-name is on a Job's pods in every Kubernetes release;
+		// batch.kubernetes.io/job-name is empty before 1.27.
+		"COLLECTOR_RUN": "metadata.labels['job-name']",
 		"POD_NAME":      "metadata.name",
 		"POD_NAMESPACE": "metadata.namespace",
 		"NODE_NAME":     "spec.nodeName",

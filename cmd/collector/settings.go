@@ -87,7 +87,7 @@ func (s *settings) flagSet() *flag.FlagSet {
 	fs.StringVar(&s.Store, "store", s.Store, "the artifacts store: a path, a file://, s3://, gs://, azblob:// or wasbs:// URL, or a connection name (default: the connections' artifactsStore, else ./artifacts)")
 	fs.StringVar(&s.Connections, "connections", s.Connections, "Polyaxon-style connections file (artifactsStore: and connections:)")
 	fs.StringVar(&s.PluginsFile, "plugins", s.PluginsFile, "Polyaxon-style plugins file (plugins:)")
-	fs.StringVar(&s.Run, "run", s.Run, "the run's name in the store (default: a new UUID)")
+	fs.StringVar(&s.Run, "run", s.Run, "the run's name in the store (default: in a Kubernetes pod with autoResume, the pod's Job's name; else a new UUID)")
 	fs.StringVar(&s.StateDir, "state-dir", s.StateDir, "folder for the collector's local state")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "text or json")
@@ -288,10 +288,14 @@ func loadSettings(args []string, getenv func(string) string) (*settings, error) 
 			s.LogLevel = plugins.LogLevels[strings.ToLower(s.Plugins.LogLevel)]
 		}
 	}
-	if s.Run == "" {
-		s.runGenerated = true
+	if err := s.validate(); err != nil {
+		return nil, err
 	}
-	return s, s.validate()
+	if err := s.runFromPod(getenv); err != nil {
+		return nil, err
+	}
+	s.runGenerated = s.Run == ""
+	return s, nil
 }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
