@@ -66,16 +66,16 @@ func FromEnv(getenv func(string) string) (*Client, error) {
 	if pod == "" {
 		return nil, errors.New("the pod's name is unknown: set POD_NAME (or COLLECTOR_POD_NAME) from the downward API (valueFrom.fieldRef.fieldPath: metadata.name)")
 	}
+	tokenPath := filepath.Join(dir, "token")
+	if _, err := readToken(tokenPath); err != nil {
+		return nil, fmt.Errorf("%v (the pod needs its service-account token: automountServiceAccountToken)", err)
+	}
 	ns := env("COLLECTOR_POD_NAMESPACE", "POD_NAMESPACE")
 	if ns == "" {
 		b, err := os.ReadFile(filepath.Join(dir, "namespace"))
 		if ns = strings.TrimSpace(string(b)); err != nil || ns == "" {
 			return nil, fmt.Errorf("the pod's namespace is unknown: set POD_NAMESPACE (or COLLECTOR_POD_NAMESPACE) from the downward API (valueFrom.fieldRef.fieldPath: metadata.namespace); %s gives none", filepath.Join(dir, "namespace"))
 		}
-	}
-	tokenPath := filepath.Join(dir, "token")
-	if _, err := readToken(tokenPath); err != nil {
-		return nil, fmt.Errorf("%v (the pod needs its service-account token: automountServiceAccountToken)", err)
 	}
 	caPath := filepath.Join(dir, "ca.crt")
 	pem, err := os.ReadFile(caPath)

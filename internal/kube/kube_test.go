@@ -173,7 +173,7 @@ func TestFromEnvErrors(t *testing.T) {
 	}{
 		{"no API server", map[string]string{"KUBERNETES_SERVICE_PORT": ""}, "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set"},
 		{"no pod name", map[string]string{"POD_NAME": ""}, "set POD_NAME (or COLLECTOR_POD_NAME) from the downward API"},
-		{"no token", map[string]string{"COLLECTOR_SERVICEACCOUNT_DIR": noToken, "POD_NAMESPACE": "ns1"},
+		{"no token", map[string]string{"COLLECTOR_SERVICEACCOUNT_DIR": noToken},
 			"service-account token " + noToken + "/token: no such file or directory (the pod needs its service-account token: automountServiceAccountToken)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
