@@ -111,6 +111,9 @@ func OpenHelper(exe []byte) (*Helper, error) {
 	return h, nil
 }
 
+// callTimeout bounds one NVML call through the helper.
+var callTimeout = 10 * time.Second
+
 // PID is the helper process's: it is the collector's, not the job's.
 func (h *Helper) PID() int { return h.cmd.Process.Pid }
 
@@ -121,10 +124,16 @@ func (h *Helper) call(req request) (response, error) {
 	if h.stopped != nil {
 		return response{}, h.stopped
 	}
+	// A call that hangs (a driver that does not answer) would stop the
+	// sampling: the helper is killed, and the GPU source fails from then on.
+	hung := time.AfterFunc(callTimeout, func() { h.cmd.Process.Kill() })
 	var resp response
 	err := h.enc.Encode(req)
 	if err == nil {
 		err = h.dec.Decode(&resp)
+	}
+	if !hung.Stop() {
+		err = fmt.Errorf("no answer in %v", callTimeout)
 	}
 	if err != nil {
 		h.stopped = fmt.Errorf("the NVML helper stopped: %w", err)

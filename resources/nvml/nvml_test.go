@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlsidecar/collector/resources/nvml"
 	"github.com/mlsidecar/collector/resources/nvml/dlopen"
@@ -175,5 +176,32 @@ func TestHelperWithoutNVML(t *testing.T) {
 	_, err = nvml.OpenHelper(exe)
 	if want := "no GPU: this image has no glibc (no " + missing + "), which libnvidia-ml needs"; err == nil || err.Error() != want {
 		t.Errorf("OpenHelper without the loader: %v, want %q", err, want)
+	}
+}
+
+// TestHelperHangs: a call the driver does not answer ends in an error, the
+// helper is killed, and later calls fail at once.
+func TestHelperHangs(t *testing.T) {
+	exe := helperExe(t)
+	t.Setenv("LD_LIBRARY_PATH", fakeLibrary(t))
+	t.Setenv("FAKE_NVML_HANG", "1")
+	defer nvml.SetCallTimeout(500 * time.Millisecond)()
+	h, err := nvml.OpenHelper(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown()
+	devs, err := h.Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devs[0].Read(); err == nil || !strings.Contains(err.Error(), "the NVML helper stopped: no answer in 500ms") {
+		t.Errorf("Read of a hung device: %v, want \"the NVML helper stopped: no answer in 500ms\"", err)
+	}
+	if _, err := devs[0].Processes(); err == nil || !strings.Contains(err.Error(), "the NVML helper stopped") {
+		t.Errorf("a call after the helper stopped: %v, want \"the NVML helper stopped ...\"", err)
+	}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(h.PID()) + "/stat"); err == nil && !strings.Contains(string(b), ") Z ") {
+		t.Errorf("the hung helper is still running: %s", b)
 	}
 }

@@ -2,9 +2,12 @@
  * binds, answering for two GPUs. GPU 0 is an "NVIDIA H100 80GB HBM3" with
  * MIG on and one MIG device, in slot 1; it runs 10 processes (pids 1000 to
  * 1009, 1 GiB each, more than the first call asks room for). GPU 1 is lost.
- * Built by the tests with cc -shared. */
+ * With FAKE_NVML_HANG set, reading the power hangs (a driver that does not
+ * answer). Built by the tests with cc -shared. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct { int dev; int mig; } dev_t_;
 typedef dev_t_ *nvmlDevice_t;
@@ -73,6 +76,7 @@ int nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
 	return SUCCESS;
 }
 int nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw) {
+	if (getenv("FAKE_NVML_HANG")) sleep(3600);
 	if (d->mig >= 0) return ERR_NOT_SUPPORTED;
 	*mw = 312500;
 	return SUCCESS;
