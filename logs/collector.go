@@ -8,14 +8,11 @@ import (
 	"os"
 	"regexp"
 	"sort"
-	"strconv"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
-	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/spool"
 )
 
 // Folder is the collector's folder in the spool and under the run in the
@@ -25,19 +22,13 @@ const Folder = "logs"
 // SectionName is the collector's section of the run's state.
 const SectionName = "logs"
 
-// Section is where the collector keeps its cursors: a resume.Section.
-type Section interface {
-	Load(v any) (bool, error)
-	Save(ctx context.Context, v any) error
-}
-
 // Options are what the collector is given beside its settings.
 type Options struct {
 	// Node, Pod and Attempt are added to every record where known.
 	Node, Pod string
 	Attempt   int
 	// Section holds the cursors across restarts.
-	Section Section
+	Section spool.Section
 	// Checkpoint, when set, puts the run's state in the store (the
 	// Keeper's Flush): called at most once a chunk age after a cursor
 	// moved, so that a new pod resumes from recent cursors even when no
@@ -129,23 +120,11 @@ type chunkState struct {
 
 const sectionVersion = 1
 
-// chunkName is a chunk's name: the source, the attempt and the sequence
-// number, fixed-width so that a listing gives the order.
-func chunkName(source string, attempt int, seq uint64) string {
-	return fmt.Sprintf("%s.%06d.%08d.jsonl.gz", source, attempt, seq)
-}
-
-var chunkPattern = regexp.MustCompile(`^([a-z0-9-]+)\.([0-9]{6})\.([0-9]{8})\.jsonl\.gz$`)
-
-// parseChunkName returns the source, attempt and sequence of a chunk name.
+// parseChunkName returns the source, attempt and sequence of a chunk's
+// name (spool.ChunkName's, the source the series).
 func parseChunkName(name string) (source string, attempt int, seq uint64, ok bool) {
-	m := chunkPattern.FindStringSubmatch(name)
-	if m == nil {
-		return "", 0, 0, false
-	}
-	attempt, _ = strconv.Atoi(m[2])
-	seq, _ = strconv.ParseUint(m[3], 10, 64)
-	return m[1], attempt, seq, true
+	source, attempt, seq, ok = spool.ParseChunkName(name)
+	return source, attempt, seq, ok && source != ""
 }
 
 var sourceNamePattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
@@ -194,6 +173,12 @@ func New(cfg Config, sp *spool.Spool, sources []Source, opts Options) (*Collecto
 		return nil, err
 	}
 	c.prod = prod
+	for _, w := range c.writers {
+		if w.out, err = prod.Writer(w.name, spool.BestSpeed, spool.SealAt{Bytes: int64(cfg.ChunkSize), Age: cfg.ChunkAge}); err != nil {
+			prod.Done()
+			return nil, err
+		}
+	}
 	if err := c.recover(); err != nil {
 		prod.Done()
 		return nil, err
@@ -424,12 +409,12 @@ func (c *Collector) Run(stop, deadline context.Context) error {
 	for _, w := range c.writers {
 		w.mu.Lock()
 		if w.dropped > 0 && w.failed == nil {
-			if w.chunk == nil {
+			if !w.out.IsOpen() {
 				if err := w.open(); err != nil {
 					_ = w.lost(err) // the drops stay counted and logged
 				}
 			}
-			if w.chunk != nil {
+			if w.out.IsOpen() {
 				if err := w.noteDropped(w.container); err != nil {
 					errs = append(errs, err)
 				}
@@ -472,11 +457,11 @@ func (c *Collector) sealByAge(done <-chan struct{}) {
 			for _, w := range c.writers {
 				w.mu.Lock()
 				// A chunk lost to a full disk is logged by lost.
-				if w.chunk != nil && w.resumable && now.Sub(w.opened) >= c.cfg.ChunkAge {
+				if w.resumable && w.out.Due(now) {
 					if err := w.seal(); err != nil && !errors.Is(err, errRewind) {
 						c.log.Error("cannot seal a log chunk", "source", w.name, "err", err)
 					}
-				} else if w.chunk != nil && w.unflushed {
+				} else if w.out.IsOpen() && w.unflushed {
 					if err := w.flush(); err != nil && !errors.Is(err, errRewind) {
 						c.log.Error("cannot write a log chunk", "source", w.name, "err", err)
 					}
@@ -496,11 +481,9 @@ type writer struct {
 	from    Position // where the source resumes
 
 	mu        stdsync.Mutex
-	chunk     *spool.Chunk
-	gz        *gzip.Writer
-	buf       []byte // records not yet compressed
+	out       *spool.Writer // the source's series
+	rec       []byte        // the record being written
 	stamps    stampCache
-	opened    time.Time
 	lines     int64
 	noted     int64 // dropped lines counted by records of the open chunk
 	counted   int64 // of the chunk's size, what c.used holds
@@ -568,7 +551,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 			// this chunk, at most.
 			break
 		}
-		if w.resumable && w.chunk != nil {
+		if w.resumable && w.out.IsOpen() {
 			if err := w.seal(); err != nil {
 				return err
 			}
@@ -584,7 +567,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 		}
 		w.mu.Lock()
 	}
-	if w.chunk == nil {
+	if !w.out.IsOpen() {
 		if err := w.open(); err != nil {
 			if err := w.lost(err); err != nil {
 				return err
@@ -601,7 +584,8 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	if r.Dropped > 0 {
 		c.warnFellBehind(w.name, r.Dropped)
 	}
-	w.buf = appendRecord(w.buf, &r, &c.meta, &w.stamps)
+	w.rec = appendRecord(w.rec[:0], &r, &c.meta, &w.stamps)
+	batch := w.out.Append(w.rec)
 	if r.Dropped > 0 {
 		w.noted += r.Dropped
 		c.dropped.Add(r.Dropped)
@@ -615,13 +599,13 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	if pos != nil {
 		w.lastPos = pos
 	}
-	if len(w.buf) < compressEvery {
+	if !batch {
 		return nil
 	}
-	if err := w.compress(); err != nil || w.chunk == nil {
+	if err := w.compress(); err != nil || !w.out.IsOpen() {
 		return err // nil: the chunk was lost, its lines counted
 	}
-	if w.resumable && w.chunk.Size() >= int64(c.cfg.ChunkSize) {
+	if w.resumable && w.out.Due(time.Now()) {
 		if err := w.seal(); err != nil {
 			return err
 		}
@@ -629,17 +613,11 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	return nil
 }
 
-// compressEvery is how many bytes of records are compressed at once.
-const compressEvery = 64 << 10
-
 // compress writes the records not yet compressed to the chunk; w.mu is
 // held and a chunk is open.
 func (w *writer) compress() error {
-	if len(w.buf) > 0 {
-		if _, err := w.gz.Write(w.buf); err != nil {
-			return w.lost(err)
-		}
-		w.buf = w.buf[:0]
+	if err := w.out.Compress(); err != nil {
+		return w.lost(err)
 	}
 	w.countSize()
 	return nil
@@ -648,7 +626,7 @@ func (w *writer) compress() error {
 // countSize brings the spool's use up to the open chunk's size; w.mu is
 // held and a chunk is open.
 func (w *writer) countSize() {
-	size := w.chunk.Size()
+	size := w.out.Size()
 	w.c.used.Add(size - w.counted)
 	w.counted = size
 }
@@ -658,10 +636,10 @@ func (w *writer) countSize() {
 // Only an unpaced source's chunk is flushed, at most every tick: a source
 // that can read again reads what a kill lost from its cursor.
 func (w *writer) flush() error {
-	if err := w.compress(); err != nil || w.chunk == nil {
+	if err := w.compress(); err != nil || !w.out.IsOpen() {
 		return err
 	}
-	if err := w.gz.Flush(); err != nil {
+	if err := w.out.Flush(); err != nil {
 		return w.lost(err)
 	}
 	w.unflushed = false
@@ -674,7 +652,8 @@ func (w *writer) flush() error {
 func (w *writer) noteDropped(container string) error {
 	note := Record{Time: time.Now(), Container: container, Stream: "stderr", Dropped: w.dropped,
 		Value: []byte(fmt.Sprintf("collector: %d earlier lines of this output were dropped: the spool was full (the store did not take the logs in time)", w.dropped))}
-	w.buf = appendRecord(w.buf, &note, &w.c.meta, &w.stamps)
+	w.rec = appendRecord(w.rec[:0], &note, &w.c.meta, &w.stamps)
+	w.out.Append(w.rec)
 	w.c.log.Warn("dropped the oldest unsent lines of the wrapped command: the spool was full", "source", w.name, "lines", w.dropped)
 	w.noted += w.dropped
 	w.dropped = 0
@@ -700,17 +679,20 @@ func (w *writer) drop(r Record) {
 // counted as dropped (it cannot be read again), and a record says how many
 // once a chunk can be written; a paced source gets errRewind and reads them
 // again from the end of its last sealed chunk. w.mu is held.
-func (w *writer) lost(err error) error {
+func (w *writer) lost(err error) error { return w.lostChunk(err, w.out.IsOpen()) }
+
+// lostChunk is lost, held saying whether a chunk was being written (open,
+// or failing its seal).
+func (w *writer) lostChunk(err error, held bool) error {
 	c := w.c
 	lines := w.lines
-	if w.chunk != nil {
-		_ = w.chunk.Abort()
+	if held {
+		_ = w.out.Abort()
 		c.used.Add(-w.counted)
-		w.chunk = nil
 	} else {
 		lines = 0
 	}
-	w.buf, w.counted, w.lines, w.unflushed = w.buf[:0], 0, 0, false
+	w.counted, w.lines, w.unflushed = 0, 0, false
 	w.downFor = min(max(2*w.downFor, time.Second), 30*time.Second)
 	w.downUntil = time.Now().Add(w.downFor)
 	lvl := slog.LevelWarn
@@ -737,54 +719,45 @@ func (w *writer) open() error {
 	c := w.c
 	c.mu.Lock()
 	ss := c.source(w.name)
-	name := chunkName(w.name, ss.Attempt, ss.Next)
+	attempt, seq := ss.Attempt, ss.Next
 	ss.Next++
 	c.mu.Unlock()
-	ch, err := c.prod.Create(name)
-	if err != nil {
+	if err := w.out.Open(attempt, seq, time.Now()); err != nil {
 		return err
 	}
-	w.chunk, w.opened, w.lines, w.noted, w.counted = ch, time.Now(), 0, 0, 0
-	if w.gz == nil {
-		w.gz, err = gzip.NewWriterLevel(ch, gzip.BestSpeed)
-		if err != nil {
-			return err
-		}
-	} else {
-		w.gz.Reset(ch)
-	}
+	w.lines, w.noted, w.counted = 0, 0, 0
 	return nil
 }
 
 // seal closes the open chunk, records its end position in the section,
 // and hands it to the spool; w.mu is held.
 func (w *writer) seal() error {
-	if w.chunk == nil {
+	if !w.out.IsOpen() {
 		return nil
 	}
 	c := w.c
-	name := w.chunk.Name()
-	if err := w.compress(); err != nil || w.chunk == nil {
+	name := w.out.Name()
+	if err := w.compress(); err != nil || !w.out.IsOpen() {
 		return err
 	}
-	if err := w.gz.Close(); err != nil {
+	size, err := w.out.Finish()
+	if err != nil {
 		return w.lost(err)
 	}
-	size := w.chunk.Size()
 	c.mu.Lock()
 	ss := c.source(w.name)
 	ss.Chunks[name] = &chunkState{End: w.lastPos, Lines: w.lines, Noted: w.noted}
 	if seq := nextSeq(name); seq > ss.Next {
 		ss.Next = seq
 	}
-	err := c.save()
+	err = c.save()
 	c.used.Add(size - w.counted)
 	c.sizes[name] = size
 	c.mu.Unlock()
 	if err != nil {
 		return w.fail(err)
 	}
-	if err := w.chunk.Seal(); err != nil {
+	if err := w.out.Seal(); err != nil {
 		if _, serr := os.Stat(c.prod.SealedPath(name)); serr != nil {
 			// Left out of the spool: its record goes, and its lines are
 			// dropped (the command's) or read again (a paced source's).
@@ -793,13 +766,12 @@ func (w *writer) seal() error {
 			delete(c.source(w.name).Chunks, name)
 			_ = c.save()
 			c.mu.Unlock()
-			w.counted = size // what lost takes off the spool's use
-			return w.lost(err)
+			w.counted = size // what lostChunk takes off the spool's use
+			return w.lostChunk(err, true)
 		}
 		// In the spool all the same (only its folder's fsync failed).
 		c.log.Warn("a log chunk is in the spool, but its folder could not be synced", "chunk", name, "err", err)
 	}
-	w.chunk = nil
 	w.sealedPos = w.lastPos
 	w.downFor = 0
 	return nil

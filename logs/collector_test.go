@@ -18,7 +18,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/mlsidecar/collector/internal/child"
-	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/spool"
 	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/stores/storetest"
 	"github.com/mlsidecar/collector/sync"
@@ -77,8 +77,8 @@ func (s *numbered) Run(ctx context.Context, from Position, emit func(Record, Pos
 func testSpool(t *testing.T, dir string, b *blob.Bucket) *spool.Spool {
 	t.Helper()
 	cfg := sync.DefaultConfig()
-	cfg.Interval = 50 * time.Millisecond
-	sp, err := spool.New(spool.Config{Dir: dir, Target: stores.Target{Bucket: b}, Sync: cfg})
+	sp, err := spool.New(spool.Config{Dir: dir, Uploader: sync.NewFileUploader(cfg, stores.Target{Bucket: b}, sync.NewBudget(cfg.MemoryBudget)),
+		Interval: 50 * time.Millisecond, GiveUp: cfg.ShutdownTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func testConfig() Config {
 
 // runOnce runs a collector over sources until they are done, and the
 // spool until it emptied.
-func runOnce(t *testing.T, cfg Config, dir string, b *blob.Bucket, sec Section, attempt int, sources ...Source) *Collector {
+func runOnce(t *testing.T, cfg Config, dir string, b *blob.Bucket, sec spool.Section, attempt int, sources ...Source) *Collector {
 	t.Helper()
 	sp := testSpool(t, dir, b)
 	c, err := New(cfg, sp, sources, Options{Section: sec, Attempt: attempt, Pod: "pod-1"})
@@ -276,7 +276,7 @@ func TestFullDisk(t *testing.T) {
 	for _, name := range []string{"command", "file"} {
 		ss := c.source(name)
 		for seq := ss.Next; seq < ss.Next+2; seq++ {
-			if err := os.Symlink("/dev/full", c.prod.OpenPath(chunkName(name, ss.Attempt, seq))); err != nil {
+			if err := os.Symlink("/dev/full", c.prod.OpenPath(spool.ChunkName(name, ss.Attempt, seq))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -359,7 +359,8 @@ func BenchmarkCommandLines(b *testing.B) {
 	block := bytes.Repeat(line, 256<<10/len(line))
 	perBlock := bytes.Count(block, []byte("\n"))
 	dir := b.TempDir()
-	sp, err := spool.New(spool.Config{Dir: dir, Target: stores.Target{Bucket: memblob.OpenBucket(nil)}, Sync: sync.DefaultConfig()})
+	sp, err := spool.New(spool.Config{Dir: dir, Uploader: sync.NewFileUploader(sync.DefaultConfig(), stores.Target{Bucket: memblob.OpenBucket(nil)}, sync.NewBudget(64<<20)),
+		Interval: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

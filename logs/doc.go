@@ -41,11 +41,12 @@
 // as U+FFFD in value and is kept exactly in "bytes" (base64). Lines the
 // collector had to drop are counted by a record of its own ("dropped").
 //
-// Each source writes its own chunks: gzip (fastest level) JSON Lines,
-// opened in the spool's .open/ folder and sealed at 4 MiB (compressed) or
-// at the chunk age (default the sync interval), whichever comes first, and
-// at the end of the run. A chunk is sealed only after a record that
-// carries a position, so that its end is a place to resume from. Names are
+// Each source is a series of the spool (spool.Writer): gzip (fastest
+// level) JSON Lines chunks, opened in the spool's .open/ folder and sealed
+// at 4 MiB (compressed) or at the chunk age (default the sync interval),
+// whichever comes first, and at the end of the run. A chunk is sealed only
+// after a record that carries a position, so that its end is a place to
+// resume from. Names are spool.ChunkName's:
 // <source>.<attempt, 6 digits>.<sequence, 8 digits>.jsonl.gz, so a listing
 // gives each source's order; `collector logs` reads each source's chunks in
 // that order and merges the sources by timestamp.
@@ -61,11 +62,12 @@
 //  1. a record is appended to the source's open chunk;
 //  2. at seal time the chunk's end position is saved in the section, and
 //     only then is the chunk sealed (fsynced and renamed) into the spool;
-//  3. the sync engine uploads it; once the store holds it, the spool calls
-//     Collector.stored, which marks the chunk stored and moves the cursor
-//     past every chunk stored in order (uploads run in parallel, so chunk
-//     5 may land before chunk 4: the cursor waits for 4); the section is
-//     saved, and only then does the chunk leave the spool. At most once a
+//  3. the spool hands it to the upload engine; once the store holds it,
+//     the spool calls Collector.stored, which marks the chunk stored and
+//     moves the cursor past every chunk stored in order (uploads run in
+//     parallel, so chunk 5 may land before chunk 4: the cursor waits for
+//     4); the section is saved, and only then does the chunk leave the
+//     spool. At most once a
 //     chunk age after a cursor moved, the run's state is put in the store
 //     (Options.Checkpoint), so that a new pod finds recent cursors.
 //

@@ -12,6 +12,8 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
+
+	"github.com/mlsidecar/collector/spool"
 )
 
 // tailer is a collector with one file source, running in the background.
@@ -22,7 +24,7 @@ type tailer struct {
 	spool chan error
 }
 
-func startTailer(t *testing.T, glob string, b *blob.Bucket, dir string, sec Section) *tailer {
+func startTailer(t *testing.T, glob string, b *blob.Bucket, dir string, sec spool.Section) *tailer {
 	t.Helper()
 	cfg := testConfig()
 	src, err := NewFileSource(glob, cfg.Poll, int(cfg.LineLimit))

@@ -3,34 +3,38 @@ package resources
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	stdsync "sync"
 	"time"
 
-	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/spool"
 	"github.com/mlsidecar/collector/stores"
 )
 
 // Folder is the sampler's folder in the spool and under the run in the
-// store; SectionName is its section of the run's state; SummaryKey is the
-// summary's name in Folder.
+// store; SectionName is its section of the run's state; Series names its
+// chunks (spool.ChunkName); SummaryKey is the summary's name in Folder.
 const (
 	Folder      = "resources"
 	SectionName = "resources"
+	Series      = "samples"
 	SummaryKey  = "summary.json"
 )
 
-// DefaultChunkBytes is the size (compressed, on disk) at which a chunk is
-// sealed before its age.
-const DefaultChunkBytes = 1 << 20
+// A chunk is sealed at DefaultChunkBytes (compressed, on disk) or once
+// DefaultChunkAge old: a sample every interval makes a small record, and a
+// chunk per sample would be an object per sample in the store. The open
+// chunk is flushed at each sample, so a kill loses none of it (recover).
+const (
+	DefaultChunkBytes = 256 << 10
+	DefaultChunkAge   = 5 * time.Minute
+)
 
 // Config configures the sampler.
 type Config struct {
@@ -38,11 +42,14 @@ type Config struct {
 	Attempt int
 	// Interval is the time between samples (> 0).
 	Interval time.Duration
-	// ChunkAge seals a chunk once its first sample is this old (the sync
-	// interval); <= 0 seals only by size and at the end.
+	// ChunkAge seals a chunk once its first sample is this old; 0 is
+	// DefaultChunkAge, < 0 seals only by size and at the end.
 	ChunkAge time.Duration
 	// ChunkBytes seals a chunk at this size; 0 is DefaultChunkBytes.
 	ChunkBytes int64
+	// SummaryEvery rewrites summary.json at most this often (the sync
+	// interval), as well as after each sealed chunk; <= 0: only then.
+	SummaryEvery time.Duration
 	// Wrapper measures the collector's descendants (the wrapped command)
 	// and the collector's cgroup, which is the job's; otherwise (a sidecar)
 	// every process visible but the collector, and no cgroup (the
@@ -81,12 +88,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// State is the sampler's section of the run's state (resume.Section).
-type State interface {
-	Load(v any) (bool, error)
-	Save(ctx context.Context, v any) error
-}
-
 // Store is where summary.json goes: the run's resources folder in the
 // store (a stores.Target rooted at <run>/resources/).
 type Store interface {
@@ -113,7 +114,8 @@ type Sampler struct {
 	container *Container
 	tree      *ProcessTree
 	prod      *spool.Producer
-	state     State
+	out       *spool.Writer
+	state     spool.Section
 	store     Store
 
 	mu        stdsync.Mutex
@@ -124,10 +126,7 @@ type Sampler struct {
 	next      int                 // the next chunk's sequence number
 	latest    Sample
 
-	chunk      *spool.Chunk
-	gz         *gzip.Writer
-	chunkSeq   int
-	chunkStart time.Time
+	chunkSeq int // the open chunk's
 	// chunkSamples are the samples written to the open chunk; lostSamples
 	// those of chunks the spool's disk refused (not in the store; the
 	// summary counts them all the same).
@@ -141,12 +140,18 @@ type Sampler struct {
 // New builds the sampler: it opens its sources (saying once which are
 // absent and why), registers its folder with the spool, and counts what an
 // earlier attempt left in the spool.
-func New(cfg Config, sp *spool.Spool, state State, store Store) (*Sampler, error) {
+func New(cfg Config, sp *spool.Spool, state spool.Section, store Store) (*Sampler, error) {
 	if cfg.Interval <= 0 {
 		return nil, errors.New("resources: the interval must be positive")
 	}
 	if cfg.ChunkBytes <= 0 {
 		cfg.ChunkBytes = DefaultChunkBytes
+	}
+	switch {
+	case cfg.ChunkAge == 0:
+		cfg.ChunkAge = DefaultChunkAge
+	case cfg.ChunkAge < 0:
+		cfg.ChunkAge = 0
 	}
 	if cfg.ProcDir == "" {
 		cfg.ProcDir = "/proc"
@@ -182,6 +187,11 @@ func New(cfg Config, sp *spool.Spool, state State, store Store) (*Sampler, error
 		return nil, err
 	}
 	s.prod = prod
+	if s.out, err = prod.Writer(Series, spool.DefaultCompression, spool.SealAt{Bytes: cfg.ChunkBytes, Age: cfg.ChunkAge}); err != nil {
+		s.closeSources()
+		prod.Done()
+		return nil, err
+	}
 	if err := s.recover(); err != nil {
 		s.closeSources()
 		prod.Done()
@@ -302,13 +312,15 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 	}
 	keepErr(s.sample(time.Now()))
 	ticker.Reset(s.cfg.Interval)
+	lastSummary := time.Now()
 	for stop.Err() == nil {
 		select {
 		case <-stop.Done():
 		case now := <-ticker.C:
 			sealed, err := s.sampleAndSeal(now)
 			keepErr(err)
-			if sealed {
+			if sealed || (s.cfg.SummaryEvery > 0 && now.Sub(lastSummary) >= s.cfg.SummaryEvery) {
+				lastSummary = now
 				b := s.summaryJSON(false)
 				select {
 				case <-summaries:
@@ -342,13 +354,10 @@ func (s *Sampler) sampleAndSeal(now time.Time) (bool, error) {
 	if err := s.sample(now); err != nil {
 		return false, err
 	}
-	if s.chunk == nil {
+	if !s.out.Due(now) {
 		return false, nil
 	}
-	if s.chunk.Size() >= s.cfg.ChunkBytes || (s.cfg.ChunkAge > 0 && now.Sub(s.chunkStart) >= s.cfg.ChunkAge) {
-		return true, s.seal()
-	}
-	return false, nil
+	return true, s.seal()
 }
 
 // sample reads every source and writes one record.
@@ -368,9 +377,8 @@ func (s *Sampler) sample(now time.Time) error {
 		// The chunk is broken: drop it, and start a new one next time.
 		// The sample still counts in the summary.
 		s.lostSamples++
-		if s.chunk != nil {
-			s.chunk.Abort()
-			s.chunk = nil
+		if s.out.IsOpen() {
+			s.out.Abort()
 			s.lost(s.chunkSeq)
 			s.lostSamples += s.chunkSamples
 		}
@@ -407,50 +415,41 @@ func (s *Sampler) sourceFailed(name string, err error) {
 // record is flushed, so a chunk left open by a kill is readable up to its
 // last whole record.
 func (s *Sampler) write(smp *Sample) error {
-	if s.chunk == nil {
+	if !s.out.IsOpen() {
 		s.mu.Lock()
 		seq := s.next
 		s.next++
 		s.mu.Unlock()
-		c, err := s.prod.Create(chunkName(seq, s.cfg.Attempt))
-		if err != nil {
+		if err := s.out.Open(s.cfg.Attempt, uint64(seq), smp.Time); err != nil {
 			return err
 		}
-		s.chunk, s.chunkSeq, s.chunkStart, s.chunkSamples = c, seq, smp.Time, 0
-		if s.gz == nil {
-			s.gz = gzip.NewWriter(c)
-		} else {
-			s.gz.Reset(c)
-		}
+		s.chunkSeq, s.chunkSamples = seq, 0
 	}
 	s.line = smp.appendJSON(s.line[:0])
-	if _, err := s.gz.Write(s.line); err != nil {
-		return err
-	}
-	return s.gz.Flush()
+	s.out.Append(s.line)
+	return s.out.Flush()
 }
 
 // seal closes and seals the open chunk, and remembers the aggregates that
 // count it, for when the store holds it.
 func (s *Sampler) seal() error {
-	if s.chunk == nil {
+	if !s.out.IsOpen() {
 		return nil
 	}
-	c := s.chunk
-	s.chunk = nil
-	err := s.gz.Close()
+	name := s.out.Name()
+	_, err := s.out.Finish()
 	s.mu.Lock()
 	snap := s.agg.clone()
 	s.pending[s.chunkSeq] = &snap
 	s.mu.Unlock()
 	if err == nil {
-		err = c.Seal()
+		err = s.out.Seal()
 	}
 	if err != nil {
-		c.Abort()
+		s.out.Abort()
 		s.lost(s.chunkSeq)
 		s.lostSamples += s.chunkSamples
-		return fmt.Errorf("chunk %s: %w", c.Name(), err)
+		return fmt.Errorf("chunk %s: %w", name, err)
 	}
 	return nil
 }
@@ -589,20 +588,13 @@ func readChunk(path string) ([]Sample, error) {
 	return out, nil
 }
 
-// chunkName names chunk seq of an attempt: sorted by name, the chunks are
-// in the order of their samples, and an attempt never replaces a chunk an
-// earlier one stored under the same number.
-func chunkName(seq, attempt int) string {
-	return fmt.Sprintf("%06d-a%d.jsonl.gz", seq, attempt)
-}
-
+// parseChunkName returns the sequence number of one of the sampler's
+// chunks: the series' sequence runs on across attempts, so that the state
+// counts the chunks stored in one sequence. An earlier version's chunk
+// (series "") reads the same.
 func parseChunkName(name string) (int, bool) {
-	num, rest, ok := strings.Cut(name, "-a")
-	if !ok || !strings.HasSuffix(rest, ".jsonl.gz") {
-		return 0, false
-	}
-	seq, err := strconv.Atoi(num)
-	return seq, err == nil
+	series, _, seq, ok := spool.ParseChunkName(name)
+	return int(seq), ok && (series == Series || series == "")
 }
 
 func (s *Sampler) summaryJSON(final bool) []byte {

@@ -23,7 +23,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
-	"github.com/mlsidecar/collector/internal/spool"
+	"github.com/mlsidecar/collector/spool"
 	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/sync"
 )
@@ -171,7 +171,7 @@ func openStore(t *testing.T, dir string) *blob.Bucket {
 	return b
 }
 
-func newRig(t *testing.T, storeDir string, spoolDir string, state State, cfg Config) *rig {
+func newRig(t *testing.T, storeDir string, spoolDir string, state spool.Section, cfg Config) *rig {
 	t.Helper()
 	sc := sync.DefaultConfig()
 	sc.Interval = 50 * time.Millisecond
@@ -190,7 +190,8 @@ func newRig(t *testing.T, storeDir string, spoolDir string, state State, cfg Con
 	}
 	logs := &bytes.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))
-	sp, err := spool.New(spool.Config{Dir: spoolDir, Target: stores.Target{Bucket: blob.PrefixedBucket(openStore(t, storeDir), cfg.Run+"/")}, Sync: sc})
+	up := sync.NewFileUploader(sc, stores.Target{Bucket: blob.PrefixedBucket(openStore(t, storeDir), cfg.Run+"/")}, sync.NewBudget(sc.MemoryBudget))
+	sp, err := spool.New(spool.Config{Dir: spoolDir, Uploader: up, Interval: sc.Interval, GiveUp: sc.ShutdownTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +470,7 @@ func TestFullDisk(t *testing.T) {
 	if err := os.MkdirAll(open, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink("/dev/full", filepath.Join(open, chunkName(0, 1))); err != nil {
+	if err := os.Symlink("/dev/full", filepath.Join(open, spool.ChunkName(Series, 1, 0))); err != nil {
 		t.Fatal(err)
 	}
 	stop := r.start()
@@ -812,7 +813,7 @@ func TestRecoverOpenChunk(t *testing.T) {
 		}
 	}
 	// Cut the last record short, as a kill in the middle of a write would.
-	open := r1.sampler.prod.OpenPath(r1.sampler.chunk.Name())
+	open := r1.sampler.prod.OpenPath(r1.sampler.out.Name())
 	b, _ := os.ReadFile(open)
 	os.WriteFile(open, b[:len(b)-3], 0o644)
 

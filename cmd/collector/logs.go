@@ -16,9 +16,9 @@ import (
 
 	"github.com/mlsidecar/collector/internal/child"
 	"github.com/mlsidecar/collector/internal/docker"
-	"github.com/mlsidecar/collector/internal/spool"
 	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/spool"
 	"github.com/mlsidecar/collector/stores"
 )
 

@@ -22,9 +22,9 @@ import (
 
 	"github.com/mlsidecar/collector/internal/child"
 	"github.com/mlsidecar/collector/internal/probe"
-	"github.com/mlsidecar/collector/internal/spool"
 	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/spool"
 	"github.com/mlsidecar/collector/stores"
 
 	// The store backends, one per kind, registered with stores.
@@ -487,11 +487,12 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 	}
 	if len(producers) > 0 {
 		sp, err := spool.New(spool.Config{
-			Dir:    c.spoolDir(),
-			Target: c.store.Target(c.set.Run + "/"),
-			Sync:   c.set.Sync,
-			Budget: budget,
-			Logger: c.log,
+			Dir:      c.spoolDir(),
+			Uploader: sync.NewFileUploader(c.set.Sync, c.store.Target(c.set.Run+"/"), budget),
+			Interval: c.set.Sync.Interval,
+			Workers:  c.set.Sync.Workers,
+			GiveUp:   c.set.Sync.ShutdownTimeout,
+			Logger:   c.log,
 		})
 		if err != nil {
 			return nil, err

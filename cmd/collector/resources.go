@@ -4,9 +4,9 @@ import (
 	"fmt"
 
 	"github.com/mlsidecar/collector/internal/docker"
-	"github.com/mlsidecar/collector/internal/spool"
 	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/spool"
 )
 
 // resourcesProducer builds the resource sampler: its chunks go through the
@@ -20,8 +20,10 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 		Run:      c.set.Run,
 		Attempt:  st.Attempt,
 		Interval: c.set.ResourcesInterval,
-		ChunkAge: c.set.Sync.Interval,
-		Wrapper:  len(c.set.Command) > 0,
+		// Chunks are sealed by their own size and age; the summary
+		// follows the sync interval.
+		SummaryEvery: c.set.Sync.Interval,
+		Wrapper:      len(c.set.Command) > 0,
 		// A nil channel in a sidecar: nothing to wait for.
 		CommandStarted: c.commandStarted,
 		NoShm:          !c.set.Plugins.ShmOn(),
