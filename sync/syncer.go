@@ -45,9 +45,6 @@ type Checkpointer interface {
 // Options are a Syncer's collaborators.
 type Options struct {
 	Logger *slog.Logger
-	// Component is the name the Syncer's log lines carry as "component";
-	// empty: "sync".
-	Component string
 	// Manifest is what the store already holds (from a checkpoint or a restore).
 	Manifest resume.Manifest
 	// Checkpointer, if set, is called after each pass that changed something.
@@ -62,19 +59,14 @@ type Options struct {
 	// is a Checkpointer.
 	Uploads map[string]stores.Progress
 	// Budget, if set, is the memory budget this Syncer shares with others
-	// (the outputs and the spool of logs and resources); nil: its own, of
-	// Config.MemoryBudget.
+	// (the FileUploader of the spool of logs and resources); nil: its own,
+	// of Config.MemoryBudget.
 	Budget *Budget
 	// Adopt makes the first full pass list the store once for objects of
 	// files the manifest does not know, which a collector killed before its
 	// checkpoint may have uploaded: a small file whose object has its size
 	// and MD5 is recorded, not uploaded again.
 	Adopt bool
-	// Stored, if set, is told of each file once the store holds it (and the
-	// Checkpointer, if any, has recorded it), from the worker that uploaded
-	// it. The spool of logs and resources advances its producers' cursors
-	// there.
-	Stored func(rel string, entry resume.Entry)
 }
 
 // Syncer mirrors one folder into one bucket.
@@ -86,7 +78,6 @@ type Syncer struct {
 	up      *uploader
 	bucket  *blob.Bucket
 	ckpt    Checkpointer
-	stored  func(rel string, entry resume.Entry)
 	now     func() time.Time
 	passMu  stdsync.Mutex // one pass at a time
 	mu      stdsync.Mutex // guards manifest and lastErr
@@ -246,11 +237,7 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	component := opts.Component
-	if component == "" {
-		component = "sync"
-	}
-	log = log.With("component", component)
+	log = log.With("component", "sync")
 	entries := opts.Manifest.Clone()
 	if entries == nil {
 		entries = resume.Manifest{}
@@ -266,7 +253,6 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		up:      newUploader(target, cfg, opts),
 		bucket:  target.Bucket,
 		ckpt:    opts.Checkpointer,
-		stored:  opts.Stored,
 		adopt:   opts.Adopt,
 		now:     now,
 		entries: entries,
@@ -421,8 +407,7 @@ func (s *Syncer) loop(ctx context.Context) {
 // a pass that uploads one small file allocates about 200 KB. So a burst of
 // uploads is handed back at once, a file changed every second every few
 // dozen passes rather than after each, and the RSS stays within that much of
-// what the sidecar holds. The Syncers of a process (the outputs, the spool)
-// share the count.
+// what the sidecar holds.
 func idle() {
 	m := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(m)
@@ -828,24 +813,7 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 	}
 	s.mu.Unlock()
 	s.up.forget(ctx, j.rel) // after Record: the Keeper saves both together
-	if s.stored != nil {
-		s.stored(j.rel, entry)
-	}
 	return entry, nil
-}
-
-// Forget drops rel from what the Syncer knows the store holds, and leaves
-// the store as it is: for a folder whose files are removed once stored (the
-// spool, with KeepDeleted), so that its manifest does not grow with every
-// file it ever held.
-func (s *Syncer) Forget(rel string) {
-	s.mu.Lock()
-	delete(s.entries, rel)
-	delete(s.lastErr, rel)
-	if s.ckpt != nil {
-		s.ckpt.Record(rel, nil)
-	}
-	s.mu.Unlock()
 }
 
 // someFailure names one file that failed and its error, for a summary.
