@@ -1,0 +1,239 @@
+package preempt
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	stdsync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestDetect(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dmi  map[string]string
+		env  map[string]string
+		want Cloud
+	}{
+		{name: "not a cloud", dmi: map[string]string{"sys_vendor": "QEMU", "product_name": "Standard PC (Q35 + ICH9, 2009)"}},
+		{name: "no dmi at all"},
+		{name: "gce", dmi: map[string]string{"product_name": "Google Compute Engine\n", "sys_vendor": "Google"}, want: GCP},
+		{name: "gce, short name", dmi: map[string]string{"product_name": "Google"}, want: GCP},
+		{name: "ec2 nitro", dmi: map[string]string{"sys_vendor": "Amazon EC2\n", "product_name": "m5.large"}, want: AWS},
+		{name: "ec2 xen", dmi: map[string]string{"sys_vendor": "Xen", "bios_version": "4.11.amazon"}, want: AWS},
+		{name: "azure", dmi: map[string]string{"sys_vendor": "Microsoft Corporation", "chassis_asset_tag": azureAssetTag + "\n"}, want: Azure},
+		{name: "hyper-v, not azure", dmi: map[string]string{"sys_vendor": "Microsoft Corporation", "chassis_asset_tag": "None"}},
+		{name: "aws override", env: map[string]string{AWSEndpointEnv: "http://127.0.0.1:1338"}, want: AWS},
+		{name: "gce override", env: map[string]string{GCEHostEnv: "127.0.0.1:8080"}, want: GCP},
+		{name: "azure override", env: map[string]string{AzureEndpointEnv: "http://127.0.0.1:8081"}, want: Azure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, v := range tc.dmi {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			getenv := func(k string) string { return tc.env[k] }
+			if got := Detect(dir, getenv); got != tc.want {
+				t.Errorf("Detect = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, m := range Modes {
+		if got, err := ParseMode(m); err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %q, %v", m, got, err)
+		}
+	}
+	_, err := ParseMode("ec2")
+	if err == nil || !strings.Contains(err.Error(), "valid: auto, aws, gcp, azure, off") {
+		t.Errorf("ParseMode(ec2): %v", err)
+	}
+}
+
+// watch runs a Watcher of cloud against the fake server at endpoint, and
+// returns its notices as they come.
+func watch(t *testing.T, cloud Cloud, env map[string]string) <-chan Notice {
+	t.Helper()
+	w, err := New(Config{Cloud: cloud, Getenv: func(k string) string { return env[k] }, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	notices := make(chan Notice, 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Watch(ctx, func(n Notice) { notices <- n })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return notices
+}
+
+func next(t *testing.T, notices <-chan Notice) Notice {
+	t.Helper()
+	select {
+	case n := <-notices:
+		return n
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notice in 10 s")
+		return Notice{}
+	}
+}
+
+func none(t *testing.T, notices <-chan Notice, d time.Duration) {
+	t.Helper()
+	select {
+	case n := <-notices:
+		t.Fatalf("unexpected notice %+v", n)
+	case <-time.After(d):
+	}
+}
+
+// fakeIMDS speaks EC2's IMDSv2: a token from PUT /latest/api/token (with
+// its TTL header), required by every GET; a token revoked answers 401.
+type fakeIMDS struct {
+	mu        stdsync.Mutex
+	tokens    int // tokens handed out
+	valid     string
+	action    string // the instance-action document; "" is 404
+	rebalance string
+	tokenless atomic.Int32 // GETs without a valid token
+}
+
+func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.URL.Path == "/latest/api/token":
+		if r.Method != http.MethodPut || r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
+			http.Error(w, "", http.StatusBadRequest)
+			return
+		}
+		f.tokens++
+		f.valid = fmt.Sprintf("token-%d", f.tokens)
+		fmt.Fprint(w, f.valid)
+	case r.Method != http.MethodGet:
+		http.Error(w, "", http.StatusMethodNotAllowed)
+	case r.Header.Get("X-aws-ec2-metadata-token") != f.valid || f.valid == "":
+		f.tokenless.Add(1)
+		http.Error(w, "", http.StatusUnauthorized)
+	case r.URL.Path == "/latest/meta-data/spot/instance-action" && f.action != "":
+		fmt.Fprint(w, f.action)
+	case r.URL.Path == "/latest/meta-data/events/recommendations/rebalance" && f.rebalance != "":
+		fmt.Fprint(w, f.rebalance)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeIMDS) set(fn func()) { f.mu.Lock(); defer f.mu.Unlock(); fn() }
+
+func TestAWS(t *testing.T) {
+	f := &fakeIMDS{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	notices := watch(t, AWS, map[string]string{AWSEndpointEnv: srv.URL + "/"})
+	none(t, notices, 100*time.Millisecond) // 404s: no notice
+
+	f.set(func() {
+		f.valid = "" // the token expires: the watcher gets a new one
+		f.rebalance = `{"noticeTime": "2026-12-06T05:00:00Z"}`
+	})
+	n := next(t, notices)
+	if n.Cloud != AWS || n.Kind != Rebalance || !n.Deadline.IsZero() {
+		t.Errorf("rebalance notice = %+v", n)
+	}
+	f.set(func() { f.action = `{"action": "terminate", "time": "2026-12-06T05:02:00Z"}` })
+	n = next(t, notices)
+	want := time.Date(2026, 12, 6, 5, 2, 0, 0, time.UTC)
+	if n.Kind != Interruption || !n.Deadline.Equal(want) || n.Detail != "terminate" {
+		t.Errorf("interruption notice = %+v, want the deadline %v and terminate", n, want)
+	}
+	none(t, notices, 100*time.Millisecond) // each once
+	f.set(func() {
+		if f.tokens < 2 {
+			t.Errorf("%d tokens asked for, want a new one after the first was revoked", f.tokens)
+		}
+	})
+}
+
+func TestGCE(t *testing.T) {
+	var preempted atomic.Bool
+	changed := make(chan struct{})
+	var waits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata-Flavor") != "Google" || r.URL.Path != "/computeMetadata/v1/instance/preempted" {
+			http.Error(w, "", http.StatusForbidden)
+			return
+		}
+		if r.URL.Query().Get("wait_for_change") == "true" {
+			waits.Add(1)
+			if r.URL.Query().Get("last_etag") == "" {
+				http.Error(w, "", http.StatusBadRequest)
+				return
+			}
+			select { // hangs until the value changes
+			case <-changed:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if preempted.Load() {
+			w.Header().Set("ETag", "etag-2")
+			fmt.Fprint(w, "TRUE")
+			return
+		}
+		w.Header().Set("ETag", "etag-1")
+		fmt.Fprint(w, "FALSE")
+	}))
+	defer srv.Close()
+	notices := watch(t, GCP, map[string]string{GCEHostEnv: strings.TrimPrefix(srv.URL, "http://")})
+	none(t, notices, 100*time.Millisecond)
+	if waits.Load() == 0 {
+		t.Error("no hanging GET (wait_for_change=true) after the first answer")
+	}
+	preempted.Store(true)
+	close(changed)
+	at := time.Now()
+	n := next(t, notices)
+	if n.Cloud != GCP || n.Kind != Interruption {
+		t.Errorf("notice = %+v", n)
+	}
+	if d := n.Deadline.Sub(at); d < 29*time.Second || d > 31*time.Second {
+		t.Errorf("deadline %v after the notice, want 30 s", d)
+	}
+	none(t, notices, 100*time.Millisecond)
+}
+
+func TestAzure(t *testing.T) {
+	var doc atomic.Value
+	doc.Store(`{"DocumentIncarnation": 1, "Events": [{"EventId": "A", "EventType": "Freeze", "EventStatus": "Scheduled", "NotBefore": "Sun, 06 Dec 2026 05:10:00 GMT"}]}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata") != "true" || r.URL.Path != "/metadata/scheduledevents" || r.URL.Query().Get("api-version") != "2020-07-01" {
+			http.Error(w, "", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, doc.Load())
+	}))
+	defer srv.Close()
+	notices := watch(t, Azure, map[string]string{AzureEndpointEnv: srv.URL})
+	none(t, notices, 100*time.Millisecond) // a Freeze is no preemption
+	doc.Store(`{"DocumentIncarnation": 2, "Events": [{"EventId": "B", "EventType": "Preempt", "ResourceType": "VirtualMachine", "Resources": ["vm1"], "EventStatus": "Scheduled", "NotBefore": "Sun, 06 Dec 2026 05:00:30 GMT", "Description": "", "EventSource": "Platform", "DurationInSeconds": -1}]}`)
+	n := next(t, notices)
+	want := time.Date(2026, 12, 6, 5, 0, 30, 0, time.UTC)
+	if n.Cloud != Azure || n.Kind != Interruption || !n.Deadline.Equal(want) || n.Detail != "B" {
+		t.Errorf("notice = %+v, want event B at %v", n, want)
+	}
+	none(t, notices, 100*time.Millisecond) // once, though polled again
+}
