@@ -98,22 +98,11 @@ type fileRun struct {
 // Run tails the files until ctx ends, then reads each to its end, passes
 // on a partial last line as a line, and returns.
 func (s *FileSource) Run(ctx context.Context, from Position, emit func(Record, Position) error) error {
-	r := &fileRun{s: s, emit: emit}
-	if from != nil {
-		var p filePosition
-		if err := json.Unmarshal(from, &p); err != nil {
-			return fmt.Errorf("saved position: %w", err)
-		}
-		r.saved = p.Files
-	}
-	defer func() {
-		for _, t := range r.files {
-			t.f.Close()
-		}
-	}()
-	if err := r.resumeRenamed(); err != nil {
+	r, err := s.start(from, emit)
+	if err != nil {
 		return err
 	}
+	defer r.close()
 	// Looks come every poll while the files move, and back off to
 	// idlePolls polls apart while nothing does: an idle sidecar wakes a
 	// quarter as often (a sidecar with a file source and resources on: 0.33-0.44 %
@@ -150,14 +139,44 @@ func (s *FileSource) Run(ctx context.Context, from Position, emit func(Record, P
 // do not change.
 const idlePolls = 4
 
-// resumeRenamed opens the files of saved cursors whose path leads
-// elsewhere now (rotated by rename while the collector was down): they are
-// looked for by inode in their folder, and read to their end.
+// start begins a run from the position from: the files of its cursors that
+// were renamed are opened; the rest are matched as the first pass finds them.
+func (s *FileSource) start(from Position, emit func(Record, Position) error) (*fileRun, error) {
+	r := &fileRun{s: s, emit: emit}
+	if from != nil {
+		var p filePosition
+		if err := json.Unmarshal(from, &p); err != nil {
+			return nil, fmt.Errorf("saved position: %w", err)
+		}
+		r.saved = p.Files
+	}
+	if err := r.resumeRenamed(); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// close closes the files of the run.
+func (r *fileRun) close() {
+	for _, t := range r.files {
+		t.f.Close()
+	}
+}
+
+// resumeRenamed opens the files of saved cursors that the glob no longer
+// finds (rotated by rename while the collector was down, or rotated before
+// and found by an earlier start): they are looked for at the cursor's path,
+// then by inode in its folder, and read to their end.
 func (r *fileRun) resumeRenamed() error {
 	var keep []fileCursor
 	for _, c := range r.saved {
 		if fi, err := os.Stat(c.Path); err == nil && sameInode(fi, c) {
-			keep = append(keep, c)
+			if ok, _ := filepath.Match(r.s.glob, c.Path); ok {
+				keep = append(keep, c) // the first pass finds it
+			} else {
+				r.resumeAt(c.Path, fi, c)
+			}
 			continue
 		}
 		ents, _ := os.ReadDir(filepath.Dir(c.Path))
@@ -167,14 +186,36 @@ func (r *fileRun) resumeRenamed() error {
 			if err != nil || !fi.Mode().IsRegular() || !sameInode(fi, c) {
 				continue
 			}
-			if t := r.open(p, fi, &[]fileCursor{c}); t != nil {
-				t.gone = true
-			}
+			r.resumeAt(p, fi, c)
 			break
 		}
 	}
 	r.saved = keep
 	return nil
+}
+
+// resumeAt reads the renamed file at p from cursor c to its end. The inode
+// alone does not say it is c's file: a file created since (a
+// copytruncate's copy) may have the inode of one deleted; that one is not
+// in the glob, and not read.
+func (r *fileRun) resumeAt(p string, fi os.FileInfo, c fileCursor) {
+	if !renamedFrom(p, c) {
+		return
+	}
+	if t := r.open(p, fi, &[]fileCursor{c}); t != nil {
+		t.gone = true
+	}
+}
+
+// renamedFrom tells whether the file at p is the one cursor c was saved
+// for: its first bytes and the bytes before c's offset are c's.
+func renamedFrom(p string, c fileCursor) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return (&tailed{f: f}).matches(c)
 }
 
 func inode(fi os.FileInfo) (dev, ino uint64) {
@@ -304,6 +345,26 @@ func (t *tailed) tailMatches(offset int64, tail string) bool {
 	return hex.EncodeToString(b) == tail
 }
 
+// readMatches tells whether the bytes before what was read of the file,
+// up to tailSize, are still those read: also those of a partial line read
+// after the cursor's offset, which a truncated file regrown past them
+// would otherwise have joined to its new bytes.
+func (t *tailed) readMatches() bool {
+	read := make([]byte, 0, tailSize)
+	if n := tailSize - len(t.pending); n > 0 {
+		read = append(read, t.before[max(0, len(t.before)-n):]...)
+	}
+	read = append(read, t.pending[max(0, len(t.pending)-tailSize):]...)
+	if len(read) == 0 {
+		return true
+	}
+	b := make([]byte, len(read))
+	if _, err := t.f.ReadAt(b, t.read-int64(len(b))); err != nil {
+		return false
+	}
+	return bytes.Equal(b, read)
+}
+
 func hashHex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
@@ -317,7 +378,7 @@ func (r *fileRun) readAll(t *tailed) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	if fi.Size() < t.read || (fi.Size() > t.read && !t.tailMatches(t.cur.Offset, t.cur.Tail)) {
+	if fi.Size() < t.read || (fi.Size() > t.read && !t.readMatches()) {
 		t.cur.Offset, t.cur.HeadLen, t.cur.Head, t.cur.Tail, t.read = 0, 0, "", "", 0
 		t.pending, t.before, t.head, t.joined = nil, nil, nil, map[string][]byte{}
 	}

@@ -1,0 +1,477 @@
+package logs
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The file source against a model: a seeded random sequence of what
+// writers and log rotation do to a folder of logs (appends with and without
+// a trailing newline, rename rotation, copytruncate, deletes, a new file on
+// a deleted one's inode), and of collector kills and restarts, checked
+// against a model of the files: every complete line is stored exactly once
+// and in order per file. Lines that no collector could have read (written,
+// then truncated or deleted while none was reading) may be missing, never
+// doubled or out of order. The source is driven pass by pass, as its Run
+// loop drives it, without a clock.
+//
+// go test -run TestFileSourceModel ./logs/ runs modelSeeds seeds;
+// scripts/fuzz.sh runs more (-model.seeds, -model.seed to replay one).
+
+var (
+	modelSeeds = flag.Int("model.seeds", 40, "seeds of TestFileSourceModel")
+	modelSeed  = flag.Uint64("model.seed", 0, "run TestFileSourceModel with this seed only")
+	modelSteps = flag.Int("model.steps", 120, "steps of each TestFileSourceModel seed")
+)
+
+func TestFileSourceModel(t *testing.T) {
+	if *modelSeed != 0 {
+		runModel(t, *modelSeed, *modelSteps)
+		return
+	}
+	for seed := uint64(1); seed <= uint64(*modelSeeds); seed++ {
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) { runModel(t, seed, *modelSteps) })
+	}
+}
+
+// logFile is one file of the model: an inode's life, or its content up to
+// a truncation. Its lines are "g<gen>.<seq> <text>".
+type logFile struct {
+	gen      int
+	path     string // "" once deleted
+	ino      uint64
+	lines    []string // complete lines, without their newline
+	partial  string   // the line being written: its whole text
+	written  int      // bytes of partial written
+	finished bool     // no more writes: a partial line written is a line
+	optional int      // lines from here on may be missing
+	copy     bool     // a copytruncate's copy: its lines belong to another file
+}
+
+type fileModel struct {
+	t       *testing.T
+	rng     *rand.Rand
+	dir     string
+	glob    string
+	src     *FileSource
+	files   []*logFile
+	cur     *logFile // the file at the glob's path, nil when there is none
+	gen     int
+	run     *fileRun            // nil while the collector is down
+	pos     Position            // the position stored with the last record
+	owners  map[uint64]*logFile // the file each cursor of pos was saved for, by inode
+	stored  []Record
+	pending []Record // emitted, not stored yet (no position since)
+	killIn  int      // records until a kill in the middle of a pass (0: none)
+	log     []string // the steps, for the failure message
+}
+
+var errKilled = errors.New("test: killed")
+
+func runModel(t *testing.T, seed uint64, steps int) {
+	dir := t.TempDir()
+	m := &fileModel{t: t, rng: rand.New(rand.NewPCG(seed, 25)), dir: dir, glob: filepath.Join(dir, "app.log")}
+	var err error
+	if m.src, err = NewFileSource(m.glob, 0, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	m.start()
+	for range steps {
+		switch n := m.rng.IntN(100); {
+		case n < 40:
+			m.write()
+		case n < 60:
+			m.pass()
+		case n < 68:
+			m.rotate()
+		case n < 74:
+			m.copyTruncate()
+		case n < 80:
+			m.remove()
+		case n < 86:
+			if m.run != nil {
+				m.kill()
+			} else {
+				m.start()
+			}
+		case n < 90:
+			m.killInPass()
+		default:
+			m.write()
+			m.pass()
+		}
+	}
+	if m.run == nil {
+		m.start()
+	}
+	for range 3 {
+		m.pass()
+	}
+	m.step("stop")
+	if _, err := m.run.pass(true); err != nil {
+		t.Fatal(err)
+	}
+	m.run.close()
+	for _, f := range m.files {
+		m.finish(f)
+	}
+	m.check()
+}
+
+func (m *fileModel) step(format string, args ...any) {
+	m.log = append(m.log, fmt.Sprintf(format, args...))
+}
+
+func (m *fileModel) fail(format string, args ...any) {
+	m.t.Helper()
+	var stored []string
+	for _, r := range m.stored {
+		stored = append(stored, fmt.Sprintf("%q", r.Value))
+	}
+	m.t.Fatalf("%s\nsteps:\n  %s\nstored: %s\nlast position: %s", fmt.Sprintf(format, args...),
+		strings.Join(m.log, "\n  "), strings.Join(stored, " "), m.pos)
+}
+
+func (m *fileModel) emit(r Record, p Position) error {
+	if m.killIn > 0 {
+		if m.killIn--; m.killIn == 0 {
+			return errKilled
+		}
+	}
+	m.pending = append(m.pending, r)
+	if p != nil {
+		m.stored = append(m.stored, m.pending...)
+		m.pending, m.pos = nil, append(Position(nil), p...)
+		var fp filePosition
+		if err := json.Unmarshal(p, &fp); err != nil {
+			m.t.Fatal(err)
+		}
+		m.owners = map[uint64]*logFile{}
+		for _, c := range fp.Files {
+			for _, f := range m.files {
+				if f.ino == c.Inode && f.path != "" {
+					m.owners[c.Inode] = f
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// start starts a collector from the stored position. A file it cannot find
+// again (deleted; renamed away from the glob's path while none ran, and not
+// in the position: a file on the inode of one that is, is another file)
+// has lost the lines not stored.
+func (m *fileModel) start() {
+	m.step("start")
+	empty := map[uint64]bool{} // inodes of cursors of files read nothing of
+	if m.pos != nil {
+		var p filePosition
+		if err := json.Unmarshal(m.pos, &p); err != nil {
+			m.t.Fatal(err)
+		}
+		for _, c := range p.Files {
+			empty[c.Inode] = c.Offset == 0 && c.HeadLen == 0
+		}
+	}
+	for _, f := range m.files {
+		if f.copy && f.path != "" && empty[f.ino] {
+			// A file on the inode of one the collector read nothing
+			// of is that file renamed, as far as it can tell: it is
+			// read whole. A copy would be read twice: the model
+			// takes it away.
+			m.step("delete g%d at %s (on the inode of an empty cursor)", f.gen, filepath.Base(f.path))
+			m.delete(f)
+		}
+	}
+	for _, f := range m.files {
+		if f.path == "" || f.path != m.glob && m.owners[f.ino] != f {
+			m.unread(f)
+		}
+	}
+	var err error
+	if m.run, err = m.src.start(m.pos, m.emit); err != nil {
+		m.fail("start: %v", err)
+	}
+}
+
+// kill stops the collector between two passes: what it emitted without a
+// position is lost with it.
+func (m *fileModel) kill() {
+	m.step("kill")
+	m.run.close()
+	m.run, m.pending = nil, nil
+}
+
+// killInPass kills the collector after some records of its next pass.
+func (m *fileModel) killInPass() {
+	if m.run == nil {
+		m.start()
+	}
+	m.killIn = 1 + m.rng.IntN(4)
+	m.step("kill after %d records", m.killIn)
+	_, err := m.run.pass(false)
+	if err != nil && !errors.Is(err, errKilled) {
+		m.fail("pass: %v", err)
+	}
+	m.killIn = 0
+	m.kill()
+}
+
+func (m *fileModel) pass() {
+	if m.run == nil {
+		return
+	}
+	m.step("pass")
+	if _, err := m.run.pass(false); err != nil {
+		m.fail("pass: %v", err)
+	}
+}
+
+// reading tells whether the running collector has f open.
+func (m *fileModel) reading(f *logFile) bool {
+	if m.run == nil {
+		return false
+	}
+	for _, t := range m.run.files {
+		if t.cur.Inode == f.ino {
+			return true
+		}
+	}
+	return false
+}
+
+// unread makes the lines of f not stored yet ones that may be missing.
+func (m *fileModel) unread(f *logFile) {
+	if f.copy {
+		return
+	}
+	n := 0
+	re := regexp.MustCompile(fmt.Sprintf(`^g%d\.(\d+) `, f.gen))
+	for _, r := range m.stored {
+		if s := re.FindStringSubmatch(string(r.Value)); s != nil {
+			seq, _ := strconv.Atoi(s[1])
+			n = max(n, seq+1)
+		}
+	}
+	f.optional = min(f.optional, n)
+}
+
+// finish ends the writes to f: a partial line written is a line.
+func (m *fileModel) finish(f *logFile) {
+	if f.finished {
+		return
+	}
+	f.finished = true
+	if f.written > 0 {
+		f.lines = append(f.lines, f.partial[:f.written])
+	}
+	f.partial, f.written = "", 0
+}
+
+func (m *fileModel) newFile(path string) *logFile {
+	m.gen++
+	f := &logFile{gen: m.gen, path: path, optional: 1 << 30}
+	m.files = append(m.files, f)
+	return f
+}
+
+func (m *fileModel) inode(path string) uint64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	_, ino := inode(fi)
+	return ino
+}
+
+// write appends to the file at the glob's path (created if missing) the
+// rest of its partial line, new lines, and maybe the start of one more.
+func (m *fileModel) write() {
+	if m.cur == nil {
+		m.cur = m.newFile(m.glob)
+		m.step("create g%d", m.cur.gen)
+	}
+	f := m.cur
+	var b strings.Builder
+	if f.written > 0 {
+		b.WriteString(f.partial[f.written:] + "\n")
+		f.lines = append(f.lines, f.partial)
+		f.partial, f.written = "", 0
+	}
+	line := func() string {
+		text := make([]byte, m.rng.IntN(13))
+		for i := range text {
+			text[i] = "abcdefghij kl"[m.rng.IntN(13)]
+		}
+		return fmt.Sprintf("g%d.%d %s", f.gen, len(f.lines), text)
+	}
+	for range m.rng.IntN(4) {
+		l := line()
+		b.WriteString(l + "\n")
+		f.lines = append(f.lines, l)
+	}
+	if m.rng.IntN(3) == 0 {
+		// A line written in part, always past its "g<gen>.<seq> ".
+		f.partial = line()
+		head := strings.IndexByte(f.partial, ' ') + 1
+		f.written = head + m.rng.IntN(len(f.partial)-head+1)
+		b.WriteString(f.partial[:f.written])
+	}
+	m.step("write g%d: %q", f.gen, b.String())
+	fd, err := os.OpenFile(m.glob, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if _, err := fd.WriteString(b.String()); err != nil {
+		m.t.Fatal(err)
+	}
+	fd.Close()
+	if ino := m.inode(m.glob); ino != f.ino {
+		f.ino = ino
+		m.step("g%d has inode %d", f.gen, ino)
+	}
+}
+
+// shift makes room for app.log.1: app.log.1 becomes app.log.2, and
+// app.log.2 is deleted (logrotate's rotate 2).
+func (m *fileModel) shift() {
+	for _, f := range m.files {
+		if f.path == m.glob+".2" {
+			m.delete(f)
+		}
+	}
+	for _, f := range m.files {
+		if f.path == m.glob+".1" {
+			if err := os.Rename(f.path, m.glob+".2"); err != nil {
+				m.t.Fatal(err)
+			}
+			f.path = m.glob + ".2"
+		}
+	}
+}
+
+func (m *fileModel) delete(f *logFile) {
+	if err := os.Remove(f.path); err != nil {
+		m.t.Fatal(err)
+	}
+	f.path = ""
+	if !m.reading(f) {
+		m.unread(f)
+	}
+	m.finish(f)
+}
+
+// rotate renames app.log to app.log.1; the writer goes on in a new file.
+func (m *fileModel) rotate() {
+	if m.cur == nil {
+		return
+	}
+	m.step("rotate g%d", m.cur.gen)
+	m.shift()
+	f := m.cur
+	if err := os.Rename(f.path, m.glob+".1"); err != nil {
+		m.t.Fatal(err)
+	}
+	f.path, m.cur = m.glob+".1", nil
+	if m.run != nil && !m.reading(f) {
+		m.unread(f) // renamed before a collector saw it
+	}
+	m.finish(f)
+}
+
+// copyTruncate copies app.log to app.log.1 and truncates it: the writer
+// goes on in the same file, from its start. The lines written since the
+// collector last read the file are in the copy only.
+func (m *fileModel) copyTruncate() {
+	if m.cur == nil {
+		return
+	}
+	m.step("copytruncate g%d", m.cur.gen)
+	m.shift()
+	data, err := os.ReadFile(m.glob)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.WriteFile(m.glob+".1", data, 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	cp := m.newFile(m.glob + ".1")
+	cp.copy, cp.finished, cp.ino = true, true, m.inode(cp.path)
+	m.step("copy of g%d: g%d, inode %d", m.cur.gen, cp.gen, cp.ino)
+	if err := os.Truncate(m.glob, 0); err != nil {
+		m.t.Fatal(err)
+	}
+	old := m.cur
+	m.unread(old)
+	m.finish(old)
+	old.path = ""
+	m.cur = m.newFile(m.glob)
+	m.cur.ino = old.ino
+}
+
+// remove deletes the file at the glob's path or a rotated one.
+func (m *fileModel) remove() {
+	var live []*logFile
+	for _, f := range m.files {
+		if f.path != "" {
+			live = append(live, f)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	f := live[m.rng.IntN(len(live))]
+	m.step("delete g%d at %s", f.gen, filepath.Base(f.path))
+	if f == m.cur {
+		m.cur = nil
+	}
+	m.delete(f)
+}
+
+// check compares the stored lines with the files' lines.
+func (m *fileModel) check() {
+	byGen := map[int]*logFile{}
+	for _, f := range m.files {
+		if !f.copy {
+			byGen[f.gen] = f
+		}
+	}
+	next := map[int]int{} // gen -> the seq after the last one stored
+	re := regexp.MustCompile(`^g(\d+)\.(\d+) `)
+	for i, r := range m.stored {
+		s := re.FindStringSubmatch(string(r.Value))
+		if s == nil {
+			m.fail("stored record %d %q is no line written", i, r.Value)
+		}
+		gen, _ := strconv.Atoi(s[1])
+		seq, _ := strconv.Atoi(s[2])
+		f := byGen[gen]
+		if f == nil || seq >= len(f.lines) || f.lines[seq] != string(r.Value) {
+			m.fail("stored record %d %q is no line written", i, r.Value)
+		}
+		if seq < next[gen] {
+			m.fail("stored record %d %q after g%d.%d: stored twice or out of order", i, r.Value, gen, next[gen]-1)
+		}
+		for missed := next[gen]; missed < seq; missed++ {
+			if missed < f.optional {
+				m.fail("line %q is not stored (before stored record %d %q)", f.lines[missed], i, r.Value)
+			}
+		}
+		next[gen] = seq + 1
+	}
+	for _, f := range byGen {
+		for seq := next[f.gen]; seq < len(f.lines) && seq < f.optional; seq++ {
+			m.fail("line %q is not stored", f.lines[seq])
+		}
+	}
+}
