@@ -101,6 +101,8 @@ type Syncer struct {
 	checkpointed   bool
 	// rootMovedWarned: the folder's move to another file system was logged.
 	rootMovedWarned bool
+	// newestFirst: passes upload the newest files first (since Rush).
+	newestFirst atomic.Bool
 
 	totals totals
 
@@ -540,6 +542,16 @@ type job struct {
 	storedMD5 []byte
 }
 
+// Rush runs a pass at once over the whole folder, whatever the interval,
+// uploading every file as it is (settled or not, as the final sync does),
+// the newest first; the passes after it, the final one included, go newest
+// first too. It is for a notice that the machine is about to go: what the
+// job wrote last is what a retry needs. It waits for a pass already running.
+func (s *Syncer) Rush(ctx context.Context) (PassStats, error) {
+	s.newestFirst.Store(true)
+	return s.pass(ctx, true, nil)
+}
+
 // Pass scans the folder once and uploads what is new or changed (and settled,
 // unless final), deletes what was deleted locally, and checkpoints. Failures
 // are counted in the stats and retried by the next pass; the error is for a
@@ -666,7 +678,8 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 }
 
 // plan compares the scan with the manifest and returns the work to do, most
-// recently settled files last so that old, complete files go first.
+// recently settled files last so that old, complete files go first (first
+// after Rush).
 func (s *Syncer) plan(files map[string]fileState, unreadable map[string]error, final bool, now time.Time, st *PassStats, scope map[string]struct{}) []job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -733,7 +746,13 @@ func (s *Syncer) plan(files map[string]fileState, unreadable map[string]error, f
 			}
 		}
 	}
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].state.ModTime < jobs[b].state.ModTime })
+	newest := s.newestFirst.Load()
+	sort.Slice(jobs, func(a, b int) bool {
+		if newest {
+			return jobs[a].state.ModTime > jobs[b].state.ModTime
+		}
+		return jobs[a].state.ModTime < jobs[b].state.ModTime
+	})
 	return jobs
 }
 
