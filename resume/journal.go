@@ -98,10 +98,10 @@ func (r *record) apply(st *State) {
 		st.Uploads[key] = *p
 	}
 	if len(r.Sections) > 0 {
-		if st.Extensions == nil {
-			st.Extensions = map[string]json.RawMessage{}
+		if st.Sections == nil {
+			st.Sections = map[string]json.RawMessage{}
 		}
-		maps.Copy(st.Extensions, r.Sections)
+		maps.Copy(st.Sections, r.Sections)
 	}
 	st.Seq = r.Seq
 }

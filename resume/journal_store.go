@@ -332,7 +332,7 @@ func readSections(ctx context.Context, b *blob.Bucket, run string, st *State) (*
 		// attempt ran.
 		st = &State{Version: 1, Run: run, Attempt: 1, Outputs: Manifest{}}
 	}
-	if err := json.Unmarshal(data, &st.Extensions); err != nil {
+	if err := json.Unmarshal(data, &st.Sections); err != nil {
 		return nil, fmt.Errorf("the run's state sections in the store (%s): corrupt: %w", SectionsKey, err)
 	}
 	return st, nil

@@ -246,8 +246,8 @@ func TestJournalCompaction(t *testing.T) {
 	want := map[string]json.RawMessage{"logs": json.RawMessage(`{"offset":300}`)}
 	for what, st := range map[string]*State{"store": storeState(t, b), "local": mustLoad(t, filepath.Join(dir, "state.json"))} {
 		sameManifest(t, what, st.Outputs, e.manifest())
-		if !reflect.DeepEqual(st.Extensions, want) {
-			t.Errorf("%s: sections %s, want %s", what, st.Extensions, want)
+		if !reflect.DeepEqual(st.Sections, want) {
+			t.Errorf("%s: sections %s, want %s", what, st.Sections, want)
 		}
 	}
 }
@@ -352,7 +352,7 @@ func TestLoadsVersion1State(t *testing.T) {
 		if p := st.Uploads["big.bin"]; p.ID != "upload-2" || len(p.Parts) != 2 {
 			t.Errorf("%s: uploads %+v; want the side file's big.bin, 2 parts", what, st.Uploads)
 		}
-		if got := string(st.Extensions["logs"]); got != `{"offset":12}` {
+		if got := string(st.Sections["logs"]); got != `{"offset":12}` {
 			t.Errorf("%s: logs section %s; want the side file's", what, got)
 		}
 	}
@@ -381,7 +381,7 @@ func TestLoadsVersion1State(t *testing.T) {
 	must(t, b.WriteAll(ctx, StateKey, v1, nil))
 	must(t, b.WriteAll(ctx, SectionsKey, []byte(`{"logs":{"offset":12}}`), nil))
 	st = storeState(t, b)
-	if got := string(st.Extensions["logs"]); got != `{"offset":12}` {
+	if got := string(st.Sections["logs"]); got != `{"offset":12}` {
 		t.Errorf("store: logs section %s; want sections.json's", got)
 	}
 }
@@ -471,8 +471,8 @@ func TestFullLocalDisk(t *testing.T) {
 	}
 	st := storeState(t, b)
 	sameManifest(t, "store state on a full disk", st.Outputs, e.manifest())
-	if p := st.Uploads["big.bin"]; len(p.Parts) != 5 || string(st.Extensions["logs"]) != `{"offset":4}` {
-		t.Errorf("store state on a full disk: uploads %+v, sections %s; want 5 parts and offset 4", st.Uploads, st.Extensions)
+	if p := st.Uploads["big.bin"]; len(p.Parts) != 5 || string(st.Sections["logs"]) != `{"offset":4}` {
+		t.Errorf("store state on a full disk: uploads %+v, sections %s; want 5 parts and offset 4", st.Uploads, st.Sections)
 	}
 	if _, err := Load(filepath.Join(dir, "state.json")); err != ErrNoCheckpoint {
 		t.Errorf("local state on a full disk: %v; want none (removed, the store's is newer)", err)
@@ -483,8 +483,8 @@ func TestFullLocalDisk(t *testing.T) {
 	e.checkpoint(t)
 	local := mustLoad(t, filepath.Join(dir, "state.json"))
 	sameManifest(t, "local state once the disk has room", local.Outputs, e.manifest())
-	if p := local.Uploads["big.bin"]; len(p.Parts) != 5 || string(local.Extensions["logs"]) != `{"offset":4}` {
-		t.Errorf("local state once the disk has room: uploads %+v, sections %s", local.Uploads, local.Extensions)
+	if p := local.Uploads["big.bin"]; len(p.Parts) != 5 || string(local.Sections["logs"]) != `{"offset":4}` {
+		t.Errorf("local state once the disk has room: uploads %+v, sections %s", local.Uploads, local.Sections)
 	}
 	if n := logs.count("INFO saving the run's state locally again"); n != 1 {
 		t.Errorf("%d notes that the state is saved locally again, want 1", n)
@@ -586,8 +586,8 @@ func TestProgressDoesNotWaitForTheStore(t *testing.T) {
 	traffic.BytesPerSecond.Store(0)
 	must(t, e.k.Flush(context.Background()))
 	st := storeState(t, b)
-	if p := st.Uploads["big.bin"]; len(p.Parts) != 20 || string(st.Extensions["logs"]) != `{"offset":9}` {
-		t.Errorf("store state after the next checkpoint: uploads %+v, sections %s; want 20 parts and offset 9", st.Uploads, st.Extensions)
+	if p := st.Uploads["big.bin"]; len(p.Parts) != 20 || string(st.Sections["logs"]) != `{"offset":9}` {
+		t.Errorf("store state after the next checkpoint: uploads %+v, sections %s; want 20 parts and offset 9", st.Uploads, st.Sections)
 	}
 	sameManifest(t, "store state", st.Outputs, e.manifest())
 	if got := slices.Collect(maps.Keys(st.Uploads)); len(got) != 1 {

@@ -83,7 +83,7 @@ func NewKeeper(path string, bucket *blob.Bucket, st *State, log *slog.Logger) *K
 		fs:       osFS{},
 		meta:     State{Version: Version, Run: st.Run, Store: st.Store, Attempt: st.Attempt, Restored: st.Restored},
 		uploads:  maps.Clone(st.Uploads),
-		sections: maps.Clone(st.Extensions),
+		sections: maps.Clone(st.Sections),
 		localSeq: st.Seq,
 	}
 	if k.uploads == nil {
@@ -169,7 +169,7 @@ func (k *Keeper) DropProgress(_ context.Context, key string) error {
 func (k *Keeper) whole() (*State, func() Manifest) {
 	st := k.meta
 	st.Uploads = maps.Clone(k.uploads)
-	st.Extensions = maps.Clone(k.sections)
+	st.Sections = maps.Clone(k.sections)
 	if k.early && !k.outputsKnown {
 		return &st, nil
 	}

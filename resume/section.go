@@ -10,7 +10,8 @@ import (
 // a log source's cursor, the resource series' position. A component reads it
 // once at start and saves it whenever its cursor moves past data the store
 // holds; each save is one small journal record, and the outputs manifest is
-// never rewritten for it.
+// never rewritten for it. It is the spool.Section that logs and resources
+// keep their cursors in.
 type Section struct {
 	k    *Keeper
 	name string

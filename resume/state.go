@@ -44,9 +44,10 @@ type State struct {
 	// Uploads are the large uploads in flight, by object key under outputs/,
 	// so a restarted collector continues them from their completed parts.
 	Uploads map[string]stores.Progress `json:"uploads,omitempty"`
-	// Extensions hold the cursors of other components (log sources, resource
-	// series), each under its own name, so they continue across attempts.
-	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
+	// Sections are the components' sections (Section: the cursors of the
+	// log sources, of the resource series), each under its own name, so
+	// they continue across attempts. The file keeps the key they first had.
+	Sections map[string]json.RawMessage `json:"extensions,omitempty"`
 	// Outputs is what the store holds of the outputs folder.
 	Outputs Manifest `json:"outputs,omitempty"`
 }
@@ -113,7 +114,7 @@ func loadSideFiles(path string, st *State) error {
 		if err := json.Unmarshal(data, &sections); err != nil {
 			return fmt.Errorf("state sections %s: corrupt: %w", sectionsPath(path), err)
 		}
-		st.Extensions = sections
+		st.Sections = sections
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func TestComponentsRestoreRunShutdownFinalCheckpoint(t *testing.T) {
 
 	// Attempt 3 sees attempt 2's last checkpoint.
 	st, _ := begin(t, store, t.TempDir())
-	if got := string(st.Extensions["counter"]); got != `{"Count":`+itoa(c2.count)+`}` {
+	if got := string(st.Sections["counter"]); got != `{"Count":`+itoa(c2.count)+`}` {
 		t.Errorf("attempt 3 restored section %s; want attempt 2's count %d", got, c2.count)
 	}
 }
