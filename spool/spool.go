@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,6 +57,7 @@ type Spool struct {
 	lastErr   string               // the last upload error logged at Warn
 	wake      chan struct{}
 	open      stdsync.WaitGroup // producers not Done yet
+	rushAt    atomic.Int64      // Rush's time (Unix ns); 0 before
 }
 
 // upload is a sealed chunk waiting for the store.
@@ -167,7 +169,7 @@ func (s *Spool) Run(stop, deadline context.Context) error {
 			<-results
 		}
 	}()
-	live := s.cfg.Interval > 0
+	live := func() bool { return s.cfg.Interval > 0 || s.rushAt.Load() != 0 }
 	stopped, final := stop.Done(), false
 	var done <-chan struct{}
 	lastProgress, uploaded := time.Now(), 0
@@ -175,7 +177,7 @@ func (s *Spool) Run(stop, deadline context.Context) error {
 	defer timer.Stop()
 	for {
 		var next time.Time
-		if live || final {
+		if live() || final {
 			for inFlight < s.cfg.Workers {
 				u, wait := s.take(time.Now())
 				if u == nil {

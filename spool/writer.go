@@ -99,9 +99,10 @@ func (w *Writer) Name() string { return w.name }
 // Size is how many bytes of the open chunk are in its file.
 func (w *Writer) Size() int64 { return w.size }
 
-// Due tells whether the open chunk is big or old enough to be sealed.
+// Due tells whether the open chunk is big or old enough to be sealed, or
+// was open at a Rush.
 func (w *Writer) Due(now time.Time) bool {
-	return w.f != nil && ((w.at.Bytes > 0 && w.size >= w.at.Bytes) || (w.at.Age > 0 && now.Sub(w.opened) >= w.at.Age))
+	return w.f != nil && ((w.at.Bytes > 0 && w.size >= w.at.Bytes) || (w.at.Age > 0 && now.Sub(w.opened) >= w.at.Age) || w.p.s.rushed(w.opened))
 }
 
 // Append adds records (whole lines) to the open chunk, buffered; it says
