@@ -1,4 +1,4 @@
-.PHONY: test build run servers servers-stop bench
+.PHONY: test build run servers servers-stop bench fuzz
 
 # Extra go test flags: make test TESTFLAGS="-run TestS3 -v"
 TESTFLAGS ?=
@@ -39,3 +39,9 @@ servers-stop:
 
 bench:
 	bash bench/run.sh
+
+# Every fuzz target for FUZZTIME each, then the file source's model test with
+# more seeds (scripts/fuzz.sh); a crasher fails it and stays in testdata/fuzz/.
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
