@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/mlsidecar/collector/internal/docker"
+	"github.com/mlsidecar/collector/internal/kube"
 	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/spool"
@@ -27,6 +30,8 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 		// A nil channel in a sidecar: nothing to wait for.
 		CommandStarted: c.commandStarted,
 		NoShm:          !c.set.Plugins.ShmOn(),
+		PIDs:           c.set.ResourcesPIDs,
+		CgroupPath:     c.set.ResourcesCgroup,
 		Logger:         c.log,
 	}
 	if name := c.set.ResourcesContainer; name != "" {
@@ -35,6 +40,15 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 			c.log.Info("no container stats: " + err.Error())
 		} else {
 			cfg.Container, cfg.Docker = name, docker.New(socket)
+		}
+	}
+	if len(c.set.Command) == 0 && kube.InPod(c.getenv) {
+		// A sidecar in Kubernetes: the job's containers' limits, exit
+		// codes and OOM kills come from the pod's status.
+		if client, err := kube.FromEnv(c.getenv); err != nil {
+			c.log.Info("no pod status: " + err.Error())
+		} else {
+			cfg.Pod = client
 		}
 	}
 	s, err := resources.New(cfg, sp, keeper.Section(resources.SectionName), c.store.Target(c.set.Run+"/"+resources.Folder+"/"))
@@ -49,4 +63,42 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 // plugin (on by default) and a positive --resources-interval.
 func (c *collector) resourcesOn() bool {
 	return c.set.Plugins.CollectResourcesOn() && c.set.ResourcesInterval > 0
+}
+
+// pidList is --resources-pid: process IDs, repeated or comma-separated.
+type pidList []int
+
+func (l *pidList) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(*l))
+	for i, p := range *l {
+		parts[i] = strconv.Itoa(p)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *pidList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return fmt.Errorf("%q is not a process ID; want a positive integer", f)
+		}
+		*l = append(*l, pid)
+	}
+	return nil
+}
+
+// validateResourcesCgroup checks that --resources-cgroup names a cgroup of
+// this machine.
+func validateResourcesCgroup(path string) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := resources.JobCgroup("/sys/fs/cgroup", path); err != nil {
+		return fmt.Errorf("--resources-cgroup: %v; want the job's cgroup as /proc/PID/cgroup names it (/system.slice/job.service) or its folder under /sys/fs/cgroup", err)
+	}
+	return nil
 }

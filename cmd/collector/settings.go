@@ -43,6 +43,10 @@ type settings struct {
 	ResourcesInterval time.Duration
 	// ResourcesContainer is a container whose Docker stats are sampled.
 	ResourcesContainer string
+	// ResourcesPIDs and ResourcesCgroup name the job's processes and cgroup
+	// (see resources.Config.PIDs and CgroupPath).
+	ResourcesPIDs   []int
+	ResourcesCgroup string
 
 	// The tracking API the run's status is reported to (none when both
 	// URLs are empty), and its token: from APITokenFile, else
@@ -102,6 +106,8 @@ func (s *settings) flagSet() *flag.FlagSet {
 	s.Logs.RegisterFlags(fs)
 	fs.Var((*sync.Seconds)(&s.ResourcesInterval), "resources-interval", "seconds between samples of the job's CPU, memory, GPU and shared memory; <= 0 turns sampling off")
 	fs.StringVar(&s.ResourcesContainer, "resources-container", s.ResourcesContainer, "a container whose Docker stats are sampled too (compose: the job's container); needs the docker plugin")
+	fs.Var((*pidList)(&s.ResourcesPIDs), "resources-pid", "a process of the job, sampled with its descendants instead of what the mode implies (repeatable, or comma-separated)")
+	fs.StringVar(&s.ResourcesCgroup, "resources-cgroup", s.ResourcesCgroup, "the job's cgroup, as /proc/PID/cgroup names it or its folder under /sys/fs/cgroup: its figures and processes are sampled")
 	return fs
 }
 
@@ -387,6 +393,9 @@ func (s *settings) validate() error {
 		if !s.Plugins.DockerOn() {
 			return fmt.Errorf("--resources-container: %q needs the docker plugin (plugins: docker: true in --plugins)", c)
 		}
+	}
+	if err := validateResourcesCgroup(s.ResourcesCgroup); err != nil {
+		return err
 	}
 	if s.Logs.ChunkAge == 0 && s.Sync.Interval > 0 {
 		s.Logs.ChunkAge = s.Sync.Interval
