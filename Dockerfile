@@ -1,14 +1,22 @@
-# syntax=docker/dockerfile:1
-#
 # The collector's image: the binary built the way `make build` builds it (the
-# same tags and ldflags; deploy/ tests that the two commands agree), with cgo
-# on, on a glibc base so that NVML (libnvidia-ml.so.1, mounted by the NVIDIA
-# container toolkit) can be loaded at run time. tini is PID 1, so that wrapper
-# mode (`collector -- COMMAND`) reaps the orphans the command leaves behind
-# (-s: tini registers as a subreaper, so it also reaps, and does not warn,
-# where it is not PID 1: a pod with shareProcessNamespace).
+# same go generate, tags and ldflags; deploy/ tests that they agree): static,
+# cgo off; NVML (libnvidia-ml.so.1, which the NVIDIA container toolkit
+# mounts) is reached at run time through the NVML helper the binary embeds.
 #
-#   docker build --build-arg VERSION="$(git describe --always --dirty)" -t collector .
+# No `# syntax=` line: the engine's built-in Dockerfile frontend handles
+# RUN --mount, and a syntax line makes every build fetch a frontend image from
+# Docker Hub, which an air-gapped build cannot. The build needs BuildKit
+# (DOCKER_BUILDKIT=1 with a 20.10 client; the default from Docker 23 on).
+#
+# The runtime base is Debian bookworm-slim, not distroless/static, though the
+# binary needs no libc: tini is PID 1, so that wrapper mode
+# (`collector -- COMMAND`) reaps the orphans the command leaves behind (-s:
+# tini registers as a subreaper, so it also reaps, and does not warn, where it
+# is not PID 1: a pod with shareProcessNamespace); the Kubernetes wrapper
+# form's init container runs the image's `cp` to copy the collector and
+# tini-static into the job's pod; the compose demo's healthcheck runs `test`.
+#
+#   DOCKER_BUILDKIT=1 docker build --build-arg VERSION="$(git describe --always --dirty)" -t collector .
 #   docker run --rm collector version
 
 ARG GO_VERSION=1.26
@@ -20,7 +28,8 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-	CGO_ENABLED=1 go build -tags disable_grpc_modules -ldflags "-s -w -linkmode=internal -X main.version=${VERSION}" -o /out/collector ./cmd/collector
+	go generate ./resources/nvml \
+	&& CGO_ENABLED=0 go build -tags disable_grpc_modules,nvml_helper -ldflags "-s -w -X main.version=${VERSION}" -o /out/collector ./cmd/collector
 
 FROM debian:bookworm-slim
 # ca-certificates for the stores' TLS; tini (and tini-static, which the
