@@ -74,6 +74,11 @@ func (s *Sampler) openJob() (found []string, job string) {
 		job = "no process: " + err.Error()
 	} else {
 		t.rateWindow(window, quota)
+		for _, pid := range scope.PIDs {
+			if t.given[pid] == 0 {
+				s.log.Info("a process named by --resources-pid is not running; it is measured if it starts", "pid", pid)
+			}
+		}
 		s.tree = t
 		s.sources = append(s.sources, t)
 		found = append(found, "process tree")

@@ -221,6 +221,15 @@ func TestSidecarScope(t *testing.T) {
 			t.Errorf("the host's processes measured: %v", recs[0])
 		}
 	})
+	t.Run("a pid not running", func(t *testing.T) {
+		log, recs := sidecarRig(t, Config{PIDs: []int{4194305}}) // above any pid_max
+		if job := jobLine(t, log); !strings.HasPrefix(job, `"processes 4194305 and their descendants"`) || !strings.Contains(log, `msg="a process named by --resources-pid is not running; it is measured if it starts" component=resources pid=4194305`) {
+			t.Errorf("job=%s; the log does not say the process is not running:\n%s", job, log)
+		}
+		if n := recs[0]["processes"]; n != 0.0 {
+			t.Errorf("processes = %v, want 0", n)
+		}
+	})
 	t.Run("container", func(t *testing.T) {
 		p := newFakeProc(t, 5, 2, false)
 		log, recs := sidecarRig(t, Config{ProcDir: p.dir})
