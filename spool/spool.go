@@ -54,7 +54,7 @@ type Spool struct {
 	mu        stdsync.Mutex
 	producers map[string]*Producer // by folder
 	queue     []*upload            // sealed chunks not yet stored, in the order sealed
-	lastErr   string               // the last upload error logged at Warn
+	warned    time.Time            // when an upload error was last logged at Warn
 	wake      chan struct{}
 	open      stdsync.WaitGroup // producers not Done yet
 	rushAt    atomic.Int64      // Rush's time (Unix ns); 0 before
@@ -143,6 +143,9 @@ func (s *Spool) sealed(key string) {
 	default:
 	}
 }
+
+// warnEvery spaces the warnings of uploads that fail.
+const warnEvery = 30 * time.Second
 
 // result is an upload's outcome.
 type result struct {
@@ -296,6 +299,9 @@ func (s *Spool) finish(ctx context.Context, r result) bool {
 	switch {
 	case r.err == nil:
 		s.dequeue(u)
+		s.mu.Lock()
+		s.warned = time.Time{} // the store takes chunks: the next failure is news
+		s.mu.Unlock()
 		s.stored(u.key)
 		return true
 	case errors.Is(r.err, fs.ErrNotExist):
@@ -320,11 +326,12 @@ func (s *Spool) finish(ctx context.Context, r result) bool {
 	if ctx.Err() != nil {
 		return false // cut short by the shutdown deadline
 	}
-	level := slog.LevelWarn
-	if r.err.Error() == s.lastErr {
-		level = slog.LevelDebug // an outage is logged once, not per chunk
+	// An outage is a warning when it starts and every warnEvery, not one
+	// per chunk and try.
+	level := slog.LevelDebug
+	if now := time.Now(); now.Sub(s.warned) >= warnEvery {
+		level, s.warned = slog.LevelWarn, now
 	}
-	s.lastErr = r.err.Error()
 	s.log.Log(ctx, level, "cannot upload a chunk; trying again", "chunk", u.key, "err", r.err)
 	return false
 }
@@ -338,7 +345,6 @@ func (s *Spool) dequeue(u *upload) {
 			break
 		}
 	}
-	s.lastErr = ""
 }
 
 // stored tells the chunk's producer that the store holds it, and removes
