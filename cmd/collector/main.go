@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"gocloud.dev/blob"
@@ -165,6 +166,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			mode, args = "restore", args[1:]
 		case "logs":
 			return runLogs(ctx, args[1:], getenv, stdout, stderr)
+		case "report":
+			return runReportCommand(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	set, err := loadSettings(args, getenv)
@@ -356,6 +359,7 @@ func (c *collector) restoreOnly(ctx context.Context) int {
 // the run ends (SIGTERM, or the wrapped command's exit), within one shutdown
 // budget from SIGTERM.
 func (c *collector) sync(ctx context.Context, mode string) int {
+	started := time.Now()
 	probeCtx, stopProbe := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProbe()
 	go func() {
@@ -401,6 +405,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	}
 	if mode == "sidecar" {
 		err := runComponents(ctx, ctx, budget, c.log, components, finish)
+		c.endAttempt(ctx, st, mode, started, nil, err)
 		report.end(nil, err)
 		if err != nil {
 			c.log.Error("stopped with work not in the store", "err", err)
@@ -441,6 +446,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 		c.log.Error("stopped with work not in the store", "err", componentsErr)
 	}
 	commandCode := code
+	c.endAttempt(ctx, st, mode, started, &commandCode, componentsErr)
 	report.end(&commandCode, componentsErr)
 	if componentsErr != nil && code == 0 {
 		code = exitFailure

@@ -48,6 +48,9 @@ type settings struct {
 	ResourcesPIDs   []int
 	ResourcesCgroup string
 
+	// Report writes <run>/report.html at the end of each attempt.
+	Report bool
+
 	// The tracking API the run's status is reported to (none when both
 	// URLs are empty), and its token: from APITokenFile, else
 	// COLLECTOR_API_TOKEN.
@@ -71,6 +74,7 @@ func defaultSettings() *settings {
 		AutoResume:  true,
 		Sync:        sync.DefaultConfig(),
 		Logs:        logs.DefaultConfig(),
+		Report:      true,
 
 		ResourcesInterval: 10 * time.Second,
 		APIHeartbeat:      30 * time.Second,
@@ -104,6 +108,7 @@ func (s *settings) flagSet() *flag.FlagSet {
 	fs.Var((*sync.Seconds)(&s.APIHeartbeat), "api-heartbeat", "tracking API: seconds between heartbeats while the run goes on")
 	s.Sync.RegisterFlags(fs)
 	s.Logs.RegisterFlags(fs)
+	fs.BoolVar(&s.Report, "report", s.Report, "write the run's report, one HTML page (collector report), to <run>/report.html at the end of each attempt")
 	fs.Var((*sync.Seconds)(&s.ResourcesInterval), "resources-interval", "seconds between samples of the job's CPU, memory, GPU and shared memory; <= 0 turns sampling off")
 	fs.StringVar(&s.ResourcesContainer, "resources-container", s.ResourcesContainer, "a container whose Docker stats are sampled too (compose: the job's container); needs the docker plugin")
 	fs.Var((*pidList)(&s.ResourcesPIDs), "resources-pid", "a process of the job, sampled with its descendants instead of what the mode implies (repeatable, or comma-separated)")
@@ -118,6 +123,8 @@ func usage(w io.Writer) {
   collector restore [flags]                  bring a run's outputs (and the collector's state) back
   collector logs --store S --run R [--container C] [--stream stdout|stderr] [--follow] [--json]
                                              print a run's logs from the store, in order
+  collector report --store S --run R [-o report.html|-]
+                                             one self-contained HTML page for a run
   collector version
 
 Each flag is also an environment variable COLLECTOR_<NAME> and a key of the

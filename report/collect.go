@@ -1,0 +1,469 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/mlsidecar/collector/logs"
+	"github.com/mlsidecar/collector/resources"
+	"github.com/mlsidecar/collector/resume"
+)
+
+// Track is what a plotted line, a row of the timeline and a log line belong
+// to: one attempt of one replica of the run. Replica is empty in a
+// single-replica run.
+type Track struct {
+	Replica string
+	Attempt int
+}
+
+// Label names the track for a person.
+func (t Track) Label() string {
+	if t.Replica == "" {
+		return fmt.Sprintf("attempt %d", t.Attempt)
+	}
+	return fmt.Sprintf("%s · attempt %d", t.Replica, t.Attempt)
+}
+
+func (t Track) less(o Track) bool {
+	if t.Replica != o.Replica {
+		return t.Replica < o.Replica
+	}
+	return t.Attempt < o.Attempt
+}
+
+// Attempt is one attempt of the run as the report shows it.
+type Attempt struct {
+	Track
+	// Start and End are the attempt's span: its record's, else its first
+	// and last samples'; zero where unknown.
+	Start, End time.Time
+	// Record is the attempt's record; nil when it has none (it is running,
+	// or ended before its final sync: killed, a lost node).
+	Record *AttemptRecord
+	// Ended says the attempt's final sync finished (resume's ended record).
+	Ended bool
+	// OOMKills are the times an OOM kill was seen in the attempt's
+	// samples.
+	OOMKills []time.Time
+	// Preemption is the termination notice the attempt got, if any.
+	Preemption *Preemption
+	// Containers are the job's containers' last exit codes, as the pod's
+	// status gave them (a sidecar in Kubernetes).
+	Containers map[string]int
+}
+
+// Outcome says in a few words how the attempt ended.
+func (a *Attempt) Outcome() string {
+	var parts []string
+	if r := a.Record; r != nil && r.ExitCode != nil {
+		parts = append(parts, exitText(*r.ExitCode))
+	}
+	names := make([]string, 0, len(a.Containers))
+	for n := range a.Containers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("container %s: %s", n, exitText(a.Containers[n])))
+	}
+	if len(a.OOMKills) > 0 {
+		parts = append(parts, fmt.Sprintf("%d OOM kill(s)", len(a.OOMKills)))
+	}
+	if a.Preemption != nil {
+		parts = append(parts, "preemption notice")
+	}
+	if a.Record != nil && a.Record.Error != "" {
+		parts = append(parts, "collector failed: "+a.Record.Error)
+	}
+	switch {
+	case len(parts) > 0:
+	case a.Record != nil || a.Ended:
+		parts = append(parts, "ended")
+	default:
+		parts = append(parts, "no end recorded (running, or stopped before its final sync)")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Failed says the attempt ended badly: a non-zero exit, an OOM kill, the
+// collector's failure.
+func (a *Attempt) Failed() bool {
+	if r := a.Record; r != nil && ((r.ExitCode != nil && *r.ExitCode != 0) || r.Error != "") {
+		return true
+	}
+	for _, c := range a.Containers {
+		if c != 0 {
+			return true
+		}
+	}
+	return len(a.OOMKills) > 0
+}
+
+// exitText is an exit code in words.
+func exitText(code int) string {
+	if sig, ok := signalNames[code-128]; ok && code > 128 {
+		return fmt.Sprintf("exit %d (%s)", code, sig)
+	}
+	return fmt.Sprintf("exit %d", code)
+}
+
+var signalNames = map[int]string{1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE", 15: "SIGTERM"}
+
+// Plot is one chart: a measure over time, one line per track (and device).
+type Plot struct {
+	ID, Title string
+	Unit      Unit
+	Lines     []Line
+	Limits    []Limit
+	// Marks are events drawn across the plot (OOM kills on the memory plot).
+	Marks []Mark
+	// Max is the top of the value axis when fixed (100 for percentages).
+	Max float64
+}
+
+// Line is one plotted series.
+type Line struct {
+	Track
+	Label  string
+	Color  string
+	Points []Point
+	Peak   float64
+}
+
+// Limit is a limit drawn across a track's span: a memory limit, the cores.
+type Limit struct {
+	Track
+	Label      string
+	Value      float64
+	Start, End int64
+}
+
+// Mark is an event at one time.
+type Mark struct {
+	Track
+	Label string
+	T     int64
+}
+
+// Unit says how a plot's values read.
+type Unit int
+
+// The units of the plots.
+const (
+	Cores Unit = iota
+	Bytes
+	Percent
+)
+
+// Output is one object under outputs/.
+type Output struct {
+	Path    string // relative to the outputs folder
+	Size    int64
+	ModTime time.Time
+	// URL is a signed link to the object, or a link relative to the
+	// report; empty when there is neither.
+	URL string
+}
+
+// LogLine is one of the log's last lines.
+type LogLine struct {
+	Time      time.Time
+	Track     Track
+	Container string
+	Stream    string
+	Text      string
+	Error     bool // the line reads like an error
+}
+
+// Report is everything the page shows.
+type Report struct {
+	Run       string
+	Store     string
+	Generated time.Time
+	Version   string
+	Attempts  []Attempt
+	// T0 and T1 bound the time axis shared by the timeline and plots.
+	T0, T1  int64
+	Plots   []Plot
+	Summary *resources.Summary
+	// Outputs are the first MaxOutputs objects under outputs/ by path; the
+	// totals count them all.
+	Outputs      []Output
+	OutputsCount int
+	OutputsBytes int64
+	Signed       bool // the links are signed URLs, valid until LinksExpire
+	LinksExpire  time.Time
+	Log          []LogLine
+	// Notes are what could not be read, for the reader to know.
+	Notes []string
+}
+
+// Options say what Collect reads and how much of it.
+type Options struct {
+	Run   string // the run's name
+	Store string // the store, described for a person (no secret)
+	// Version is the collector's, shown at the foot of the page.
+	Version string
+	// Current is the record of the attempt ending now: Collect needs it
+	// where it is not in the store yet.
+	Current *AttemptRecord
+	// LogLines is how many of the log's last lines to show (0: 200,
+	// negative: none).
+	LogLines int
+	// MaxOutputs is how many outputs to list (0: 500, negative: none).
+	MaxOutputs int
+	// LinkExpiry is how long signed links stay valid; 0 signs none.
+	LinkExpiry time.Duration
+	// RelativeLinks links the outputs relative to <run>/report.html where
+	// no signed link is made: for the report written to the store.
+	RelativeLinks bool
+	// Now is the report's time (default time.Now).
+	Now time.Time
+}
+
+// Defaults of Options.
+const (
+	DefaultLogLines   = 200
+	DefaultMaxOutputs = 500
+)
+
+// ErrNoRun says the store holds nothing of the run.
+var ErrNoRun = errors.New("the store holds nothing of the run")
+
+// Collect reads the run (run is the store rooted at <run>/) into a Report.
+// What cannot be read is a note in the report, not an error, so that the
+// page shows what is there; a store that holds nothing of the run is
+// ErrNoRun.
+func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, error) {
+	if opts.LogLines == 0 {
+		opts.LogLines = DefaultLogLines
+	}
+	if opts.MaxOutputs == 0 {
+		opts.MaxOutputs = DefaultMaxOutputs
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if _, err := run.List(nil).Next(ctx); errors.Is(err, io.EOF) {
+		return nil, ErrNoRun
+	} else if err != nil {
+		return nil, fmt.Errorf("list the run: %w", err)
+	}
+	r := &Report{Run: opts.Run, Store: opts.Store, Generated: opts.Now.UTC(), Version: opts.Version}
+	note := func(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
+
+	tracks := map[Track]*Attempt{}
+	track := func(t Track) *Attempt {
+		a := tracks[t]
+		if a == nil {
+			a = &Attempt{Track: t}
+			tracks[t] = a
+		}
+		return a
+	}
+	recs, notes, err := readAttempts(ctx, run)
+	if err != nil {
+		note("%v", err)
+	}
+	r.Notes = append(r.Notes, notes...)
+	if opts.Current != nil {
+		recs = append(recs, *opts.Current)
+	}
+	for i := range recs {
+		rec := recs[i]
+		a := track(Track{rec.Replica, rec.Attempt})
+		a.Record, a.Start, a.End = &rec, rec.Started, rec.Ended
+		if rec.Preemption != nil {
+			a.Preemption = rec.Preemption
+		}
+	}
+	lastEnded, ended, err := resume.LastEnded(ctx, run)
+	if err != nil {
+		note("%v", err)
+	}
+	if n, p := endedPreemption(ctx, run); p != nil {
+		track(Track{Attempt: n}).Preemption = p
+	}
+
+	if s, ok, err := resources.ReadSummary(ctx, run); err != nil {
+		note("%v", err)
+	} else if ok {
+		r.Summary = s
+	}
+	sp := newSampled()
+	if err := resources.ReadSeries(ctx, run, sp.add); err != nil {
+		note("resource series: %v", err)
+	}
+	for t, sa := range sp.tracks {
+		a := track(t)
+		if a.Start.IsZero() {
+			a.Start = time.Unix(0, sa.first)
+		}
+		if a.End.IsZero() {
+			a.End = time.Unix(0, sa.last)
+		}
+		for _, ns := range sa.ooms {
+			a.OOMKills = append(a.OOMKills, time.Unix(0, ns).UTC())
+		}
+		if len(sa.exits) > 0 {
+			a.Containers = sa.exits
+		}
+	}
+
+	// Every attempt up to the highest seen started, even those that left
+	// nothing (a kill before the first sample).
+	highest := lastEnded
+	for t := range tracks {
+		if t.Replica == "" {
+			highest = max(highest, t.Attempt)
+		}
+	}
+	for n := 1; n <= highest; n++ {
+		track(Track{Attempt: n})
+	}
+	if ended {
+		track(Track{Attempt: lastEnded}).Ended = true
+	}
+	for _, a := range tracks {
+		if a.Record != nil {
+			a.Ended = true
+		}
+		r.Attempts = append(r.Attempts, *a)
+	}
+	sort.Slice(r.Attempts, func(i, j int) bool { return r.Attempts[i].Track.less(r.Attempts[j].Track) })
+
+	r.T0, r.T1 = sp.first, sp.last
+	for _, a := range r.Attempts {
+		for _, t := range []time.Time{a.Start, a.End} {
+			if t.IsZero() {
+				continue
+			}
+			if r.T0 == 0 || t.UnixNano() < r.T0 {
+				r.T0 = t.UnixNano()
+			}
+			r.T1 = max(r.T1, t.UnixNano())
+		}
+	}
+	r.Plots = sp.plots(r.T0, r.T1, r.Attempts)
+
+	if err := r.readOutputs(ctx, run, opts); err != nil {
+		note("outputs: %v", err)
+	}
+	if err := r.readLog(ctx, run, opts.LogLines); err != nil {
+		note("log: %v", err)
+	}
+	return r, nil
+}
+
+// endedPreemption reads a preemption notice from resume's ended record,
+// where the preemption notice is recorded with the attempt that got it.
+func endedPreemption(ctx context.Context, run *blob.Bucket) (int, *Preemption) {
+	data, err := run.ReadAll(ctx, resume.EndedKey)
+	if err != nil {
+		return 0, nil
+	}
+	var e struct {
+		Attempt    int         `json:"attempt"`
+		Preemption *Preemption `json:"preemption"`
+	}
+	if json.Unmarshal(data, &e) != nil {
+		return 0, nil
+	}
+	return e.Attempt, e.Preemption
+}
+
+// readOutputs lists outputs/ and links the first MaxOutputs.
+func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options) error {
+	it := run.List(&blob.ListOptions{Prefix: resume.OutputsPrefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if obj.IsDir {
+			continue
+		}
+		r.OutputsCount++
+		r.OutputsBytes += obj.Size
+		if len(r.Outputs) < opts.MaxOutputs {
+			r.Outputs = append(r.Outputs, Output{Path: strings.TrimPrefix(obj.Key, resume.OutputsPrefix), Size: obj.Size, ModTime: obj.ModTime.UTC()})
+		}
+	}
+	sign := opts.LinkExpiry > 0
+	if sign {
+		// Signing is local work for S3 and Azure; GCS without a private key
+		// asks its IAM service. Bounded either way.
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		for i := range r.Outputs {
+			u, err := run.SignedURL(sctx, resume.OutputsPrefix+r.Outputs[i].Path, &blob.SignedURLOptions{Expiry: opts.LinkExpiry})
+			if err != nil {
+				if gcerrors.Code(err) != gcerrors.Unimplemented {
+					r.Notes = append(r.Notes, fmt.Sprintf("links: the store did not sign a URL (%v): paths only", err))
+				}
+				for j := range r.Outputs {
+					r.Outputs[j].URL = ""
+				}
+				sign = false
+				break
+			}
+			r.Outputs[i].URL = u
+		}
+	}
+	r.Signed = sign && len(r.Outputs) > 0
+	if r.Signed {
+		r.LinksExpire = opts.Now.Add(opts.LinkExpiry).UTC()
+	}
+	if !r.Signed && opts.RelativeLinks {
+		for i := range r.Outputs {
+			r.Outputs[i].URL = relativeLink(r.Outputs[i].Path)
+		}
+	}
+	return nil
+}
+
+// relativeLink is the output's object relative to <run>/report.html.
+func relativeLink(path string) string {
+	parts := strings.Split(resume.OutputsPrefix+path, "/")
+	for i, p := range parts {
+		parts[i] = pathEscape(p)
+	}
+	return "./" + strings.Join(parts, "/")
+}
+
+var errorLine = regexp.MustCompile(`(?i)error|exception|traceback|fatal|panic`)
+
+// ansi matches terminal escape sequences (colours, cursor moves).
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// maxLineChars bounds a log line on the page.
+const maxLineChars = 1000
+
+// readLog reads the log's last n lines.
+func (r *Report) readLog(ctx context.Context, run *blob.Bucket, n int) error {
+	return logs.Tail(ctx, run, logs.Filter{}, n, func(e *logs.Entry, _ []byte) error {
+		text := ansi.ReplaceAllString(e.Value, "")
+		if len(text) > maxLineChars {
+			text = strings.ToValidUTF8(text[:maxLineChars], "") + "…"
+		}
+		r.Log = append(r.Log, LogLine{
+			Time: e.Timestamp.UTC(), Track: Track{Attempt: e.Attempt}, Container: e.Container, Stream: e.Stream,
+			Text: text, Error: errorLine.MatchString(text),
+		})
+		return nil
+	})
+}

@@ -1,0 +1,108 @@
+package resources
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/mlsidecar/collector/spool"
+)
+
+// ReadSeries passes the run's samples, as the store holds them, to fn in
+// order: the chunks by attempt, then by sequence, the samples of a chunk as
+// written. run is the store rooted at the run (<run>/). Chunks of an earlier
+// version's names read the same. A chunk that is not gzip JSON Lines is an
+// error naming it; fn's error ends the reading and is returned.
+func ReadSeries(ctx context.Context, run *blob.Bucket, fn func(*Sample) error) error {
+	type chunk struct {
+		key     string
+		attempt int
+		seq     uint64
+	}
+	var chunks []chunk
+	it := run.List(&blob.ListOptions{Prefix: Folder + "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("list %s/: %w", Folder, err)
+		}
+		series, attempt, seq, ok := spool.ParseChunkName(obj.Key[len(Folder)+1:])
+		if ok && (series == Series || series == "") {
+			chunks = append(chunks, chunk{obj.Key, attempt, seq})
+		}
+	}
+	sort.Slice(chunks, func(i, j int) bool {
+		if chunks[i].attempt != chunks[j].attempt {
+			return chunks[i].attempt < chunks[j].attempt
+		}
+		return chunks[i].seq < chunks[j].seq
+	})
+	for _, c := range chunks {
+		if err := readStoredChunk(ctx, run, c.key, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readStoredChunk passes the samples of one stored chunk to fn.
+func readStoredChunk(ctx context.Context, run *blob.Bucket, key string, fn func(*Sample) error) error {
+	r, err := run.NewReader(ctx, key, nil)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	defer r.Close()
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	defer gz.Close()
+	sc := bufio.NewScanner(gz)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		s, err := parseSample(line)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", key, err)
+		}
+		if err := fn(&s); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	return nil
+}
+
+// ReadSummary reads the run's summary.json from the store (run rooted at
+// <run>/); ok is false when there is none.
+func ReadSummary(ctx context.Context, run *blob.Bucket) (s *Summary, ok bool, err error) {
+	key := Folder + "/" + SummaryKey
+	data, err := run.ReadAll(ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", key, err)
+	}
+	s = &Summary{}
+	if err := json.Unmarshal(data, s); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", key, err)
+	}
+	return s, true, nil
+}
