@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"strconv"
@@ -38,6 +39,7 @@ const podTimeout = 5 * time.Second
 // what the run's aggregates counted of that pod (seen).
 type Pod struct {
 	api PodAPI
+	log *slog.Logger
 	// seen, at the first read, gives the terminations already counted of
 	// each container of the pod uid.
 	seen  func(uid, name string) map[string]int
@@ -91,8 +93,8 @@ type k8sState struct {
 // NewPod reads the pod once: a pod the API refuses for good (no such pod,
 // no permission) is absent; one it cannot reach now is read again at the
 // samples. seen is called at the first read that succeeds.
-func NewPod(api PodAPI, seen func(uid, name string) map[string]int) (*Pod, error) {
-	p := &Pod{api: api, seen: seen, every: podReadEvery, finalWait: 3 * time.Second, counted: map[string]int{}}
+func NewPod(api PodAPI, log *slog.Logger, seen func(uid, name string) map[string]int) (*Pod, error) {
+	p := &Pod{api: api, log: log, seen: seen, every: podReadEvery, finalWait: 3 * time.Second, counted: map[string]int{}}
 	pod, err := p.get(context.Background())
 	var perm interface{ Permanent() bool }
 	if errors.As(err, &perm) && perm.Permanent() {
@@ -203,6 +205,9 @@ func (p *Pod) Sample(s *Sample) error {
 		if fresh {
 			terms, ooms = p.count(c.Name, st)
 		}
+		if ooms > 0 && p.log != nil {
+			p.log.Warn("the OOM killer killed the job's container", "container", c.Name, "kills", ooms, "memory_limit", c.Resources.Limits["memory"])
+		}
 		s.Add(field+"terminations", float64(terms))
 		s.Add(field+"oom_kills", float64(ooms))
 	}
@@ -281,7 +286,7 @@ func (s *Sampler) openPod() []string {
 	if s.cfg.Pod == nil {
 		return nil
 	}
-	p, err := NewPod(s.cfg.Pod, func(uid, name string) map[string]int {
+	p, err := NewPod(s.cfg.Pod, s.log, func(uid, name string) map[string]int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.agg.enterPod(uid, name)

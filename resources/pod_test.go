@@ -178,6 +178,9 @@ func TestPodStatus(t *testing.T) {
 	if s.Memory.OOMKills != 1 || s.Memory.OOMKillLimitBytes != 512<<20 || s.Memory.LastOOMKill.IsZero() {
 		t.Errorf("memory = %+v, want 1 OOM kill at the 512 MiB limit", s.Memory)
 	}
+	if n := strings.Count(r.logs.String(), `level=WARN msg="the OOM killer killed the job's container" component=resources container=job kills=1 memory_limit=512Mi`); n != 1 {
+		t.Errorf("the log warns of the OOM kill %d times, want once:\n%s", n, r.logs)
+	}
 	// The series: every record has the limits; the kill is in one.
 	recs := r.series()
 	kills := 0.0
