@@ -206,7 +206,8 @@ func (c *Cgroup) rateWindow(window time.Duration, cpus float64) {
 func (c *Cgroup) Name() string { return "cgroup" }
 
 // Sample implements Source: cgroup_cpu_cores (when the window since the
-// last rate is long enough: see rate), cgroup_throttled_periods and
+// last rate is long enough: see rate), cgroup_cpu_limit_cores (when it has
+// a quota), cgroup_throttled_periods and
 // cgroup_throttled_seconds, cgroup_memory_bytes, cgroup_memory_limit_bytes
 // (when limited), cgroup_memory_peak_bytes (when the kernel keeps it),
 // cgroup_memory_limit_hits and cgroup_oom_kills over the interval.
@@ -222,6 +223,9 @@ func (c *Cgroup) Sample(s *Sample) error {
 		if cores, ok := c.cpu.observe(s, cur.cpu); ok {
 			s.Add("cgroup_cpu_cores", round(cores, 4))
 		}
+	}
+	if r.CPULimit > 0 {
+		s.Add("cgroup_cpu_limit_cores", round(r.CPULimit, 3))
 	}
 	if cur.hasThrot {
 		s.Add("cgroup_throttled_periods", d(cur.periods, prev.periods))

@@ -364,8 +364,8 @@ func TestResourcesCgroup(t *testing.T) {
 			if n := rec["processes"]; n != 1.0 {
 				t.Errorf("processes = %v, want the cgroup's one", n)
 			}
-			if _, ok := rec["cgroup_memory_bytes"]; !ok {
-				t.Errorf("no cgroup_memory_bytes: %v", rec)
+			if _, ok := rec["cgroup_memory_bytes"]; !ok || rec["cgroup_cpu_limit_cores"] != 1.5 {
+				t.Errorf("no cgroup_memory_bytes, or cgroup_cpu_limit_cores not the quota's 1.5: %v", rec)
 			}
 			if n := rec["processes"]; n == 2.0 {
 				t.Errorf("the process %d outside the cgroup is measured", other.Process.Pid)
