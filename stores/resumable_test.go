@@ -91,6 +91,7 @@ var kinds = []kind{
 		reads:      1,
 	},
 	s3Kind(stores.KindS3, storetest.S3, fullObjectCRC32, 1),
+	s3Kind(stores.KindS3+"_minio", storetest.MinIO, fullObjectCRC32, 1),
 	// For S3-compatible servers without S3's flexible checksums: the file
 	// is hashed before the upload, for the metadata.
 	s3Kind(stores.KindS3+"_when_required", func(t testing.TB) storetest.Fixture {

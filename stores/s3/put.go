@@ -16,10 +16,18 @@ import (
 // PutBytes sends a small object in one PutObject from the caller's
 // goroutine. Through the bucket's writer the same request costs a goroutine,
 // a pipe and the SDK's upload manager, which streams the body with a
-// trailing checksum; here the body is in memory, so the SDK sends its CRC32
-// (unless checksum=when_required) in a header, next to the Content-MD5 of
-// sums. Key and metadata are escaped as s3blob escapes them, so the bucket
-// reads the object back as if it had written it.
+// trailing checksum; here the body is in memory. Key and metadata are
+// escaped as s3blob escapes them, so the bucket reads the object back as if
+// it had written it.
+//
+// The server checks one checksum of the body: the Content-MD5 of sums,
+// which it computes anyway for the object's ETag (what a later pass compares
+// with the file's MD5). The SDK's own CRC32 header and the payload's signed
+// SHA-256 (which the SDK adds over plain HTTP when it computes the CRC32)
+// would each be one more checksum for the server to compute, of the same
+// bytes, and are left out. Without an MD5 in sums, the SDK's CRC32 stays.
+// The SHA-256 of sums goes into the metadata, unchecked by the server: a
+// restore verifies the bytes it downloads against it.
 func (d *driver) PutBytes(ctx context.Context, key string, data []byte, sums stores.Sums) error {
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(d.name),
@@ -28,12 +36,20 @@ func (d *driver) PutBytes(ctx context.Context, key string, data []byte, sums sto
 		ContentLength: aws.Int64(int64(len(data))),
 		ContentType:   aws.String("application/octet-stream"),
 	}
-	if sums.MD5 != nil {
-		in.ContentMD5 = aws.String(base64.StdEncoding.EncodeToString(sums.MD5))
-	}
 	if sums.SHA256 != nil {
 		in.Metadata = escape.S3Metadata(map[string]string{stores.HashMetadataKey: hex.EncodeToString(sums.SHA256)})
 	}
-	_, err := d.client.PutObject(ctx, in)
+	if sums.MD5 == nil {
+		_, err := d.client.PutObject(ctx, in)
+		return err
+	}
+	in.ContentMD5 = aws.String(base64.StdEncoding.EncodeToString(sums.MD5))
+	_, err := d.client.PutObject(ctx, in, md5Only, unsignedPayload)
 	return err
+}
+
+// md5Only stops the SDK from adding its CRC32 to a request that carries a
+// Content-MD5.
+func md5Only(o *s3.Options) {
+	o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 }

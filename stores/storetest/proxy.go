@@ -32,7 +32,8 @@ type Request struct {
 	Method string
 	Path   string // unescaped
 	Query  url.Values
-	Bytes  int64 // request body bytes sent on to the server
+	Header http.Header // as the client sent it
+	Bytes  int64       // request body bytes sent on to the server
 	// Status is the answer the proxy gave: the server's, or 502 when it got
 	// none (the client went away first, or the server was not reached).
 	Status int
@@ -117,6 +118,7 @@ func CountingProxy(t testing.TB, target string) (string, *Traffic) {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		header := r.Header.Clone()
 		path, _ := url.PathUnescape(r.URL.Path)
 		counter := &countingReader{r: r.Body, rate: traffic.BytesPerSecond.Load()}
 		if r.Body != nil {
@@ -132,7 +134,7 @@ func CountingProxy(t testing.TB, target string) (string, *Traffic) {
 				traffic.putBytes[path] += counter.n.Load()
 				traffic.puts[path]++
 			}
-			traffic.log = append(traffic.log, Request{Method: r.Method, Path: path, Query: r.URL.Query(),
+			traffic.log = append(traffic.log, Request{Method: r.Method, Path: path, Query: r.URL.Query(), Header: header,
 				Bytes: counter.n.Load(), Status: sw.status, Start: start, Answered: sw.answered})
 			traffic.mu.Unlock()
 		}()
