@@ -60,8 +60,17 @@ func ParseMode(s string) (string, error) {
 // product_name "Google" or "Google Compute Engine" (OnGCE's check),
 // sys_vendor or bios_vendor "Amazon EC2" (Nitro), a bios_version or
 // hypervisor uuid of Amazon's Xen, and Azure's chassis asset tag. It reads a
-// few small files and nothing else.
+// few small files and nothing else. AWS_EC2_METADATA_DISABLED=true, as the
+// AWS SDKs take it, leaves EC2 out.
 func Detect(dmiDir string, getenv func(string) string) Cloud {
+	c := detect(dmiDir, getenv)
+	if c == AWS && strings.EqualFold(getenv(AWSDisabledEnv), "true") {
+		return "" // the AWS SDKs' switch for the metadata service
+	}
+	return c
+}
+
+func detect(dmiDir string, getenv func(string) string) Cloud {
 	switch {
 	case getenv(AWSEndpointEnv) != "":
 		return AWS

@@ -29,6 +29,7 @@ func TestDetect(t *testing.T) {
 		{name: "ec2 xen", dmi: map[string]string{"sys_vendor": "Xen", "bios_version": "4.11.amazon"}, want: AWS},
 		{name: "azure", dmi: map[string]string{"sys_vendor": "Microsoft Corporation", "chassis_asset_tag": azureAssetTag + "\n"}, want: Azure},
 		{name: "hyper-v, not azure", dmi: map[string]string{"sys_vendor": "Microsoft Corporation", "chassis_asset_tag": "None"}},
+		{name: "ec2, metadata disabled", dmi: map[string]string{"sys_vendor": "Amazon EC2"}, env: map[string]string{AWSDisabledEnv: "true"}},
 		{name: "aws override", env: map[string]string{AWSEndpointEnv: "http://127.0.0.1:1338"}, want: AWS},
 		{name: "gce override", env: map[string]string{GCEHostEnv: "127.0.0.1:8080"}, want: GCP},
 		{name: "azure override", env: map[string]string{AzureEndpointEnv: "http://127.0.0.1:8081"}, want: Azure},

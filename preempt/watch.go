@@ -43,7 +43,8 @@ type Config struct {
 	// Getenv reads the SDKs' endpoint overrides; nil is os.Getenv.
 	Getenv func(string) string
 	// Poll is the time between two looks at a metadata service that must
-	// be polled; zero is the cloud's advice (EC2: 5 s), else 1 s.
+	// be polled (EC2, Azure); zero is 1 s. (AWS advises 5 s at least; the
+	// notice is worth more than the two local requests a second cost.)
 	Poll   time.Duration
 	Logger *slog.Logger
 	// Client, if set, makes the requests (tests); else a client that goes
@@ -88,9 +89,6 @@ func New(cfg Config) (*Watcher, error) {
 	switch cfg.Cloud {
 	case AWS:
 		w.endpoint = awsEndpoint(getenv)
-		if w.poll <= 0 {
-			w.poll = 5 * time.Second // AWS's advice for the interruption notice
-		}
 	case GCP:
 		w.endpoint = gceEndpoint(getenv)
 	case Azure:

@@ -248,6 +248,7 @@ type collector struct {
 	capture        *child.Capture
 	commandStarted chan struct{} // wrapper mode: closed once the command runs
 	stdout, stderr *child.Output
+	hurried        hurried // what a preemption notice hurries (preempt.go)
 }
 
 // open resolves and checks the store and the probe. Every error it returns
@@ -480,6 +481,7 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			return nil, fmt.Errorf("outputs sync: %w", err)
 		}
 		set = append(set, componentFunc{name: "outputs", run: syncer.Run})
+		c.hurried.outputs = syncer
 		c.probe.Metrics.MustRegister(outputsMetrics{syncer})
 	}
 	// The producers of files for the store, each with its folder in the
@@ -511,6 +513,10 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			set = append(set, comp)
 		}
 		set = append(set, componentFunc{name: "spool", run: sp.Run})
+		c.hurried.spool = sp
+	}
+	if p := c.preemptionComponent(keeper); p != nil {
+		set = append(set, p)
 	}
 	return set, nil
 }

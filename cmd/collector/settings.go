@@ -39,6 +39,7 @@ type settings struct {
 	ReadyFile   string
 	Sync        sync.Config
 	Logs        logs.Config
+	Preemption  preemption
 	// ResourcesInterval is the time between resource samples; <= 0 is off.
 	ResourcesInterval time.Duration
 	// ResourcesContainer is a container whose Docker stats are sampled.
@@ -75,6 +76,7 @@ func defaultSettings() *settings {
 		Sync:        sync.DefaultConfig(),
 		Logs:        logs.DefaultConfig(),
 		Report:      true,
+		Preemption:  defaultPreemption(),
 
 		ResourcesInterval: 10 * time.Second,
 		APIHeartbeat:      30 * time.Second,
@@ -109,6 +111,7 @@ func (s *settings) flagSet() *flag.FlagSet {
 	s.Sync.RegisterFlags(fs)
 	s.Logs.RegisterFlags(fs)
 	fs.BoolVar(&s.Report, "report", s.Report, "write the run's report, one HTML page (collector report), to <run>/report.html at the end of each attempt")
+	s.Preemption.registerFlags(fs)
 	fs.Var((*sync.Seconds)(&s.ResourcesInterval), "resources-interval", "seconds between samples of the job's CPU, memory, GPU and shared memory; <= 0 turns sampling off")
 	fs.StringVar(&s.ResourcesContainer, "resources-container", s.ResourcesContainer, "a container whose Docker stats are sampled too (compose: the job's container); needs the docker plugin")
 	fs.Var((*pidList)(&s.ResourcesPIDs), "resources-pid", "a process of the job, sampled with its descendants instead of what the mode implies (repeatable, or comma-separated)")
@@ -157,6 +160,7 @@ var envNotSettings = []string{
 	"COLLECTOR_ATTEMPT", "COLLECTOR_RESUMED", "COLLECTOR_ARTIFACTS_STORE_PATH", "COLLECTOR_RUN_ARTIFACTS_PATH",
 	"COLLECTOR_API_URL", "COLLECTOR_AUTH_TOKEN", "COLLECTOR_API_TOKEN",
 	"COLLECTOR_POD_NAME", "COLLECTOR_POD_NAMESPACE", "COLLECTOR_NODE_NAME", "COLLECTOR_SERVICEACCOUNT_DIR",
+	"COLLECTOR_AZURE_METADATA_ENDPOINT",
 	"COLLECTOR_VERSION", // docker-compose.yml's build argument, from the shell that runs compose
 }
 
@@ -408,6 +412,9 @@ func (s *settings) validate() error {
 		s.Logs.ChunkAge = s.Sync.Interval
 	}
 	if err := s.Logs.Validate(); err != nil {
+		return err
+	}
+	if err := s.Preemption.validate(); err != nil {
 		return err
 	}
 	return s.Sync.Validate()
