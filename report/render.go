@@ -219,8 +219,12 @@ func (r *Report) writeTimeAxis(w io.Writer, y int) {
 	ticks, labels := timeTicks(r.T0, r.T1, 10)
 	for i, t := range ticks {
 		x := r.x(t)
-		fmt.Fprintf(w, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e3e6ec\"/><text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>",
-			x, plotTop, x, y, x, y+16, labels[i])
+		anchor := "middle"
+		if x > plotWidth-40 {
+			anchor = "end" // the last label stays on the page
+		}
+		fmt.Fprintf(w, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e3e6ec\"/><text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">%s</text>",
+			x, plotTop, x, y, x, y+16, anchor, labels[i])
 	}
 	fmt.Fprintln(w)
 }

@@ -266,6 +266,7 @@ func (sp *sampled) plots(t0, t1 int64, attempts []Attempt) []Plot {
 			}
 			return a.Label < b.Label
 		})
+		plot.Limits = mergeLimits(plot.Limits)
 		if p.id == "memory" {
 			for tr, st := range sp.tracks {
 				for _, t := range st.ooms {
@@ -285,4 +286,18 @@ func gpuLess(a, b string) bool {
 		return len(a) < len(b)
 	}
 	return a < b
+}
+
+// mergeLimits draws limits of one track and value once, their labels
+// joined (two GPUs of the same size).
+func mergeLimits(ls []Limit) []Limit {
+	var out []Limit
+	for _, l := range ls {
+		if n := len(out); n > 0 && out[n-1].Track == l.Track && out[n-1].Value == l.Value {
+			out[n-1].Label += ", " + l.Label
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
