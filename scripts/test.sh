@@ -48,6 +48,18 @@ printf 'test.sh: servers ready: install %d.%03ds, start %d.%03ds (S3 %s, GCS %s,
 	$(((t1 - t0) / 1000)) $(((t1 - t0) % 1000)) $(((t2 - t1) / 1000)) $(((t2 - t1) % 1000)) \
 	"$COLLECTOR_TEST_S3_ENDPOINT" "$COLLECTOR_TEST_GCS_HOST" "$COLLECTOR_TEST_AZURE_ENDPOINT"
 
+# The report's render test screenshots a page in headless Chromium (Debian's
+# chromium package), installed here where it is missing; under this script the
+# test must run, so a failed install fails it.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+	sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	{ "${sudo[@]}" apt-get update -qq && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } ||
+		echo "test.sh: cannot install chromium; the report's render test fails" >&2
+fi
+export COLLECTOR_TEST_CHROMIUM="${COLLECTOR_TEST_CHROMIUM:-$(command -v chromium || echo chromium)}"
+
 set +e
 go test -race -count=1 -timeout 30m ./... "$@"
 status=$?
