@@ -78,6 +78,7 @@ type tailed struct {
 	container string
 	read      int64  // bytes read; cur.Offset <= read
 	pending   []byte // bytes read after cur.Offset that make no record yet
+	scanned   int    // bytes of pending made records or held in joined
 	before    []byte // the bytes before pending, up to tailSize
 	head      []byte // the file's first bytes as read, up to headSize
 	joined    map[string][]byte
@@ -380,7 +381,7 @@ func (r *fileRun) readAll(t *tailed) (bool, error) {
 	}
 	if fi.Size() < t.read || (fi.Size() > t.read && !t.readMatches()) {
 		t.cur.Offset, t.cur.HeadLen, t.cur.Head, t.cur.Tail, t.read = 0, 0, "", "", 0
-		t.pending, t.before, t.head, t.joined = nil, nil, nil, map[string][]byte{}
+		t.pending, t.scanned, t.before, t.head, t.joined = nil, 0, nil, nil, map[string][]byte{}
 	}
 	grew := false
 	if fi.Size() == t.read {
@@ -415,13 +416,15 @@ func (r *fileRun) readAll(t *tailed) (bool, error) {
 	}
 }
 
-// lines turns the complete lines of t.pending into records, and moves the
-// cursor past the last one that made a whole record. With flush, what is
-// left (a partial last line) is a record too.
+// lines turns the complete lines of t.pending not scanned yet into records,
+// and moves the cursor past the last one that made a whole record. The
+// pieces of a line the runtime split stay in pending, already held in
+// joined, until their line ends. With flush, what is left (a partial last
+// line) is a record too.
 func (r *fileRun) lines(t *tailed, flush bool) error {
 	start := t.read - int64(len(t.pending)) // file offset of pending[0]
 	safe := -1                              // bytes of pending the cursor may pass
-	i := 0
+	i := t.scanned
 	for {
 		j := bytes.IndexByte(t.pending[i:], '\n')
 		var line []byte
@@ -454,6 +457,7 @@ func (r *fileRun) lines(t *tailed, flush bool) error {
 			break
 		}
 	}
+	t.scanned = i
 	if safe > 0 {
 		// The fingerprint and the tail come from the bytes read, not from
 		// the file again: it may have been truncated and rewritten since.
@@ -462,6 +466,7 @@ func (r *fileRun) lines(t *tailed, flush bool) error {
 		t.before = append(t.before[:0], t.before[max(0, len(t.before)-tailSize):]...)
 		t.cur.Tail = hex.EncodeToString(t.before)
 		t.pending = append(t.pending[:0], t.pending[safe:]...)
+		t.scanned -= safe
 		if t.cur.HeadLen < len(t.head) {
 			t.cur.HeadLen, t.cur.Head = len(t.head), hashHex(t.head)
 		}
@@ -526,7 +531,7 @@ func (r *fileRun) flush(t *tailed) error {
 		t.before = append(t.before, t.pending...)
 		t.before = append(t.before[:0], t.before[max(0, len(t.before)-tailSize):]...)
 		t.cur.Tail = hex.EncodeToString(t.before)
-		t.pending = t.pending[:0]
+		t.pending, t.scanned = t.pending[:0], 0
 	}
 	t.cur.Offset = t.read
 	return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,12 +50,11 @@ type logFile struct {
 	gen      int
 	path     string // "" once deleted
 	ino      uint64
-	lines    []string // complete lines, without their newline
-	partial  string   // the line being written: its whole text
-	written  int      // bytes of partial written
-	finished bool     // no more writes: a partial line written is a line
-	optional int      // lines from here on may be missing
-	copy     bool     // a copytruncate's copy: its lines belong to another file
+	lines    []string   // complete lines, without their newline
+	partial  *modelLine // the line being written, nil when none
+	finished bool       // no more writes: a partial line written is a line
+	optional int        // lines from here on may be missing
+	copy     bool       // a copytruncate's copy: its lines belong to another file
 }
 
 type fileModel struct {
@@ -66,6 +66,8 @@ type fileModel struct {
 	files   []*logFile
 	cur     *logFile // the file at the glob's path, nil when there is none
 	gen     int
+	cri     bool                // the files are CRI logs, not plain text
+	stamp   int                 // the last physical line's timestamp, in ns
 	run     *fileRun            // nil while the collector is down
 	pos     Position            // the position stored with the last record
 	owners  map[uint64]*logFile // the file each cursor of pos was saved for, by inode
@@ -79,7 +81,7 @@ var errKilled = errors.New("test: killed")
 
 func runModel(t *testing.T, seed uint64, steps int) {
 	dir := t.TempDir()
-	m := &fileModel{t: t, rng: rand.New(rand.NewPCG(seed, 25)), dir: dir, glob: filepath.Join(dir, "app.log")}
+	m := &fileModel{t: t, rng: rand.New(rand.NewPCG(seed, 25)), dir: dir, glob: filepath.Join(dir, "app.log"), cri: seed%2 == 0}
 	var err error
 	if m.src, err = NewFileSource(m.glob, 0, 1<<20); err != nil {
 		t.Fatal(err)
@@ -272,10 +274,10 @@ func (m *fileModel) finish(f *logFile) {
 		return
 	}
 	f.finished = true
-	if f.written > 0 {
-		f.lines = append(f.lines, f.partial[:f.written])
+	if f.partial != nil {
+		f.lines = append(f.lines, f.partial.writtenText())
 	}
-	f.partial, f.written = "", 0
+	f.partial = nil
 }
 
 func (m *fileModel) newFile(path string) *logFile {
@@ -303,29 +305,20 @@ func (m *fileModel) write() {
 	}
 	f := m.cur
 	var b strings.Builder
-	if f.written > 0 {
-		b.WriteString(f.partial[f.written:] + "\n")
-		f.lines = append(f.lines, f.partial)
-		f.partial, f.written = "", 0
-	}
-	line := func() string {
-		text := make([]byte, m.rng.IntN(13))
-		for i := range text {
-			text[i] = "abcdefghij kl"[m.rng.IntN(13)]
-		}
-		return fmt.Sprintf("g%d.%d %s", f.gen, len(f.lines), text)
+	if l := f.partial; l != nil {
+		b.WriteString(l.phys[l.written:] + "\n")
+		f.lines = append(f.lines, l.text)
+		f.partial = nil
 	}
 	for range m.rng.IntN(4) {
-		l := line()
-		b.WriteString(l + "\n")
-		f.lines = append(f.lines, l)
+		l := m.line(f)
+		b.WriteString(l.phys + "\n")
+		f.lines = append(f.lines, l.text)
 	}
 	if m.rng.IntN(3) == 0 {
-		// A line written in part, always past its "g<gen>.<seq> ".
-		f.partial = line()
-		head := strings.IndexByte(f.partial, ' ') + 1
-		f.written = head + m.rng.IntN(len(f.partial)-head+1)
-		b.WriteString(f.partial[:f.written])
+		f.partial = m.line(f)
+		f.partial.cut(m.rng)
+		b.WriteString(f.partial.phys[:f.partial.written])
 	}
 	m.step("write g%d: %q", f.gen, b.String())
 	fd, err := os.OpenFile(m.glob, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -340,6 +333,82 @@ func (m *fileModel) write() {
 		f.ino = ino
 		m.step("g%d has inode %d", f.gen, ino)
 	}
+}
+
+// modelLine is one line as written to a file: plain, its text; CRI, its
+// text in one to three pieces, all but the last tagged P (partial), each a
+// physical line with its own timestamp.
+type modelLine struct {
+	text    string
+	phys    string // the physical lines, without the last newline
+	pieces  []piece
+	written int // bytes of phys written
+}
+
+// piece is where a piece of a line's text is in its physical lines.
+type piece struct{ at, from, n int } // phys offset, text offset, length
+
+// line makes the next line of f.
+func (m *fileModel) line(f *logFile) *modelLine {
+	text := make([]byte, m.rng.IntN(13))
+	for i := range text {
+		text[i] = "abcdefghij kl"[m.rng.IntN(13)]
+	}
+	l := &modelLine{text: fmt.Sprintf("g%d.%d %s", f.gen, len(f.lines), text)}
+	if !m.cri {
+		l.phys, l.pieces = l.text, []piece{{0, 0, len(l.text)}}
+		return l
+	}
+	// Pieces of one byte at least but the last, as runtimes split.
+	cuts := []int{0}
+	for range m.rng.IntN(3) {
+		if c := cuts[len(cuts)-1] + 1 + m.rng.IntN(8); c < len(l.text) {
+			cuts = append(cuts, c)
+		}
+	}
+	cuts = append(cuts, len(l.text))
+	var b strings.Builder
+	for i := 0; i+1 < len(cuts); i++ {
+		tag := "P"
+		if i+2 == len(cuts) {
+			tag = "F"
+		}
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		m.stamp++
+		fmt.Fprintf(&b, "2026-12-01T04:00:00.%09dZ stdout %s ", m.stamp, tag)
+		l.pieces = append(l.pieces, piece{b.Len(), cuts[i], cuts[i+1] - cuts[i]})
+		b.WriteString(l.text[cuts[i]:cuts[i+1]])
+	}
+	l.phys = b.String()
+	return l
+}
+
+// cut picks how much of l is written: a random place in the text of one
+// of its pieces, past the line's "g<gen>.<seq> " (so that what a collector
+// makes of it tells its line).
+func (l *modelLine) cut(rng *rand.Rand) {
+	head := strings.IndexByte(l.text, ' ') + 1
+	for {
+		p := l.pieces[rng.IntN(len(l.pieces))]
+		lo := max(0, head-p.from)
+		if lo <= p.n {
+			l.written = p.at + lo + rng.IntN(p.n-lo+1)
+			return
+		}
+	}
+}
+
+// writtenText is the text of the part of l written.
+func (l *modelLine) writtenText() string {
+	n := 0
+	for _, p := range l.pieces {
+		if p.at <= l.written {
+			n = p.from + min(l.written-p.at, p.n)
+		}
+	}
+	return l.text[:n]
 }
 
 // shift makes room for app.log.1: app.log.1 becomes app.log.2, and
@@ -473,5 +542,40 @@ func (m *fileModel) check() {
 		for seq := next[f.gen]; seq < len(f.lines) && seq < f.optional; seq++ {
 			m.fail("line %q is not stored", f.lines[seq])
 		}
+	}
+}
+
+// TestSplitLineAcrossPasses: the pieces of a line the runtime split (CRI
+// P lines) read by one look and its end (F) by the next make the line
+// once, not the first pieces twice.
+func TestSplitLineAcrossPasses(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "0.log")
+	src, _ := NewFileSource(log, 0, 1<<20)
+	var got []string
+	r, err := src.start(nil, func(rec Record, _ Position) error {
+		got = append(got, string(rec.Value))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	for _, piece := range []string{
+		"2026-12-01T04:00:00.1Z stdout P one ",
+		"2026-12-01T04:00:00.2Z stdout P two ",
+		"2026-12-01T04:00:00.3Z stdout F three",
+	} {
+		f, _ := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f.WriteString(piece + "\n")
+		f.Close()
+		if _, err := r.pass(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.pass(true); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"one two three"}; !slices.Equal(got, want) {
+		t.Errorf("records %q, want %q", got, want)
 	}
 }
