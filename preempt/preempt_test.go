@@ -3,6 +3,7 @@ package preempt
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -237,4 +238,54 @@ func TestAzure(t *testing.T) {
 		t.Errorf("notice = %+v, want event B at %v", n, want)
 	}
 	none(t, notices, 100*time.Millisecond) // once, though polled again
+}
+
+// A metadata service that fails is logged once, not at each try: WARN for
+// a cloud named, INFO for one found by Detect (a sandbox may hide it).
+func TestFailureLoggedOnce(t *testing.T) {
+	for _, detected := range []bool{false, true} {
+		t.Run(fmt.Sprint("detected=", detected), func(t *testing.T) {
+			var tries atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				tries.Add(1)
+				http.Error(w, "", http.StatusInternalServerError)
+			}))
+			defer srv.Close()
+			var buf syncBuffer
+			w, err := New(Config{Cloud: Azure, Getenv: func(string) string { return srv.URL }, Poll: time.Millisecond,
+				Detected: detected, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); w.Watch(ctx, func(Notice) {}) }()
+			for tries.Load() < 4 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			<-done
+			warn, info := strings.Count(buf.String(), "level=WARN"), strings.Count(buf.String(), "level=INFO")
+			if want := map[bool][2]int{false: {1, 0}, true: {0, 1}}[detected]; warn != want[0] || info != want[1] {
+				t.Errorf("%d tries: %d WARN and %d INFO lines, want %d and %d:\n%s", tries.Load(), warn, info, want[0], want[1], buf.String())
+			}
+		})
+	}
+}
+
+type syncBuffer struct {
+	mu stdsync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -47,6 +47,10 @@ type Config struct {
 	// notice is worth more than the two local requests a second cost.)
 	Poll   time.Duration
 	Logger *slog.Logger
+	// Detected says the cloud was found by Detect rather than named: a
+	// metadata service that does not answer is then told once at INFO, not
+	// WARN (a sandbox may hide it), and quietly asked again.
+	Detected bool
 	// Client, if set, makes the requests (tests); else a client that goes
 	// straight to the metadata service, never through a proxy.
 	Client *http.Client
@@ -62,6 +66,8 @@ type Watcher struct {
 	now      func() time.Time
 	lastErr  string
 	failing  bool
+	detected bool
+	told     bool // a detected cloud's failure was logged
 }
 
 // New returns a Watcher of cfg.Cloud.
@@ -84,7 +90,7 @@ func New(cfg Config) (*Watcher, error) {
 			IdleConnTimeout:       time.Minute,
 		}}
 	}
-	w := &Watcher{cloud: cfg.Cloud, poll: cfg.Poll, client: client, now: time.Now,
+	w := &Watcher{cloud: cfg.Cloud, poll: cfg.Poll, client: client, now: time.Now, detected: cfg.Detected,
 		log: log.With("component", "preemption", "cloud", string(cfg.Cloud))}
 	switch cfg.Cloud {
 	case AWS:
@@ -157,7 +163,10 @@ func (w *Watcher) outcome(err error) {
 	case err == nil && w.failing:
 		w.failing, w.lastErr = false, ""
 		w.log.Info("the metadata service answers again")
-	case err != nil && err.Error() != w.lastErr:
+	case err != nil && w.detected && !w.told:
+		w.failing, w.lastErr, w.told = true, err.Error(), true
+		w.log.Info("the cloud's metadata service does not answer; its preemption notice is not seen until it does", "endpoint", w.endpoint, "err", err)
+	case err != nil && err.Error() != w.lastErr && !w.detected:
 		w.failing, w.lastErr = true, err.Error()
 		w.log.Warn("cannot read the cloud's preemption notice; asking again", "endpoint", w.endpoint, "err", err)
 	case err != nil:

@@ -87,7 +87,7 @@ func (c *collector) preemptionComponent(keeper *resume.Keeper) component {
 			return nil
 		}
 	}
-	w, err := preempt.New(preempt.Config{Cloud: cloud, Getenv: c.getenv, Logger: c.log})
+	w, err := preempt.New(preempt.Config{Cloud: cloud, Getenv: c.getenv, Logger: c.log, Detected: c.set.Preemption.Notice == preempt.Auto})
 	if err != nil {
 		c.log.Warn("cannot watch the cloud's preemption notice", "err", err)
 		return nil
