@@ -13,6 +13,11 @@ func (s *Spool) Rush() {
 	for _, u := range s.queue {
 		u.after = time.Time{}
 	}
+	select {
+	case <-s.rushDone:
+	default:
+		close(s.rushDone)
+	}
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -25,3 +30,7 @@ func (s *Spool) rushed(opened time.Time) bool {
 	at := s.rushAt.Load()
 	return at != 0 && opened.UnixNano() <= at
 }
+
+// Rushed is closed by Rush: a producer that looks at its writers' Due only
+// now and then (at each sample) can wait on it to seal at once.
+func (s *Spool) Rushed() <-chan struct{} { return s.rushDone }

@@ -32,7 +32,14 @@ func TestRushSealsAndSendsWithoutAnInterval(t *testing.T) {
 	if w.Due(time.Now()) {
 		t.Fatal("a chunk an hour from its age is due before the Rush")
 	}
+	select {
+	case <-s.Rushed():
+		t.Fatal("Rushed is closed before the Rush")
+	default:
+	}
 	s.Rush()
+	<-s.Rushed()
+	s.Rush() // a second notice: no panic
 	if !w.Due(time.Now()) {
 		t.Fatal("the chunk open at the Rush is not due")
 	}

@@ -58,6 +58,7 @@ type Spool struct {
 	wake      chan struct{}
 	open      stdsync.WaitGroup // producers not Done yet
 	rushAt    atomic.Int64      // Rush's time (Unix ns); 0 before
+	rushDone  chan struct{}     // closed by Rush (rush.go)
 }
 
 // upload is a sealed chunk waiting for the store.
@@ -88,7 +89,7 @@ func New(cfg Config) (*Spool, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, openDir), 0o755); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	return &Spool{cfg: cfg, log: log.With("component", "spool"), producers: map[string]*Producer{}, wake: make(chan struct{}, 1)}, nil
+	return &Spool{cfg: cfg, log: log.With("component", "spool"), producers: map[string]*Producer{}, wake: make(chan struct{}, 1), rushDone: make(chan struct{})}, nil
 }
 
 // Producer registers the component that writes the chunks of folder (one
