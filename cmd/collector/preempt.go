@@ -95,7 +95,7 @@ func (c *collector) preemptionComponent(keeper *resume.Keeper) component {
 	sig, _ := parseSignal(c.set.Preemption.Signal)
 	p := &preemptionWatch{w: w, log: c.log.With("component", "preemption"), hurried: c.hurried, keeper: keeper, signal: sig}
 	c.probe.Metrics.MustRegister(p)
-	c.log.Info("watching the cloud's preemption notice", "cloud", string(cloud), "endpoint", w.Endpoint())
+	p.log.Info("watching the cloud's preemption notice", "cloud", string(cloud), "endpoint", w.Endpoint())
 	return componentFunc{name: "preemption", run: p.run}
 }
 
@@ -119,7 +119,8 @@ type preemptionWatch struct {
 const afterNotice = time.Second
 
 // run watches until stop ends. A notice's work runs under deadline: a
-// SIGTERM in the middle of it does not cut it short, the final sync follows.
+// SIGTERM does not cut it short (the shutdown budget does), and the final
+// sync waits for its pass.
 func (p *preemptionWatch) run(stop, deadline context.Context) error {
 	notices := make(chan preempt.Notice, 4)
 	ctx, cancel := context.WithCancel(stop)
