@@ -66,7 +66,7 @@ type fileModel struct {
 	files   []*logFile
 	cur     *logFile // the file at the glob's path, nil when there is none
 	gen     int
-	cri     bool                // the files are CRI logs, not plain text
+	format  string              // of the files: formatPlain, formatCRI or formatDocker
 	stamp   int                 // the last physical line's timestamp, in ns
 	run     *fileRun            // nil while the collector is down
 	pos     Position            // the position stored with the last record
@@ -81,7 +81,7 @@ var errKilled = errors.New("test: killed")
 
 func runModel(t *testing.T, seed uint64, steps int) {
 	dir := t.TempDir()
-	m := &fileModel{t: t, rng: rand.New(rand.NewPCG(seed, 25)), dir: dir, glob: filepath.Join(dir, "app.log"), cri: seed%2 == 0}
+	m := &fileModel{t: t, rng: rand.New(rand.NewPCG(seed, 25)), dir: dir, glob: filepath.Join(dir, "app.log"), format: []string{formatPlain, formatCRI, formatDocker}[seed%3]}
 	var err error
 	if m.src, err = NewFileSource(m.glob, 0, 1<<20); err != nil {
 		t.Fatal(err)
@@ -316,9 +316,14 @@ func (m *fileModel) write() {
 		f.lines = append(f.lines, l.text)
 	}
 	if m.rng.IntN(3) == 0 {
-		f.partial = m.line(f)
-		f.partial.cut(m.rng)
-		b.WriteString(f.partial.phys[:f.partial.written])
+		l := m.line(f)
+		if l.cut(m.rng, m.format) {
+			f.partial = l
+			b.WriteString(l.phys[:l.written])
+		} else {
+			b.WriteString(l.phys + "\n")
+			f.lines = append(f.lines, l.text)
+		}
 	}
 	m.step("write g%d: %q", f.gen, b.String())
 	fd, err := os.OpenFile(m.glob, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -335,9 +340,10 @@ func (m *fileModel) write() {
 	}
 }
 
-// modelLine is one line as written to a file: plain, its text; CRI, its
-// text in one to three pieces, all but the last tagged P (partial), each a
-// physical line with its own timestamp.
+// modelLine is one line as written to a file: plain, its text; CRI or
+// Docker, its text in one to three pieces, each a physical line with its
+// own timestamp, all but the last tagged P (CRI) or without a newline in
+// their log (Docker).
 type modelLine struct {
 	text    string
 	phys    string // the physical lines, without the last newline
@@ -355,7 +361,7 @@ func (m *fileModel) line(f *logFile) *modelLine {
 		text[i] = "abcdefghij kl"[m.rng.IntN(13)]
 	}
 	l := &modelLine{text: fmt.Sprintf("g%d.%d %s", f.gen, len(f.lines), text)}
-	if !m.cri {
+	if m.format == formatPlain {
 		l.phys, l.pieces = l.text, []piece{{0, 0, len(l.text)}}
 		return l
 	}
@@ -377,9 +383,22 @@ func (m *fileModel) line(f *logFile) *modelLine {
 			b.WriteByte('\n')
 		}
 		m.stamp++
-		fmt.Fprintf(&b, "2026-12-01T04:00:00.%09dZ stdout %s ", m.stamp, tag)
-		l.pieces = append(l.pieces, piece{b.Len(), cuts[i], cuts[i+1] - cuts[i]})
-		b.WriteString(l.text[cuts[i]:cuts[i+1]])
+		ts := fmt.Sprintf("2026-12-01T04:00:00.%09dZ", m.stamp)
+		text := l.text[cuts[i]:cuts[i+1]]
+		if m.format == formatCRI {
+			fmt.Fprintf(&b, "%s stdout %s ", ts, tag)
+			l.pieces = append(l.pieces, piece{b.Len(), cuts[i], len(text)})
+			b.WriteString(text)
+			continue
+		}
+		// Docker's json-file: a piece is a log without its newline.
+		if tag == "F" {
+			text += "\n"
+		}
+		b.WriteString(`{"log":`)
+		l.pieces = append(l.pieces, piece{b.Len() + 1, cuts[i], cuts[i+1] - cuts[i]})
+		j, _ := json.Marshal(text)
+		fmt.Fprintf(&b, `%s,"stream":"stdout","time":"%s"}`, j, ts)
 	}
 	l.phys = b.String()
 	return l
@@ -387,15 +406,29 @@ func (m *fileModel) line(f *logFile) *modelLine {
 
 // cut picks how much of l is written: a random place in the text of one
 // of its pieces, past the line's "g<gen>.<seq> " (so that what a collector
-// makes of it tells its line).
-func (l *modelLine) cut(rng *rand.Rand) {
+// makes of it tells its line). Docker writes whole JSON lines: a line
+// written in part is some of its pieces, when it has more than one.
+func (l *modelLine) cut(rng *rand.Rand, format string) bool {
 	head := strings.IndexByte(l.text, ' ') + 1
+	if format == formatDocker {
+		var at []int // where the physical lines after the first start
+		for k, p := range l.pieces[1:] {
+			if p.from >= head {
+				at = append(at, strings.LastIndexByte(l.phys[:l.pieces[k+1].at], '\n')+1)
+			}
+		}
+		if len(at) == 0 {
+			return false
+		}
+		l.written = at[rng.IntN(len(at))]
+		return true
+	}
 	for {
 		p := l.pieces[rng.IntN(len(l.pieces))]
 		lo := max(0, head-p.from)
 		if lo <= p.n {
 			l.written = p.at + lo + rng.IntN(p.n-lo+1)
-			return
+			return true
 		}
 	}
 }
