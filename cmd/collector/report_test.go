@@ -1,0 +1,207 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlsidecar/collector/report"
+	"github.com/mlsidecar/collector/stores/storetest"
+)
+
+// reportJob is a short job: output files, stdout and stderr lines (one
+// that reads like an error), then exit 3.
+const reportJob = `echo starting; for i in 1 2 3; do echo "step $i"; head -c 20000 /dev/zero > "$COLLECTOR_OUTPUTS_PATH/f$i.bin"; sleep 0.3; done; ` +
+	`echo "Traceback (most recent call last):" >&2; echo "ValueError: bad <input>" >&2; exit 3`
+
+var hrefPattern = regexp.MustCompile(`(?i)(?:src|href)="([^"]*)"`)
+
+// checkPage checks what a person looks at in a run's page, and that the
+// page loads nothing: no script, no http(s) reference but links to the
+// store's own objects (signedPrefix, when the store signs).
+func checkPage(t *testing.T, page, signedPrefix string, want ...string) {
+	t.Helper()
+	if strings.Contains(strings.ToLower(page), "<script") {
+		t.Error("the page has a <script>")
+	}
+	for _, m := range hrefPattern.FindAllStringSubmatch(page, -1) {
+		u := m[1]
+		switch {
+		case signedPrefix != "" && strings.HasPrefix(u, signedPrefix):
+		case strings.HasPrefix(u, "http://"), strings.HasPrefix(u, "https://"), strings.HasPrefix(u, "//"):
+			t.Errorf("the page refers to %q", u)
+		}
+	}
+	for _, w := range append([]string{`<svg class="plot"`, "<path d=\"M"}, want...) {
+		if !strings.Contains(page, w) {
+			t.Errorf("the page lacks %q", w)
+		}
+	}
+}
+
+// TestReportOfARealRun runs the collector around a job twice (a failure, a
+// retry) into a file:// store: each attempt leaves its record and the
+// run's page in the store, and `collector report` writes the same page from
+// the store, or to stdout.
+func TestReportOfARealRun(t *testing.T) {
+	dir := t.TempDir()
+	store := "file://" + filepath.Join(dir, "store")
+	args := []string{"--store", store, "--run", "real", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--sync-interval", "0.5", "--resources-interval", "0.2", "--", "sh", "-c", reportJob}
+	if code := start(t, dir, nil, args...).wait(t, 60*time.Second); code != 3 {
+		t.Fatalf("exit %d; want the job's 3", code)
+	}
+	// The retry succeeds: same run, a job that exits 0.
+	retry := append(append([]string(nil), args[:len(args)-1]...), "echo retried")
+	if code := start(t, dir, nil, retry...).wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("retry: exit %d; want 0", code)
+	}
+
+	runDir := filepath.Join(dir, "store", "real")
+	for attempt, wantCode := range map[int]int{1: 3, 2: 0} {
+		data, err := os.ReadFile(filepath.Join(runDir, report.AttemptKey("", attempt)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec report.AttemptRecord
+		if err := json.Unmarshal(data, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.ExitCode == nil || *rec.ExitCode != wantCode || rec.Mode != "wrapper" || !rec.Ended.After(rec.Started) {
+			t.Errorf("attempt %d's record: %s; want exit code %d, wrapper mode, its span", attempt, data, wantCode)
+		}
+	}
+	inStore, err := os.ReadFile(filepath.Join(runDir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPage(t, string(inStore), "", "exit 3", "exit 0", "attempt 2", `href="./outputs/f1.bin"`,
+		"ValueError: bad &lt;input&gt;", `<span class="se err">`, "retried", "3 files")
+
+	out := filepath.Join(dir, "page.html")
+	code, msg := runInProcess(t, nil, "report", "--store", store, "--run", "real", "-o", out)
+	if code != 0 {
+		t.Fatalf("collector report: exit %d: %s", code, msg)
+	}
+	page, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// file:// signs nothing: the outputs are named, not linked.
+	checkPage(t, string(page), "", "exit 3", "exit 0", "<td>f1.bin</td>", "ValueError: bad &lt;input&gt;")
+	if strings.Contains(string(page), "<a href") {
+		t.Error("links in the page of a file:// store written outside it")
+	}
+
+	code, stdout := runInProcess(t, nil, "report", "--store", store, "--run", "real", "-o", "-")
+	if code != 0 || !strings.HasPrefix(stdout, "<!doctype html>") || !strings.HasSuffix(stdout, "</html>") {
+		t.Errorf("-o -: exit %d, %d bytes starting %.40q; want the page on stdout", code, len(stdout), stdout)
+	}
+}
+
+func TestReportOff(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	p := start(t, dir, []string{"COLLECTOR_REPORT=false"}, "--store", store, "--run", "quiet", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--", "true")
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(store, "quiet", "report.html")); !os.IsNotExist(err) {
+		t.Errorf("report.html with COLLECTOR_REPORT=false: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(store, "quiet", report.AttemptKey("", 1))); err != nil {
+		t.Errorf("no attempt record: %v", err)
+	}
+}
+
+func TestReportBadInput(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	os.MkdirAll(filepath.Join(store, "r", "outputs"), 0o755)
+	os.WriteFile(filepath.Join(store, "r", "outputs", "x"), []byte("x"), 0o644)
+	out := filepath.Join(dir, "out.html")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no run", []string{"--store", store}, exitUsage, "--run: the run's name is needed"},
+		{"bad run", []string{"--store", store, "--run", "../x"}, exitUsage, `--run: "../x" is not a valid run name`},
+		{"expiry", []string{"--store", store, "--run", "r", "--link-expiry", "200h"}, exitUsage, "--link-expiry: 200h0m0s; want 0 (no links) to 168h"},
+		{"log lines", []string{"--store", store, "--run", "r", "--log-lines", "-1"}, exitUsage, "--log-lines: -1; want 0 to 100000"},
+		{"argument", []string{"--store", store, "--run", "r", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{"no such run", []string{"--store", store, "--run", "other"}, exitFailure, `the store holds nothing of run "other"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := runInProcess(t, nil, append([]string{"report", "-o", out}, tc.args...)...)
+			if code != tc.code || !strings.Contains(msg, tc.msg) {
+				t.Errorf("exit %d, %q; want %d and %q", code, msg, tc.code, tc.msg)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("%s written: %v", out, err)
+			}
+		})
+	}
+}
+
+// TestReportSignedLinks: on S3 the page links each output by a URL the
+// store signed, and the link gives the object's bytes.
+func TestReportSignedLinks(t *testing.T) {
+	f := storetest.S3(t)
+	endpoint := os.Getenv("COLLECTOR_TEST_S3_ENDPOINT")
+	bucket := strings.SplitN(f.Conn.Schema.Bucket, "/", 4)[2]
+	env := map[string]string{
+		"AWS_ACCESS_KEY_ID":     os.Getenv("COLLECTOR_TEST_S3_ACCESS_KEY"),
+		"AWS_SECRET_ACCESS_KEY": os.Getenv("COLLECTOR_TEST_S3_SECRET_KEY"),
+	}
+	var penv []string
+	for k, v := range env {
+		penv = append(penv, k+"="+v)
+	}
+	store := "s3://" + bucket + "/signed?endpoint=" + endpoint
+	dir := t.TempDir()
+	p := start(t, dir, penv, "--store", store, "--run", "s", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0.2", "--", "sh", "-c", reportJob)
+	if code := p.wait(t, 60*time.Second); code != 3 {
+		t.Fatalf("exit %d; want 3", code)
+	}
+	out := filepath.Join(dir, "page.html")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	code, msg := runInProcess(t, env, "report", "--store", store, "--run", "s", "-o", out, "--link-expiry", "10m")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(data)
+	checkPage(t, page, endpoint+"/", "valid until")
+	m := regexp.MustCompile(`<a href="([^"]+)">f2.bin</a>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("f2.bin is not linked")
+	}
+	link := strings.ReplaceAll(m[1], "&amp;", "&")
+	if !strings.Contains(link, "X-Amz-Signature=") {
+		t.Errorf("link %q is not signed", link)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || len(body) != 20000 {
+		t.Errorf("GET the signed link: %s, %d bytes; want 200 and the output's 20000", resp.Status, len(body))
+	}
+}
