@@ -246,7 +246,7 @@ func loadSettings(args []string, getenv func(string) string) (*settings, error) 
 	}
 	s.Command = fs.Args()
 	if len(s.Command) > 0 && !afterDashes(args, len(s.Command)) {
-		return nil, fmt.Errorf("unknown command %q: the commands are restore, logs, version and help; "+
+		return nil, fmt.Errorf("unknown command %q: the commands are restore, logs, report, version and help; "+
 			"to wrap a command, put it after --: collector [flags] -- %s", s.Command[0], strings.Join(s.Command, " "))
 	}
 	if ownProcess { // tests running in-process give their environment as a map
