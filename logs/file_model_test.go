@@ -17,8 +17,9 @@ import (
 
 // The file source against a model: a seeded random sequence of what
 // writers and log rotation do to a folder of logs (appends with and without
-// a trailing newline, rename rotation, copytruncate, deletes, a new file on
-// a deleted one's inode), and of collector kills and restarts, checked
+// a trailing newline, of plain, CRI or Docker json-file logs by seed, rename
+// rotation, copytruncate, deletes, a new file on a deleted one's inode),
+// and of collector kills and restarts, checked
 // against a model of the files: every complete line is stored exactly once
 // and in order per file. Lines that no collector could have read (written,
 // then truncated or deleted while none was reading) may be missing, never
@@ -120,7 +121,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	}
 	m.step("stop")
 	if _, err := m.run.pass(true); err != nil {
-		t.Fatal(err)
+		m.fail("last pass: %v", err)
 	}
 	m.run.close()
 	for _, f := range m.files {
