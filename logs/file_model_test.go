@@ -613,3 +613,88 @@ func TestSplitLineAcrossPasses(t *testing.T) {
 		t.Errorf("records %q, want %q", got, want)
 	}
 }
+
+// Cases TestFileSourceModel found, kept as plain tests.
+
+// runPasses starts a source of glob from pos, runs fn between its first
+// pass and its last, and returns the records' values.
+func runPasses(t *testing.T, glob string, pos Position, fn func(pass func())) []string {
+	t.Helper()
+	src, _ := NewFileSource(glob, 0, 1<<20)
+	var got []string
+	r, err := src.start(pos, func(rec Record, _ Position) error {
+		got = append(got, string(rec.Value))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	pass := func() {
+		if _, err := r.pass(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass()
+	fn(pass)
+	if _, err := r.pass(true); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// cursorFor is a saved position of one cursor at path for the file at
+// file, whose first bytes and bytes before offset were content's.
+func cursorFor(t *testing.T, path, file string, content string, offset int) Position {
+	t.Helper()
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, ino := inode(fi)
+	tail := content[max(0, offset-tailSize):offset]
+	return Position(fmt.Sprintf(`{"files":[{"path":%q,"dev":%d,"inode":%d,"headLen":%d,"head":%q,"offset":%d,"tail":"%x","format":"plain"}]}`,
+		path, dev, ino, len(content), hashHex([]byte(content)), offset, tail))
+}
+
+// A partial last line read, then the file truncated and written past it
+// before the next look: the new bytes are a new line, not the partial
+// line's end.
+func TestTruncatedPastAPartialLine(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "app.log")
+	os.WriteFile(log, []byte("tw"), 0o644)
+	got := runPasses(t, log, nil, func(pass func()) {
+		os.WriteFile(log, []byte("new content, longer\n"), 0o644) // truncates in place
+		pass()
+	})
+	if want := []string{"new content, longer"}; !slices.Equal(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+}
+
+// At a start, a file on a saved cursor's inode whose bytes are not the
+// cursor's (a copytruncate's copy on a deleted log's inode) is not read:
+// it is not the renamed file, and not in the glob.
+func TestRestartSkipsAnotherFileOnTheInode(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	os.WriteFile(log+".1", []byte("a copy of lines stored already\n"), 0o644)
+	pos := cursorFor(t, log, log+".1", "the deleted log's first bytes\n", 10)
+	if got := runPasses(t, log, pos, func(func()) {}); len(got) != 0 {
+		t.Errorf("read %q from a file on the inode of another", got)
+	}
+}
+
+// At a start, a cursor saved for a rotated file at its new path (found by
+// an earlier start, which was killed before its end) reads the rest of it,
+// though the glob does not match that path.
+func TestRestartFinishesARotatedFileAtItsNewPath(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	os.WriteFile(log+".1", []byte("one\ntwo\nthr"), 0o644)
+	pos := cursorFor(t, log+".1", log+".1", "one\ntwo\nthr", 4)
+	got := runPasses(t, log, pos, func(func()) {})
+	if want := []string{"two", "thr"}; !slices.Equal(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+}
