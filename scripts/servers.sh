@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Storage emulators for the collector tests, all on 127.0.0.1:
 #   S3    versitygw (posix backend)   default port 7070
+#   S3    MinIO (single drive)        default port 9000 (a second S3 server, in its default mode)
 #   GCS   fake-gcs-server             default port 4443
 #   Azure Azurite (blob service)      default port 10000
 #
 # As a library (scripts/test.sh sources it):
-#   install_servers         install the pinned versions into the cache (skips what is there)
-#   start_servers DIR       start all three with data and logs under DIR and export the
+#   install_servers         install the pinned versions into the cache (skips what is there;
+#                           install_minio: MinIO and mc alone);
+#                           a go-installed one already in $(go env GOPATH)/bin at the pinned
+#                           version is copied, not built again
+#   start_servers DIR       start all four with data and logs under DIR and export the
 #                           COLLECTOR_TEST_* variables the Go tests read (on failure the
 #                           caller stops them and shows the logs)
 #   stop_servers DIR        stop the servers started with DIR
@@ -22,23 +26,29 @@
 # Settings (environment):
 #   COLLECTOR_TEST_CACHE      install cache (default $HOME/.cache/collector-test)
 #   COLLECTOR_TEST_STATE_DIR  data, logs and pid files for `start` (default /tmp/collector-test-servers)
-#   COLLECTOR_TEST_S3_PORT, COLLECTOR_TEST_GCS_PORT, COLLECTOR_TEST_AZURE_PORT
+#   COLLECTOR_TEST_S3_PORT, COLLECTOR_TEST_MINIO_PORT, COLLECTOR_TEST_GCS_PORT, COLLECTOR_TEST_AZURE_PORT
 #                             fixed ports; without them the default port is used when it
 #                             is free and a free port is picked otherwise
 
 VERSITYGW_VERSION=v1.8.0
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.35.0
+# MinIO publishes no semantic versions to the module proxy: pseudo-versions of its master.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 
 COLLECTOR_TEST_CACHE="${COLLECTOR_TEST_CACHE:-$HOME/.cache/collector-test}"
 
 _SRV_BUCKET=collector-test
 _SRV_S3_ACCESS_KEY=k
 _SRV_S3_SECRET_KEY=s
+# MinIO wants a user of 3 characters or more and a password of 8 or more.
+_SRV_MINIO_USER=collector
+_SRV_MINIO_PASSWORD=collector-secret
 _SRV_AZURE_ACCOUNT=devstoreaccount1
 # Azurite's well-known development key (public, not a secret).
 _SRV_AZURE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
-_SRV_NAMES=(s3 gcs azure)
+_SRV_NAMES=(s3 minio gcs azure)
 _SRV_WAIT_SECONDS=60
 
 _srv_say() { printf 'servers: %s\n' "$*" >&2; }
@@ -46,10 +56,13 @@ _srv_say() { printf 'servers: %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- install
 
 # _srv_go_bin_ok BINARY MODULE VERSION: the binary exists and was built from MODULE@VERSION.
+# MinIO and mc built by scripts/offline-images.sh (the compose demo's images) come from a copy of
+# the module, which Go stamps "(devel)": that script pins the same versions, and its build is
+# kept rather than made a second time.
 _srv_go_bin_ok() {
 	[ -x "$1" ] || return 1
 	go version -m "$1" 2>/dev/null |
-		awk -v m="$2" -v v="$3" '$1 == "mod" && $2 == m && $3 == v { ok = 1 } END { exit !ok }'
+		awk -v m="$2" -v v="$3" '$1 == "mod" && $2 == m && ($3 == v || ($3 == "(devel)" && m ~ /^github.com\/minio\//)) { ok = 1 } END { exit !ok }'
 }
 
 # _srv_go_install NAME PACKAGE MODULE VERSION
@@ -57,6 +70,13 @@ _srv_go_install() {
 	local name=$1 pkg=$2 mod=$3 version=$4
 	local bin="$COLLECTOR_TEST_CACHE/bin/$name"
 	if _srv_go_bin_ok "$bin" "$mod" "$version"; then
+		return 0
+	fi
+	# Built already by another script of this project (the compose demo's image stand-ins)?
+	local gobin
+	gobin="$(go env GOPATH 2>/dev/null | cut -d: -f1)/bin/$name"
+	if _srv_go_bin_ok "$gobin" "$mod" "$version" && cp "$gobin" "$bin.tmp.$$" && mv "$bin.tmp.$$" "$bin"; then
+		_srv_say "copied $name $version from $gobin"
 		return 0
 	fi
 	_srv_say "installing $name $version into $COLLECTOR_TEST_CACHE/bin"
@@ -118,11 +138,20 @@ install_servers() {
 		github.com/versity/versitygw "$VERSITYGW_VERSION" &&
 		_srv_go_install fake-gcs-server github.com/fsouza/fake-gcs-server \
 			github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" &&
+		_srv_go_install minio github.com/minio/minio github.com/minio/minio "$MINIO_VERSION" &&
+		_srv_go_install mc github.com/minio/mc github.com/minio/mc "$MC_VERSION" &&
 		_srv_install_azurite || rc=1
 	if [ -n "$lockfd" ]; then
 		exec {lockfd}>&-
 	fi
 	return "$rc"
+}
+
+# install_minio: MinIO and mc alone, for scripts that run their own (bench/).
+install_minio() {
+	mkdir -p "$COLLECTOR_TEST_CACHE/bin" || return 1
+	_srv_go_install minio github.com/minio/minio github.com/minio/minio "$MINIO_VERSION" &&
+		_srv_go_install mc github.com/minio/mc github.com/minio/mc "$MC_VERSION"
 }
 
 # ---------------------------------------------------------------- ports
@@ -249,14 +278,38 @@ _srv_spawn_s3() {
 		posix "$@" "$dir/s3"
 }
 
+# _srv_start_minio DIR PORT: MinIO on one drive, its bucket made with mc.
+_srv_start_minio() {
+	local dir=$1 port=$2 mc n
+	mkdir -p "$dir/minio" "$dir/mc" || return 1
+	# No console (MINIO_BROWSER=off): it would take a second port; the S3 API is as shipped.
+	_srv_spawn "$dir" minio env MINIO_ROOT_USER="$_SRV_MINIO_USER" MINIO_ROOT_PASSWORD="$_SRV_MINIO_PASSWORD" \
+		MINIO_BROWSER=off MINIO_UPDATE=off \
+		"$COLLECTOR_TEST_CACHE/bin/minio" server --quiet --address "127.0.0.1:$port" "$dir/minio"
+	_srv_wait "$dir" minio "$port" || return 1
+	mc=("$COLLECTOR_TEST_CACHE/bin/mc" --config-dir "$dir/mc" --no-color --quiet)
+	"${mc[@]}" alias set collector-test "http://127.0.0.1:$port" "$_SRV_MINIO_USER" "$_SRV_MINIO_PASSWORD" \
+		>>"$dir/logs/minio.log" 2>&1 || return 1
+	# The port opens before the drive is ready: retry the bucket for a while.
+	for ((n = 0; n < 50; n++)); do
+		if "${mc[@]}" mb --ignore-existing "collector-test/$_SRV_BUCKET" >>"$dir/logs/minio.log" 2>&1; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	_srv_say "ERROR: could not create the MinIO bucket $_SRV_BUCKET; see $dir/logs/minio.log"
+	return 1
+}
+
 start_servers() {
-	local dir=$1 s3_port gcs_port azure_port code
+	local dir=$1 s3_port minio_port gcs_port azure_port code
 	if [ -z "$dir" ] || [ ! -d "$dir" ]; then
 		_srv_say "ERROR: start_servers needs an existing folder"
 		return 1
 	fi
 	dir=$(cd "$dir" && pwd) || return 1
 	s3_port=$(_srv_pick_port S3 "${COLLECTOR_TEST_S3_PORT:-}" 7070) || return 1
+	minio_port=$(_srv_pick_port MinIO "${COLLECTOR_TEST_MINIO_PORT:-}" 9000) || return 1
 	gcs_port=$(_srv_pick_port GCS "${COLLECTOR_TEST_GCS_PORT:-}" 4443) || return 1
 	azure_port=$(_srv_pick_port Azure "${COLLECTOR_TEST_AZURE_PORT:-}" 10000) || return 1
 
@@ -286,6 +339,7 @@ start_servers() {
 			return 1
 		fi
 	fi
+	_srv_start_minio "$dir" "$minio_port" || return 1
 	_srv_wait "$dir" gcs "$gcs_port" || return 1
 	_srv_wait "$dir" azure "$azure_port" || return 1
 
@@ -307,6 +361,12 @@ start_servers() {
 	export COLLECTOR_TEST_S3_DIR="$dir/s3"
 	# For tests that run an S3 server of their own (e.g. one they stop and start again).
 	export COLLECTOR_TEST_VERSITYGW="$COLLECTOR_TEST_CACHE/bin/versitygw"
+	export COLLECTOR_TEST_MINIO_ENDPOINT="http://127.0.0.1:$minio_port"
+	export COLLECTOR_TEST_MINIO_BUCKET="$_SRV_BUCKET"
+	export COLLECTOR_TEST_MINIO_ACCESS_KEY="$_SRV_MINIO_USER"
+	export COLLECTOR_TEST_MINIO_SECRET_KEY="$_SRV_MINIO_PASSWORD"
+	export COLLECTOR_TEST_MINIO="$COLLECTOR_TEST_CACHE/bin/minio"
+	export COLLECTOR_TEST_MC="$COLLECTOR_TEST_CACHE/bin/mc"
 	export COLLECTOR_TEST_GCS_HOST="127.0.0.1:$gcs_port"
 	export COLLECTOR_TEST_GCS_BUCKET="$_SRV_BUCKET"
 	export COLLECTOR_TEST_AZURE_ENDPOINT="http://127.0.0.1:$azure_port/$_SRV_AZURE_ACCOUNT"
@@ -319,6 +379,8 @@ print_server_env() {
 	for var in COLLECTOR_TEST_SERVERS \
 		COLLECTOR_TEST_S3_ENDPOINT COLLECTOR_TEST_S3_BUCKET COLLECTOR_TEST_S3_ACCESS_KEY \
 		COLLECTOR_TEST_S3_SECRET_KEY COLLECTOR_TEST_S3_DIR COLLECTOR_TEST_VERSITYGW \
+		COLLECTOR_TEST_MINIO_ENDPOINT COLLECTOR_TEST_MINIO_BUCKET COLLECTOR_TEST_MINIO_ACCESS_KEY \
+		COLLECTOR_TEST_MINIO_SECRET_KEY COLLECTOR_TEST_MINIO COLLECTOR_TEST_MC \
 		COLLECTOR_TEST_GCS_HOST COLLECTOR_TEST_GCS_BUCKET \
 		COLLECTOR_TEST_AZURE_ENDPOINT COLLECTOR_TEST_AZURE_ACCOUNT COLLECTOR_TEST_AZURE_KEY; do
 		printf 'export %s=%q\n' "$var" "${!var}"
@@ -402,7 +464,7 @@ _srv_main() {
 		fi
 		print_server_env >"$state/env.sh"
 		cat "$state/env.sh"
-		_srv_say "started S3 $COLLECTOR_TEST_S3_ENDPOINT, GCS $COLLECTOR_TEST_GCS_HOST," \
+		_srv_say "started S3 $COLLECTOR_TEST_S3_ENDPOINT, MinIO $COLLECTOR_TEST_MINIO_ENDPOINT, GCS $COLLECTOR_TEST_GCS_HOST," \
 			"Azure $COLLECTOR_TEST_AZURE_ENDPOINT; logs in $state/logs;" \
 			"stop with: scripts/servers.sh stop"
 		;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (`make test`): installs and starts the three storage
+# The project's test command (`make test`): installs and starts the storage
 # emulators (scripts/servers.sh), runs `go test -race -count=1 ./...` against them
 # with the COLLECTOR_TEST_* variables exported, stops them again and exits with
 # go test's status. Extra arguments go to go test: scripts/test.sh -run TestS3 -v
@@ -44,9 +44,9 @@ install_servers
 t1=$(_ms)
 start_servers "$workdir"
 t2=$(_ms)
-printf 'test.sh: servers ready: install %d.%03ds, start %d.%03ds (S3 %s, GCS %s, Azure %s)\n' \
+printf 'test.sh: servers ready: install %d.%03ds, start %d.%03ds (S3 %s, MinIO %s, GCS %s, Azure %s)\n' \
 	$(((t1 - t0) / 1000)) $(((t1 - t0) % 1000)) $(((t2 - t1) / 1000)) $(((t2 - t1) % 1000)) \
-	"$COLLECTOR_TEST_S3_ENDPOINT" "$COLLECTOR_TEST_GCS_HOST" "$COLLECTOR_TEST_AZURE_ENDPOINT"
+	"$COLLECTOR_TEST_S3_ENDPOINT" "$COLLECTOR_TEST_MINIO_ENDPOINT" "$COLLECTOR_TEST_GCS_HOST" "$COLLECTOR_TEST_AZURE_ENDPOINT"
 
 # The report's render test screenshots a page in headless Chromium (Debian's
 # chromium package), installed here where it is missing; under this script the

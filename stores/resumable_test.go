@@ -142,7 +142,7 @@ func s3Kind(name string, fixture func(testing.TB) storetest.Fixture, checksum st
 		abortDrops: true,
 		stale: func(t *testing.T, e *env, key string) {
 			_, err := e.s3Client(t).CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{
-				Bucket: aws.String(e.target.Bucket), Key: aws.String(e.target.Prefix + key),
+				Bucket: aws.String(e.target.Bucket), Key: aws.String(escape.S3Key(e.target.Prefix + key)),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -246,7 +246,7 @@ func (e *env) s3Client(t *testing.T) *s3.Client {
 
 func s3Uploads(t *testing.T, e *env, key string) int {
 	t.Helper()
-	full := e.target.Prefix + key
+	full := escape.S3Key(e.target.Prefix + key) // as the uploader names it
 	out, err := e.s3Client(t).ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{
 		Bucket: aws.String(e.target.Bucket), Prefix: aws.String(full),
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -64,6 +65,9 @@ func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Progre
 		case err != nil:
 			return nil, fmt.Errorf("upload %q: list parts of upload %s: %w", p.Key, id, err)
 		}
+	}
+	if id == "" && p.Size == 0 {
+		return u.putEmpty(ctx, key, metadata, p)
 	}
 	if id == "" {
 		if !u.checksums {
@@ -159,6 +163,35 @@ func (u *s3Uploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Progre
 	// Failing to drop them does not undo the upload, so errors are ignored.
 	_ = u.abortOthers(ctx, key, id)
 	return sums.SHA256, nil
+}
+
+// putEmpty writes an empty object in one PutObject: a multipart upload of
+// one empty part has nothing to resume, and a server may not take the
+// full-object CRC32 of no bytes at its completion (MinIO combines no part's
+// checksum into none, and refuses the one sent). The object carries the
+// CRC32 of no bytes all the same, or the SHA-256 in its metadata where the
+// server takes no CRC32.
+func (u *s3Uploader) putEmpty(ctx context.Context, key string, metadata map[string]string, p *stores.Progress) ([]byte, error) {
+	sum := sha256.Sum256(nil)
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(u.bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(nil),
+		ContentLength: aws.Int64(0),
+		ContentType:   aws.String("application/octet-stream"),
+	}
+	if u.checksums {
+		in.ChecksumCRC32 = aws.String(parts.CRC32Base64(0))
+	} else {
+		metadata = parts.WithHash(metadata, sum[:])
+		md := md5.Sum(nil)
+		in.ContentMD5 = aws.String(base64.StdEncoding.EncodeToString(md[:]))
+	}
+	in.Metadata = escape.S3Metadata(metadata)
+	if _, err := u.client.PutObject(ctx, in, unsignedPayload); err != nil {
+		return nil, fmt.Errorf("upload %q: %w", p.Key, err)
+	}
+	return sum[:], nil
 }
 
 // s3Checksums says which checksums an upload carries: a CRC32 on every part
