@@ -202,9 +202,12 @@ type Report struct {
 	Outputs      []Output
 	OutputsCount int
 	OutputsBytes int64
-	Signed       bool // the links are signed URLs, valid until LinksExpire
-	LinksExpire  time.Time
-	Log          []LogLine
+	// OutputsMore says the listing stopped at maxListed objects: the totals
+	// count those.
+	OutputsMore bool
+	Signed      bool // the links are signed URLs, valid until LinksExpire
+	LinksExpire time.Time
+	Log         []LogLine
 	// Notes are what could not be read, for the reader to know.
 	Notes []string
 }
@@ -383,6 +386,10 @@ func endedPreemption(ctx context.Context, run *blob.Bucket) (int, *Preemption) {
 	return e.Attempt, e.Preemption
 }
 
+// maxListed bounds the listing of outputs/, which the totals count: a
+// run of millions of files is not listed whole for its page.
+const maxListed = 100000
+
 // readOutputs lists outputs/ and links the first MaxOutputs.
 func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options) error {
 	it := run.List(&blob.ListOptions{Prefix: resume.OutputsPrefix})
@@ -396,6 +403,10 @@ func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options
 		}
 		if obj.IsDir {
 			continue
+		}
+		if r.OutputsCount == maxListed {
+			r.OutputsMore = true
+			break
 		}
 		r.OutputsCount++
 		r.OutputsBytes += obj.Size

@@ -132,7 +132,7 @@ func (r *Report) writeSummary(p printer) {
 			card("container "+c.Name+" peak memory", fmtBytes(c.PeakMemoryBytes))
 		}
 	}
-	card("outputs", fmt.Sprintf("%d files, %s", r.OutputsCount, fmtBytes(float64(r.OutputsBytes))))
+	card("outputs", r.outputsTotal())
 	p("</div></section>\n")
 }
 
@@ -338,10 +338,10 @@ func (r *Report) writeOutputs(p printer) {
 		p("<p>No outputs in the store.</p></section>\n")
 		return
 	case r.Signed:
-		p("<p class=\"sub\">%d files, %s. The links are signed by the store and valid until %s; <code>collector report</code> makes fresh ones.</p>\n",
-			r.OutputsCount, fmtBytes(float64(r.OutputsBytes)), fmtTime(r.LinksExpire))
+		p("<p class=\"sub\">%s. The links are signed by the store and valid until %s; <code>collector report</code> makes fresh ones.</p>\n",
+			e(r.outputsTotal()), fmtTime(r.LinksExpire))
 	default:
-		p("<p class=\"sub\">%d files, %s, under <code>%s/outputs/</code> in the store.</p>\n", r.OutputsCount, fmtBytes(float64(r.OutputsBytes)), e(r.Run))
+		p("<p class=\"sub\">%s, under <code>%s/outputs/</code> in the store.</p>\n", e(r.outputsTotal()), e(r.Run))
 	}
 	p("<table><tr><th>path</th><th class=\"n\">size</th><th>modified</th></tr>\n")
 	for _, o := range r.Outputs {
@@ -352,8 +352,12 @@ func (r *Report) writeOutputs(p printer) {
 		p("<tr><td>%s</td><td class=\"n\">%s</td><td>%s</td></tr>\n", name, fmtBytes(float64(o.Size)), fmtTime(o.ModTime))
 	}
 	p("</table>\n")
-	if more := r.OutputsCount - len(r.Outputs); more > 0 {
-		p("<p class=\"sub\">and %d more, not listed here (<code>collector restore</code> brings them all back).</p>\n", more)
+	if more := r.OutputsCount - len(r.Outputs); more > 0 || r.OutputsMore {
+		n := strconv.Itoa(more)
+		if r.OutputsMore {
+			n = "more than " + n
+		}
+		p("<p class=\"sub\">and %s more, not listed here (<code>collector restore</code> brings them all back).</p>\n", n)
 	}
 	p("</section>\n")
 }
@@ -387,4 +391,12 @@ func (r *Report) writeLog(p printer) {
 		p("<span class=\"%s\"><u>%s a%d %s/%s</u> %s</span>", strings.Join(class, " "), l.Time.Format("01-02 15:04:05.000"), l.Track.Attempt, e(l.Container), e(l.Stream), e(l.Text))
 	}
 	p("</pre></section>\n")
+}
+
+// outputsTotal is the outputs' count and size, in words.
+func (r *Report) outputsTotal() string {
+	if r.OutputsMore {
+		return fmt.Sprintf("more than %d files, more than %s", r.OutputsCount, fmtBytes(float64(r.OutputsBytes)))
+	}
+	return fmt.Sprintf("%d files, %s", r.OutputsCount, fmtBytes(float64(r.OutputsBytes)))
 }

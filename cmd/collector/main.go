@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/google/uuid"
 	"gocloud.dev/blob"
@@ -360,7 +359,7 @@ func (c *collector) restoreOnly(ctx context.Context) int {
 // the run ends (SIGTERM, or the wrapped command's exit), within one shutdown
 // budget from SIGTERM.
 func (c *collector) sync(ctx context.Context, mode string) int {
-	started := time.Now()
+	clock := startAttemptClock(ctx)
 	probeCtx, stopProbe := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProbe()
 	go func() {
@@ -406,7 +405,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	}
 	if mode == "sidecar" {
 		err := runComponents(ctx, ctx, budget, c.log, components, finish)
-		c.endAttempt(ctx, st, mode, started, nil, err)
+		c.endAttempt(ctx, st, mode, clock, nil, err)
 		report.end(nil, err)
 		if err != nil {
 			c.log.Error("stopped with work not in the store", "err", err)
@@ -447,7 +446,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 		c.log.Error("stopped with work not in the store", "err", componentsErr)
 	}
 	commandCode := code
-	c.endAttempt(ctx, st, mode, started, &commandCode, componentsErr)
+	c.endAttempt(ctx, st, mode, clock, &commandCode, componentsErr)
 	report.end(&commandCode, componentsErr)
 	if componentsErr != nil && code == 0 {
 		code = exitFailure

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -143,24 +144,47 @@ func writeReport(rep *report.Report, out string, stdout io.Writer) error {
 	return os.Rename(f.Name(), out)
 }
 
-// reportTimeout bounds the report at the end of an attempt: short after a
-// SIGTERM, whose grace period the final sync has mostly used.
-func reportTimeout(signalled bool) time.Duration {
-	if signalled {
-		return 5 * time.Second
+// attemptClock is when the attempt started and when a SIGTERM (ctx's end)
+// came, which starts the shutdown budget.
+type attemptClock struct {
+	started time.Time
+	term    atomic.Int64 // Unix ns; 0 until ctx ends
+}
+
+// startAttemptClock starts the attempt's clock.
+func startAttemptClock(ctx context.Context) *attemptClock {
+	c := &attemptClock{started: time.Now()}
+	context.AfterFunc(ctx, func() { c.term.Store(time.Now().UnixNano()) })
+	return c
+}
+
+// reportBudget bounds the end of an attempt's record and report: after a
+// SIGTERM, what is left of the shutdown budget, less a second, so that the
+// collector exits before the orchestrator's grace period ends; otherwise a
+// minute.
+func (c *attemptClock) reportBudget(shutdown time.Duration) time.Duration {
+	term := c.term.Load()
+	if term == 0 {
+		return time.Minute
 	}
-	return 60 * time.Second
+	return shutdown - time.Since(time.Unix(0, term)) - time.Second
 }
 
 // endAttempt runs after the attempt's final sync: it records the attempt's
 // end (its exit code in wrapper mode) and, unless --report=false, writes
 // the run's report to <run>/report.html. Neither changes how the collector
 // exits: a failure is a warning.
-func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode string, started time.Time, code *int, failure error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout(ctx.Err() != nil))
+func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode string, clock *attemptClock, code *int, failure error) {
+	budget := clock.reportBudget(c.set.Sync.ShutdownTimeout)
+	if budget < time.Second {
+		c.log.Warn("no time left of the shutdown budget to record the attempt's end and write the run's report", "shutdown_timeout", c.set.Sync.ShutdownTimeout)
+		return
+	}
+	deadline := time.Now().Add(budget)
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	rec := report.AttemptRecord{
-		Attempt: st.Attempt, Mode: mode, Started: started.UTC(), Ended: time.Now().UTC(),
+		Attempt: st.Attempt, Mode: mode, Started: clock.started.UTC(), Ended: time.Now().UTC(),
 		ExitCode: code, NodeCPUs: runtime.NumCPU(),
 	}
 	if failure != nil {
@@ -172,7 +196,11 @@ func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode strin
 	if !c.set.Report {
 		return
 	}
-	rep, err := report.Collect(rctx, c.run, report.Options{
+	// Reading the store gets two thirds of what is left; the upload the
+	// rest, so that a slow read still leaves time to store what it read.
+	cctx, ccancel := context.WithDeadline(rctx, time.Now().Add(time.Until(deadline)*2/3))
+	defer ccancel()
+	rep, err := report.Collect(cctx, c.run, report.Options{
 		Run: c.set.Run, Store: stores.Describe(c.conn), Version: buildVersion(), Current: &rec,
 		LinkExpiry: storeLinkExpiry, RelativeLinks: true,
 	})

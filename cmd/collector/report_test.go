@@ -205,3 +205,49 @@ func TestReportSignedLinks(t *testing.T) {
 		t.Errorf("GET the signed link: %s, %d bytes; want 200 and the output's 20000", resp.Status, len(body))
 	}
 }
+
+// TestReportSidecarOnSIGTERM: a sidecar ended by SIGTERM records its
+// attempt (no exit code: it runs no command) and writes the page within its
+// shutdown budget, and exits 0.
+func TestReportSidecarOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	os.MkdirAll(filepath.Join(dir, "outputs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "outputs", "a.txt"), []byte("a"), 0o644)
+	p := start(t, dir, nil, "--store", store, "--run", "side", "--outputs-path", filepath.Join(dir, "outputs"),
+		"--state-dir", filepath.Join(dir, "state"), "--sync-interval", "0.2", "--resources-interval", "0.2", "--shutdown-timeout", "10")
+	waitFor(t, 30*time.Second, "the output in the store", func() bool {
+		_, err := os.Stat(filepath.Join(store, "side", "outputs", "a.txt"))
+		return err == nil
+	})
+	if code := p.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d; want 0", code)
+	}
+	data, err := os.ReadFile(filepath.Join(store, "side", report.AttemptKey("", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec report.AttemptRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Mode != "sidecar" || rec.ExitCode != nil {
+		t.Errorf("record %s; want sidecar mode, no exit code", data)
+	}
+	page, err := os.ReadFile(filepath.Join(store, "side", "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPage(t, string(page), "", `href="./outputs/a.txt"`, "attempt 1")
+}
+
+func TestReportBudget(t *testing.T) {
+	c := &attemptClock{started: time.Now()}
+	if got := c.reportBudget(25 * time.Second); got != time.Minute {
+		t.Errorf("before a SIGTERM: %v; want a minute", got)
+	}
+	c.term.Store(time.Now().Add(-20 * time.Second).UnixNano())
+	if got := c.reportBudget(25 * time.Second); got > 4*time.Second || got < 3*time.Second {
+		t.Errorf("20 s after a SIGTERM with 25 s of budget: %v; want about 4 s (the rest less a second)", got)
+	}
+}
