@@ -55,6 +55,7 @@ type Spool struct {
 	producers map[string]*Producer // by folder
 	queue     []*upload            // sealed chunks not yet stored, in the order sealed
 	warned    time.Time            // when an upload error was last logged at Warn
+	ending    bool                 // the final upload has begun
 	wake      chan struct{}
 	open      stdsync.WaitGroup // producers not Done yet
 	rushAt    atomic.Int64      // Rush's time (Unix ns); 0 before
@@ -227,6 +228,7 @@ func (s *Spool) Run(stop, deadline context.Context) error {
 		case <-done:
 			done, final = nil, true
 			s.mu.Lock()
+			s.ending = true
 			for _, u := range s.queue {
 				u.after = time.Time{} // the end: everything is tried at once
 			}
@@ -318,9 +320,10 @@ func (s *Spool) finish(ctx context.Context, r result) bool {
 	} else {
 		u.refused = 0
 	}
-	// The sync interval, at most, between tries, as a pass of the outputs.
+	// The sync interval, at most, between tries, as a pass of the outputs;
+	// 2 s in the final upload, as the outputs' final sync.
 	limit := 2 * time.Second
-	if s.cfg.Interval > limit {
+	if s.cfg.Interval > limit && !s.ending {
 		limit = s.cfg.Interval
 	}
 	u.after = time.Now().Add(min(200*time.Millisecond<<min(u.fails-1, 10), limit))
