@@ -110,20 +110,9 @@ func parsePage(t *testing.T, doc []byte) page {
 }
 
 func TestDayLongRun(t *testing.T) {
-	run := fileStore(t, "day")
 	sr := dayRun()
-	samples := sr.write(t, run)
-
-	start := time.Now()
-	rep, err := Collect(context.Background(), run, Options{Run: "day", Store: "file:///tmp/store", RelativeLinks: true, LinkExpiry: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc bytes.Buffer
-	if err := rep.Write(&doc); err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(start)
+	rep, page, samples, took := dayReport(t)
+	doc := bytes.NewBuffer(page)
 	t.Logf("%d samples (24 h at 1 s, %d GPUs), %d log lines: report of %d bytes (%.0f KiB) in %v",
 		samples, sr.gpus, 2*sr.logLines, doc.Len(), float64(doc.Len())/1024, took.Round(time.Millisecond))
 

@@ -6,7 +6,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
+	stdsync "sync"
 	"testing"
 	"time"
 
@@ -172,6 +174,52 @@ func put(t testing.TB, run *blob.Bucket, key string, data []byte) {
 	if err := run.WriteAll(context.Background(), key, data, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// day is the synthesised day's report, made once for the tests that read
+// it: reading 86,400 samples is the slow part of this package's tests.
+var day struct {
+	once    stdsync.Once
+	rep     *Report
+	doc     []byte
+	samples int
+	took    time.Duration // Collect and Write
+	err     error
+}
+
+// dayReport returns the report of dayRun, its page, how many samples it
+// read and how long Collect and Write took.
+func dayReport(t *testing.T) (*Report, []byte, int, time.Duration) {
+	t.Helper()
+	day.once.Do(func() {
+		dir, err := os.MkdirTemp("", "report-day-")
+		if err != nil {
+			day.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		b, err := fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true})
+		if err != nil {
+			day.err = err
+			return
+		}
+		defer b.Close()
+		run := blob.PrefixedBucket(b, "day/")
+		defer run.Close()
+		day.samples = dayRun().write(t, run)
+		start := time.Now()
+		day.rep, day.err = Collect(context.Background(), run, Options{Run: "day", Store: "file:///tmp/store", RelativeLinks: true, LinkExpiry: time.Hour})
+		if day.err != nil {
+			return
+		}
+		var doc bytes.Buffer
+		day.err = day.rep.Write(&doc)
+		day.doc, day.took = doc.Bytes(), time.Since(start)
+	})
+	if day.err != nil || day.rep == nil {
+		t.Fatalf("the day's report: %v", day.err)
+	}
+	return day.rep, day.doc, day.samples, day.took
 }
 
 // fileStore opens a file:// store in a new folder and returns the run's
