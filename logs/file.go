@@ -82,8 +82,9 @@ type tailed struct {
 	before    []byte // the bytes before pending, up to tailSize
 	head      []byte // the file's first bytes as read, up to headSize
 	joined    map[string][]byte
-	gone      bool // its path leads elsewhere now (renamed, deleted)
-	quiet     int  // polls since gone without new bytes
+	mtime     time.Time // the file's at the last look
+	gone      bool      // its path leads elsewhere now (renamed, deleted)
+	quiet     int       // polls since gone without new bytes
 }
 
 // fileRun is one Run of a file source.
@@ -263,7 +264,7 @@ func (r *fileRun) pass(final bool) (moved bool, err error) {
 	}
 	var left []*tailed
 	for _, t := range r.files {
-		grew, err := r.readAll(t)
+		grew, err := r.readAll(t, final)
 		if err != nil {
 			return moved, err
 		}
@@ -372,14 +373,20 @@ func hashHex(b []byte) string {
 }
 
 // readAll reads the file from where it is to its end, and reports whether
-// it grew. A file shorter than what was read, or whose bytes before the
-// offset changed, was truncated (copytruncate): it is read from its start.
-func (r *fileRun) readAll(t *tailed) (bool, error) {
+// it grew. A file shorter than what was read, or whose bytes before what
+// was read changed, was truncated (copytruncate): it is read from its
+// start. Those bytes are checked when the file grew, and when it is as
+// long as what was read but written since (its mtime), gone, or read for
+// the last time: a file truncated and written again to the same length.
+func (r *fileRun) readAll(t *tailed, final bool) (bool, error) {
 	fi, err := t.f.Stat()
 	if err != nil {
 		return false, nil
 	}
-	if fi.Size() < t.read || (fi.Size() > t.read && !t.readMatches()) {
+	check := fi.Size() > t.read ||
+		fi.Size() == t.read && t.read > 0 && (final || t.gone || !fi.ModTime().Equal(t.mtime))
+	t.mtime = fi.ModTime()
+	if fi.Size() < t.read || check && !t.readMatches() {
 		t.cur.Offset, t.cur.HeadLen, t.cur.Head, t.cur.Tail, t.read = 0, 0, "", "", 0
 		t.pending, t.scanned, t.before, t.head, t.joined = nil, 0, nil, nil, map[string][]byte{}
 	}

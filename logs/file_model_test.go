@@ -698,3 +698,23 @@ func TestRestartFinishesARotatedFileAtItsNewPath(t *testing.T) {
 		t.Errorf("records %q, want %q", got, want)
 	}
 }
+
+// A file truncated and written again to the length read, then deleted or
+// left as it is to the end of the run, is read again.
+func TestTruncatedToTheLengthRead(t *testing.T) {
+	for _, remove := range []bool{false, true} {
+		log := filepath.Join(t.TempDir(), "app.log")
+		os.WriteFile(log, []byte("one\n"), 0o644)
+		got := runPasses(t, log, nil, func(pass func()) {
+			os.WriteFile(log, []byte("two\n"), 0o644)
+			if remove {
+				os.Remove(log) // the source reads it on through its open file
+			}
+			pass()
+			pass()
+		})
+		if want := []string{"one", "two"}; !slices.Equal(got, want) {
+			t.Errorf("removed %v: records %q, want %q", remove, got, want)
+		}
+	}
+}
