@@ -68,7 +68,7 @@ func TestRenderInChromium(t *testing.T) {
 	shot, took := screenshot(t, bin, file)
 	fi, _ := os.Stat(file)
 	t.Logf("headless Chromium: the 24 h report (%d bytes) in %v, a blank page in %v", fi.Size(), took.Round(time.Millisecond), base.Round(time.Millisecond))
-	if out := os.Getenv("COLLECTOR_REPORT_SCREENSHOT"); out != "" {
+	if out := os.Getenv("COLLECTOR_TEST_REPORT_SCREENSHOT"); out != "" {
 		data, err := os.ReadFile(shot)
 		if err != nil {
 			t.Fatal(err)
