@@ -48,10 +48,23 @@ type AttemptRecord struct {
 // Preemption is a cloud's termination notice (a spot or preemptible
 // machine).
 type Preemption struct {
-	Cloud    string    `json:"cloud,omitempty"`  // aws, gcp, azure
-	Action   string    `json:"action,omitempty"` // as the cloud names it: terminate, stop, Preempt
-	Noticed  time.Time `json:"noticed"`
+	Cloud string `json:"cloud,omitempty"` // aws, gcp, azure
+	// Action is what the notice announces: interruption, rebalance, or the
+	// cloud's own word (terminate, stop, Preempt).
+	Action string `json:"action,omitempty"`
+	// Noticed is when the notice came, Deadline when the machine goes;
+	// either is zero where unknown.
+	Noticed  time.Time `json:"noticed,omitzero"`
 	Deadline time.Time `json:"deadline,omitzero"`
+}
+
+// at is where the notice goes on a timeline: when it came, else the
+// deadline it gave.
+func (p *Preemption) at() time.Time {
+	if !p.Noticed.IsZero() {
+		return p.Noticed
+	}
+	return p.Deadline
 }
 
 // AttemptKey is the record of an attempt, under the run's prefix:

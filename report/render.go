@@ -173,9 +173,9 @@ func (r *Report) writeTimeline(w io.Writer) {
 		for _, t := range a.OOMKills {
 			fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" style=\"fill:%s;font-weight:700\">✕<title>OOM kill %s</title></text>", r.x(t.UnixNano()), y+15, failColor, fmtTime(t))
 		}
-		if n := a.Preemption; n != nil && !n.Noticed.IsZero() {
-			fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" style=\"fill:%s;font-weight:700\">▼<title>preemption notice %s %s, deadline %s</title></text>",
-				r.x(n.Noticed.UnixNano()), y+12, noticeColor, e(n.Cloud), fmtTime(n.Noticed), fmtTime(n.Deadline))
+		if n := a.Preemption; n != nil && !n.at().IsZero() {
+			fmt.Fprintf(w, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" style=\"fill:%s;font-weight:700\">▼<title>preemption notice: %s</title></text>",
+				r.x(n.at().UnixNano()), y+12, noticeColor, e(noticeText(n)))
 		}
 		// The outcome inside a wide bar, else beside it where there is room.
 		tx, anchor, style := x1+6, "start", ""
@@ -322,7 +322,7 @@ func (r *Report) writeAttemptsTable(p printer) {
 		}
 		outcome := a.Outcome()
 		if n := a.Preemption; n != nil {
-			outcome += fmt.Sprintf(" (notice %s %s at %s, deadline %s)", n.Cloud, n.Action, fmtTime(n.Noticed), fmtTime(n.Deadline))
+			outcome += " (" + noticeText(n) + ")"
 		}
 		p("<tr><td><i style=\"display:inline-block;width:10px;height:10px;background:%s\"></i> %s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td%s>%s</td></tr>\n",
 			r.colorOf(i), e(a.Label()), e(mode), fmtTime(a.Start), fmtTime(a.End), dur, class, e(outcome))
@@ -399,4 +399,22 @@ func (r *Report) outputsTotal() string {
 		return fmt.Sprintf("more than %d files, more than %s", r.OutputsCount, fmtBytes(float64(r.OutputsBytes)))
 	}
 	return fmt.Sprintf("%d files, %s", r.OutputsCount, fmtBytes(float64(r.OutputsBytes)))
+}
+
+// noticeText is a preemption notice in words.
+func noticeText(n *Preemption) string {
+	parts := []string{"notice"}
+	for _, w := range []string{n.Cloud, n.Action} {
+		if w != "" {
+			parts = append(parts, w)
+		}
+	}
+	if !n.Noticed.IsZero() {
+		parts = append(parts, "at "+fmtTime(n.Noticed))
+	}
+	s := strings.Join(parts, " ")
+	if !n.Deadline.IsZero() {
+		s += ", deadline " + fmtTime(n.Deadline)
+	}
+	return s
 }

@@ -258,3 +258,29 @@ func TestValueTicks(t *testing.T) {
 		t.Errorf("ticks %v, top %v", ticks, top)
 	}
 }
+
+func TestPreemptionInTheRecord(t *testing.T) {
+	run := fileStore(t, "p")
+	sr := synthRun{start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), attempts: []time.Duration{time.Minute}, interval: time.Second}
+	sr.write(t, run)
+	code := 143
+	deadline := sr.start.Add(50 * time.Second)
+	rec := AttemptRecord{Attempt: 1, Mode: "wrapper", Started: sr.start, Ended: sr.start.Add(time.Minute), ExitCode: &code,
+		Preemption: &Preemption{Cloud: "aws", Action: "interruption", Deadline: deadline}}
+	if err := PutAttempt(context.Background(), run, rec); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Collect(context.Background(), run, Options{Run: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc bytes.Buffer
+	if err := rep.Write(&doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"exit 143 (SIGTERM), OOM killed, preempted", "▼<title>preemption notice: notice aws interruption, deadline 2026-03-01 00:00:50 UTC</title>"} {
+		if !strings.Contains(doc.String(), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}

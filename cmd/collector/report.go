@@ -190,6 +190,7 @@ func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode strin
 	if failure != nil {
 		rec.Error = stores.RedactString(failure.Error())
 	}
+	rec.Preemption = c.preemptionNotice()
 	if err := report.PutAttempt(rctx, c.run, rec); err != nil {
 		c.log.Warn("cannot record the attempt's end in the store: the report shows no exit code for it", "err", stores.Redact(err))
 	}
@@ -216,4 +217,41 @@ func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode strin
 		return
 	}
 	c.log.Info("wrote the run's report", "key", c.set.Run+"/"+reportKey, "bytes", page.Len())
+}
+
+// preemptionNotice is the cloud's notice the attempt got, as the collector's
+// metrics publish it (collector_preemption_notice, and the deadline of an
+// interruption); nil when none came. An interruption wins over a rebalance
+// recommendation.
+func (c *collector) preemptionNotice() *report.Preemption {
+	if c.probe == nil || c.probe.Metrics == nil {
+		return nil
+	}
+	families, err := c.probe.Metrics.Gather()
+	if err != nil {
+		return nil
+	}
+	var notice *report.Preemption
+	var deadline time.Time
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			v := m.GetGauge().GetValue()
+			switch f.GetName() {
+			case "collector_preemption_notice":
+				if v > 0 && (notice == nil || labels["kind"] == "interruption") {
+					notice = &report.Preemption{Cloud: labels["cloud"], Action: labels["kind"]}
+				}
+			case "collector_preemption_deadline_timestamp_seconds":
+				deadline = time.Unix(0, int64(v*1e9)).UTC()
+			}
+		}
+	}
+	if notice != nil && notice.Action == "interruption" {
+		notice.Deadline = deadline
+	}
+	return notice
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mlsidecar/collector/internal/probe"
 	"github.com/mlsidecar/collector/report"
 	"github.com/mlsidecar/collector/stores/storetest"
 )
@@ -249,5 +252,56 @@ func TestReportBudget(t *testing.T) {
 	c.term.Store(time.Now().Add(-20 * time.Second).UnixNano())
 	if got := c.reportBudget(25 * time.Second); got > 4*time.Second || got < 3*time.Second {
 		t.Errorf("20 s after a SIGTERM with 25 s of budget: %v; want about 4 s (the rest less a second)", got)
+	}
+}
+
+// notices publishes preemption notices as the preemption watch does.
+type notices struct {
+	kinds    []string
+	deadline time.Time
+}
+
+func (n notices) Describe(ch chan<- *prometheus.Desc) {
+	ch <- preemptionNotice
+	ch <- preemptionDeadline
+}
+
+func (n notices) Collect(ch chan<- prometheus.Metric) {
+	interrupted := false
+	for _, k := range n.kinds {
+		ch <- prometheus.MustNewConstMetric(preemptionNotice, prometheus.GaugeValue, 1, "aws", k)
+		interrupted = interrupted || k == "interruption"
+	}
+	if !interrupted {
+		ch <- prometheus.MustNewConstMetric(preemptionNotice, prometheus.GaugeValue, 0, "aws", "interruption")
+	}
+	if !n.deadline.IsZero() {
+		ch <- prometheus.MustNewConstMetric(preemptionDeadline, prometheus.GaugeValue, float64(n.deadline.Unix()), "aws")
+	}
+}
+
+// TestPreemptionNoticeInTheRecord: the notice the collector's metrics
+// publish goes into the attempt's record, an interruption with its
+// deadline before a rebalance recommendation.
+func TestPreemptionNoticeInTheRecord(t *testing.T) {
+	deadline := time.Date(2026, 3, 1, 12, 2, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		n    *notices
+		want *report.Preemption
+	}{
+		{"none", &notices{}, nil},
+		{"rebalance", &notices{kinds: []string{"rebalance"}}, &report.Preemption{Cloud: "aws", Action: "rebalance"}},
+		{"interruption", &notices{kinds: []string{"rebalance", "interruption"}, deadline: deadline}, &report.Preemption{Cloud: "aws", Action: "interruption", Deadline: deadline}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(tc.n)
+			c := &collector{probe: &probe.Probe{Metrics: reg}}
+			got := c.preemptionNotice()
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("got %+v; want %+v", got, tc.want)
+			}
+		})
 	}
 }
