@@ -1,0 +1,63 @@
+package resources
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob/memblob"
+)
+
+// TestReadSeries: the samples of a run's chunks in the store, by attempt
+// then sequence, an earlier version's names read the same; other objects
+// in the folder are not chunks; summary.json reads back.
+func TestReadSeries(t *testing.T) {
+	ctx := context.Background()
+	run := memblob.OpenBucket(nil)
+	defer run.Close()
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	chunk := func(key string, attempt int, values ...int) {
+		var b bytes.Buffer
+		gz := gzip.NewWriter(&b)
+		for _, v := range values {
+			s := Sample{Time: t0.Add(time.Duration(v) * time.Second), Attempt: attempt, Interval: time.Second}
+			s.Add("cpu_cores", float64(v))
+			gz.Write(s.appendJSON(nil))
+		}
+		gz.Close()
+		if err := run.WriteAll(ctx, Folder+"/"+key, b.Bytes(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunk("samples.000002.00000011.jsonl.gz", 2, 7, 8)
+	chunk("samples.000002.00000010.jsonl.gz", 2, 5, 6)
+	chunk("000001-a1.jsonl.gz", 1, 3, 4)
+	chunk("000000-a1.jsonl.gz", 1, 1, 2)
+	run.WriteAll(ctx, Folder+"/notes.txt", []byte("not a chunk"), nil)
+	var got []string
+	err := ReadSeries(ctx, run, func(s *Sample) error {
+		v, _ := s.Value("cpu_cores")
+		got = append(got, fmt.Sprintf("a%d:%v", s.Attempt, v))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[a1:1 a1:2 a1:3 a1:4 a2:5 a2:6 a2:7 a2:8]"; fmt.Sprint(got) != want {
+		t.Errorf("samples %v; want %s", got, want)
+	}
+
+	if _, ok, err := ReadSummary(ctx, run); ok || err != nil {
+		t.Errorf("no summary.json: ok %v, err %v; want neither", ok, err)
+	}
+	var agg Aggregates
+	agg.Add(&Sample{Time: t0, Attempt: 1, Interval: time.Second, Fields: []Field{{"cpu_cores", 2}}})
+	run.WriteAll(ctx, Folder+"/"+SummaryKey, agg.Summary("r", true, t0).JSON(), nil)
+	s, ok, err := ReadSummary(ctx, run)
+	if err != nil || !ok || s.Run != "r" || s.CPU.PeakCores != 2 {
+		t.Errorf("summary %+v, %v, %v; want run r, peak 2 cores", s, ok, err)
+	}
+}
