@@ -155,57 +155,63 @@ func TestReportBadInput(t *testing.T) {
 	}
 }
 
-// TestReportSignedLinks: on S3 the page links each output by a URL the
-// store signed, and the link gives the object's bytes.
+// TestReportSignedLinks: on S3 and Azure the page links each output by a
+// URL the store signed, and the link gives the object's bytes.
 func TestReportSignedLinks(t *testing.T) {
-	f := storetest.S3(t)
-	endpoint := os.Getenv("COLLECTOR_TEST_S3_ENDPOINT")
-	bucket := strings.SplitN(f.Conn.Schema.Bucket, "/", 4)[2]
-	env := map[string]string{
-		"AWS_ACCESS_KEY_ID":     os.Getenv("COLLECTOR_TEST_S3_ACCESS_KEY"),
-		"AWS_SECRET_ACCESS_KEY": os.Getenv("COLLECTOR_TEST_S3_SECRET_KEY"),
-	}
-	var penv []string
-	for k, v := range env {
-		penv = append(penv, k+"="+v)
-	}
-	store := "s3://" + bucket + "/signed?endpoint=" + endpoint
-	dir := t.TempDir()
-	p := start(t, dir, penv, "--store", store, "--run", "s", "--outputs-path", filepath.Join(dir, "outputs"),
-		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0.2", "--", "sh", "-c", reportJob)
-	if code := p.wait(t, 60*time.Second); code != 3 {
-		t.Fatalf("exit %d; want 3", code)
-	}
-	out := filepath.Join(dir, "page.html")
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
-	code, msg := runInProcess(t, env, "report", "--store", store, "--run", "s", "-o", out, "--link-expiry", "10m")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, msg)
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := string(data)
-	checkPage(t, page, endpoint+"/", "valid until")
-	m := regexp.MustCompile(`<a href="([^"]+)">f2.bin</a>`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatal("f2.bin is not linked")
-	}
-	link := strings.ReplaceAll(m[1], "&amp;", "&")
-	if !strings.Contains(link, "X-Amz-Signature=") {
-		t.Errorf("link %q is not signed", link)
-	}
-	resp, err := http.Get(link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || len(body) != 20000 {
-		t.Errorf("GET the signed link: %s, %d bytes; want 200 and the output's 20000", resp.Status, len(body))
+	for _, tc := range []struct {
+		name      string
+		fixture   func(testing.TB) storetest.Fixture
+		endpoint  string // where the links lead
+		signature string // a parameter of a signed link
+	}{
+		{"s3", storetest.S3, "COLLECTOR_TEST_S3_ENDPOINT", "X-Amz-Signature="},
+		{"azure", storetest.Azure, "COLLECTOR_TEST_AZURE_ENDPOINT", "sig="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.fixture(t)
+			env := map[string]string{}
+			for _, kv := range f.Env {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			dir := t.TempDir()
+			p := start(t, dir, f.Env, "--connections", f.Connections, "--run", "s", "--outputs-path", filepath.Join(dir, "outputs"),
+				"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0.2", "--", "sh", "-c", reportJob)
+			if code := p.wait(t, 60*time.Second); code != 3 {
+				t.Fatalf("exit %d; want 3", code)
+			}
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			out := filepath.Join(dir, "page.html")
+			code, msg := runInProcess(t, env, "report", "--connections", f.Connections, "--run", "s", "-o", out, "--link-expiry", "10m")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, msg)
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := string(data)
+			checkPage(t, page, os.Getenv(tc.endpoint)+"/", "valid until")
+			m := regexp.MustCompile(`<a href="([^"]+)">f2.bin</a>`).FindStringSubmatch(page)
+			if m == nil {
+				t.Fatal("f2.bin is not linked")
+			}
+			link := strings.ReplaceAll(m[1], "&amp;", "&")
+			if !strings.Contains(link, tc.signature) {
+				t.Errorf("link %q is not signed", link)
+			}
+			resp, err := http.Get(link)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || len(body) != 20000 {
+				t.Errorf("GET the signed link: %s, %d bytes; want 200 and the output's 20000", resp.Status, len(body))
+			}
+		})
 	}
 }
 
