@@ -175,6 +175,9 @@ func (c *attemptClock) reportBudget(shutdown time.Duration) time.Duration {
 // the run's report to <run>/report.html. Neither changes how the collector
 // exits: a failure is a warning.
 func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode string, clock *attemptClock, code *int, failure error) {
+	if ctx.Err() != nil { // ended by a signal whose AfterFunc has not run yet
+		clock.term.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	budget := clock.reportBudget(c.set.Sync.ShutdownTimeout)
 	if budget < time.Second {
 		c.log.Warn("no time left of the shutdown budget to record the attempt's end and write the run's report", "shutdown_timeout", c.set.Sync.ShutdownTimeout)
