@@ -166,7 +166,7 @@ func TestDayLongRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"exit 137 (SIGKILL)", "OOM killed", "exit 0", // the timeline
-		"cgroup limit 8 GiB", "cores of the node 16 cores", "gpu0 total, gpu1 total 80 GiB", "size 1 GiB", // limits
+		"cgroup limit 8 GiB", "cores of the node 16 cores", "cgroup CPU limit 12 cores", "gpu0 total, gpu1 total 80 GiB", "size 1 GiB", // limits
 		"peak 15 cores", // the spike
 		"Traceback (most recent call last):", "RuntimeError: CUDA out of memory &lt;b&gt;",
 		"<span class=\"se err\">", // stderr and an error

@@ -88,6 +88,7 @@ func (sr synthRun) write(t testing.TB, run *blob.Bucket) int {
 			s.Add("rss_bytes", mem*0.9)
 			s.Add("cgroup_memory_bytes", mem)
 			s.Add("cgroup_memory_limit_bytes", limitBytes)
+			s.Add("cgroup_cpu_limit_cores", 12)
 			oom := 0.0
 			if attempt == 1 && k == n-1 {
 				oom = 1
