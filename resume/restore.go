@@ -381,8 +381,9 @@ var restoreTuning = tuning{
 	syncfsFiles:  16,
 }
 
-// copyBuffers holds the download buffers, one per worker at a time.
-var copyBuffers = stdsync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+// copyBuffers holds the download buffers, one per worker at a time. Their
+// size is the size of each write into a restored file (see fetch).
+var copyBuffers = stdsync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 // errKeptLocal says a local file differs from the store's and was kept.
 var errKeptLocal = errors.New("local file kept")

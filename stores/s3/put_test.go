@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,7 +29,12 @@ func TestPutBytesChecksums(t *testing.T) {
 				t.Fatal("no proxy")
 			}
 			f.Conn.Schema.Bucket += "?endpoint=" + proxy
-			store := f.OpenStore(t)
+			var logs bytes.Buffer
+			store, err := stores.Open(context.Background(), f.Conn, stores.Options{Getenv: f.Getenv, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { store.Close() })
 			target := store.Target("run/")
 			ctx := context.Background()
 			data := bytes.Repeat([]byte("four KiB "), 455)
@@ -64,6 +70,10 @@ func TestPutBytesChecksums(t *testing.T) {
 			}
 			if got, want := attrs.Metadata[stores.HashMetadataKey], hex.EncodeToString(sha[:]); got != want {
 				t.Errorf("metadata sha256 = %q, want %q", got, want)
+			}
+
+			if logs.Len() > 0 {
+				t.Errorf("reading the object back logged:\n%s", logs.String())
 			}
 
 			traffic.Reset()

@@ -176,6 +176,12 @@ func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds
 		o.UsePathStyle = pathStyle
 		o.EndpointOptions.DisableHTTPS = disableHTTPS
 		o.APIOptions = append(o.APIOptions, headWithChecksums)
+		// The SDK does not ask for an object's checksum on every GET, and
+		// so does not warn about each object that has none (a small
+		// object's PUT carries its Content-MD5 only): what reads an object
+		// checks its bytes itself, a restore against the SHA-256 in the
+		// metadata or the full-object CRC32 that HEAD returns.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	b, err := s3blob.OpenBucket(ctx, client, bu.Bucket, &s3blob.Options{
 		RequestChecksumCalculation: cfg.RequestChecksumCalculation,
