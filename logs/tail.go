@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -12,8 +13,10 @@ import (
 )
 
 // Tail passes the run's last n records that f selects to fn, in Read's
-// order. It reads only each source's last chunks, enough to hold n records
-// of it, not the whole run: the last n of the run are among them.
+// order. It reads each source's chunks from the last one back, each once,
+// only until it holds n records of that source, and decodes only the lines
+// it keeps (and, with a filter, the lines it has to test): the last chunk
+// of a chatty job holds millions of lines.
 func Tail(ctx context.Context, run *blob.Bucket, f Filter, n int, fn func(e *Entry, raw []byte) error) error {
 	if n <= 0 {
 		return nil
@@ -31,37 +34,30 @@ func Tail(ctx context.Context, run *blob.Bucket, f Filter, n int, fn func(e *Ent
 		}
 		bySource[src] = append(bySource[src], k)
 	}
-	var keep []string
+	tails := make([][]tailRecord, 0, len(sources))
 	for _, src := range sources {
-		keys := bySource[src]
-		first, count := len(keys), 0
-		for first > 0 && count < n {
-			first--
-			c, err := countRecords(ctx, run, keys[first], f)
-			if err != nil {
-				return err
-			}
-			count += c
+		t, err := sourceTail(ctx, run, bySource[src], f, n)
+		if err != nil {
+			return err
 		}
-		keep = append(keep, keys[first:]...)
+		tails = append(tails, t)
 	}
-	// readChunks takes the keys in name order, each source's in its own.
-	ring := make([]struct {
-		e   Entry
-		raw []byte
-	}, n)
-	total := 0
-	err = readChunks(ctx, run, keep, f, func(e *Entry, raw []byte) error {
-		r := &ring[total%n]
-		r.e, r.raw = *e, append(r.raw[:0], raw...)
-		total++
-		return nil
-	})
-	if err != nil {
-		return err
+	// Merge the sources by timestamp as Read does, keeping the last n.
+	var merged []tailRecord
+	for {
+		best := -1
+		for i, t := range tails {
+			if len(t) > 0 && (best < 0 || t[0].e.Timestamp.Before(tails[best][0].e.Timestamp)) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		merged = append(merged, tails[best][0])
+		tails[best] = tails[best][1:]
 	}
-	for i := max(0, total-n); i < total; i++ {
-		r := &ring[i%n]
+	for _, r := range merged[max(0, len(merged)-n):] {
 		if err := fn(&r.e, r.raw); err != nil {
 			return err
 		}
@@ -69,36 +65,87 @@ func Tail(ctx context.Context, run *blob.Bucket, f Filter, n int, fn func(e *Ent
 	return nil
 }
 
-// countRecords counts the records of one chunk that f selects.
-func countRecords(ctx context.Context, run *blob.Bucket, key string, f Filter) (int, error) {
+type tailRecord struct {
+	e   Entry
+	raw []byte
+}
+
+// sourceTail returns the last n records of one source's chunks (keys, in
+// name order) that f selects, oldest first.
+func sourceTail(ctx context.Context, run *blob.Bucket, keys []string, f Filter, n int) ([]tailRecord, error) {
+	var have []tailRecord
+	for i := len(keys) - 1; i >= 0 && len(have) < n; i-- {
+		lines, err := lastLines(ctx, run, keys[i], f, n-len(have))
+		if err != nil {
+			return nil, err
+		}
+		recs := make([]tailRecord, 0, len(lines)+len(have))
+		for _, line := range lines {
+			e, err := ParseEntry(line)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", keys[i], err)
+			}
+			recs = append(recs, tailRecord{e, line})
+		}
+		have = append(recs, have...)
+	}
+	return have, nil
+}
+
+// lastLines returns the last m record lines of one chunk that f selects,
+// oldest first, without their newlines.
+func lastLines(ctx context.Context, run *blob.Bucket, key string, f Filter, m int) ([][]byte, error) {
 	r, err := run.NewReader(ctx, key, nil)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", key, err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	defer r.Close()
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", key, err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	defer gz.Close()
 	br := bufio.NewReaderSize(gz, 256<<10)
-	n := 0
+	ring := make([][]byte, m)
+	total := 0
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A record longer than the buffer: gather it whole.
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
 		if len(line) > 0 && err == nil {
-			e, perr := ParseEntry(line[:len(line)-1])
-			if perr != nil {
-				return 0, fmt.Errorf("read %s: %w", key, perr)
+			line = bytes.TrimSuffix(line, []byte("\n"))
+			if f != (Filter{}) {
+				e, perr := ParseEntry(line)
+				if perr != nil {
+					return nil, fmt.Errorf("read %s: %w", key, perr)
+				}
+				if !f.match(&e) {
+					continue
+				}
 			}
-			if f.match(&e) {
-				n++
-			}
+			slot := &ring[total%m]
+			*slot = append((*slot)[:0], line...)
+			total++
 			continue
 		}
 		if errors.Is(err, io.EOF) {
+			if len(line) > 0 {
+				return nil, fmt.Errorf("read %s: the last record has no newline", key)
+			}
 			break
 		}
-		return 0, fmt.Errorf("read %s: %w", key, err)
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	return n, nil
+	out := make([][]byte, 0, min(total, m))
+	for i := max(0, total-m); i < total; i++ {
+		out = append(out, ring[i%m])
+	}
+	return out, nil
 }
