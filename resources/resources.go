@@ -113,6 +113,7 @@ type Sampler struct {
 	gpu       *GPU
 	container *Container
 	tree      *ProcessTree
+	sp        *spool.Spool
 	prod      *spool.Producer
 	out       *spool.Writer
 	state     spool.Section
@@ -186,7 +187,7 @@ func New(cfg Config, sp *spool.Spool, state spool.Section, store Store) (*Sample
 		s.closeSources()
 		return nil, err
 	}
-	s.prod = prod
+	s.sp, s.prod = sp, prod
 	if s.out, err = prod.Writer(Series, spool.DefaultCompression, spool.SealAt{Bytes: cfg.ChunkBytes, Age: cfg.ChunkAge}); err != nil {
 		s.closeSources()
 		prod.Done()
@@ -313,21 +314,30 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 	keepErr(s.sample(time.Now()))
 	ticker.Reset(s.cfg.Interval)
 	lastSummary := time.Now()
+	tick := func(now time.Time, rush bool) {
+		sealed, err := s.sampleAndSeal(now, rush)
+		keepErr(err)
+		if sealed || (s.cfg.SummaryEvery > 0 && now.Sub(lastSummary) >= s.cfg.SummaryEvery) {
+			lastSummary = now
+			b := s.summaryJSON(false)
+			select {
+			case <-summaries:
+			default:
+			}
+			summaries <- b
+		}
+	}
+	// A preemption notice (the spool's Rush): a sample is taken and the
+	// chunk sealed at once, not at the next tick.
+	rushed := s.sp.Rushed()
 	for stop.Err() == nil {
 		select {
 		case <-stop.Done():
 		case now := <-ticker.C:
-			sealed, err := s.sampleAndSeal(now)
-			keepErr(err)
-			if sealed || (s.cfg.SummaryEvery > 0 && now.Sub(lastSummary) >= s.cfg.SummaryEvery) {
-				lastSummary = now
-				b := s.summaryJSON(false)
-				select {
-				case <-summaries:
-				default:
-				}
-				summaries <- b
-			}
+			tick(now, false)
+		case <-rushed:
+			rushed = nil
+			tick(time.Now(), true)
 		}
 	}
 	for _, src := range s.sources {
@@ -349,12 +359,12 @@ func (s *Sampler) Run(stop, deadline context.Context) error {
 }
 
 // sampleAndSeal takes a sample and seals the chunk when it is old or big
-// enough; it says whether it sealed one.
-func (s *Sampler) sampleAndSeal(now time.Time) (bool, error) {
+// enough, or at once with rush; it says whether it sealed one.
+func (s *Sampler) sampleAndSeal(now time.Time, rush bool) (bool, error) {
 	if err := s.sample(now); err != nil {
 		return false, err
 	}
-	if !s.out.Due(now) {
+	if !rush && !s.out.Due(now) {
 		return false, nil
 	}
 	return true, s.seal()

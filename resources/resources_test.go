@@ -886,3 +886,19 @@ func TestSidecarTree(t *testing.T) {
 		t.Errorf("processes = %v, want every process but the collector (init and the helper at least)", n)
 	}
 }
+
+// TestRushSealsTheOpenChunk: a preemption notice (the spool's Rush) puts the
+// series in the store at once, not at the next sample an interval later.
+func TestRushSealsTheOpenChunk(t *testing.T) {
+	r := newRig(t, newStore(t), t.TempDir(), &memState{}, Config{Interval: time.Hour})
+	stop := r.start()
+	defer stop()
+	r.spool.Rush()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.series()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no resource chunk in the store 10 s after the Rush (the sampling interval is an hour)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
