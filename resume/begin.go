@@ -18,6 +18,13 @@ type BeginOptions struct {
 	StatePath string       // the local state file
 	Outputs   string       // the outputs folder
 	Bucket    *blob.Bucket // rooted at the run's prefix
+	// State is where the state is kept in the store, rooted like Bucket
+	// (the replica's prefix in a distributed run); nil is Bucket.
+	State *blob.Bucket
+	// Own restores only the files of the state's manifest, those this
+	// replica uploaded, not every object under outputs/: a replica of a
+	// distributed run. Without a state, nothing is restored.
+	Own bool
 	// Store names the store (stores.Identity). A local state saved for
 	// another store is moved aside and the run continues from this store's.
 	Store string
@@ -70,13 +77,20 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 			"state_store", st.Store, "store", opts.Store, "moved_to", aside)
 		local, st = false, nil
 	}
+	stateBucket := opts.State
+	if stateBucket == nil {
+		stateBucket = opts.Bucket
+	}
 	if !local {
-		if st, err = fromStore(ctx, opts.Bucket, opts.Run); err != nil {
+		if st, err = fromStore(ctx, stateBucket, opts.Run); err != nil {
 			return nil, stats, err
 		}
 	}
-	hasOutputs, err := storeHasOutputs(ctx, opts.Bucket)
-	if err != nil {
+	var hasOutputs bool
+	if opts.Own {
+		// Other replicas' outputs say nothing of this replica's attempts.
+		hasOutputs = st != nil && len(st.Outputs) > 0
+	} else if hasOutputs, err = storeHasOutputs(ctx, opts.Bucket); err != nil {
 		return nil, stats, err
 	}
 	switch {
@@ -102,7 +116,7 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 			Include:   opts.Include,
 			Workers:   opts.Workers,
 			Known:     st.Outputs,
-			FromKnown: local,
+			FromKnown: local || opts.Own,
 			Logger:    log,
 			Progress:  opts.Progress,
 		})

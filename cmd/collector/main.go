@@ -236,6 +236,10 @@ type collector struct {
 	conn   stores.Connection
 	store  *stores.Store
 	run    *blob.Bucket // rooted at <run>/
+	// home is the replica's own part of the run, rooted like run:
+	// <run>/ in a single-replica run, <run>/replicas/<name>/ in a
+	// distributed one (replica.go).
+	home *blob.Bucket
 	probe  *probe.Probe
 	listen func(context.Context) error
 	unlock func() // releases the run's state folder
@@ -279,7 +283,7 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 	}
 	// One collector per run's state folder: a second one (a sidecar started
 	// twice, a manual run beside a running one) is refused before it writes.
-	unlock, locked, err := resume.Lock(filepath.Join(set.StateDir, set.Run))
+	unlock, locked, err := resume.Lock(localDir(set))
 	var held *resume.LockedError
 	switch {
 	case errors.As(err, &held):
@@ -291,7 +295,7 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 		log.Warn("cannot lock the run's state folder; going on without the lock", "err", err)
 		unlock = func() {}
 	case !locked:
-		log.Warn("the file system of the state folder has no locks: nothing stops a second collector from using it", "dir", filepath.Join(set.StateDir, set.Run))
+		log.Warn("the file system of the state folder has no locks: nothing stops a second collector from using it", "dir", localDir(set))
 	}
 	p := probe.New(set.ProbeAddr, set.ReadyFile, log)
 	p.Remove()
@@ -301,12 +305,17 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 		store.Close()
 		return nil, usageError{err}
 	}
-	return &collector{
+	c := &collector{
 		set: set, log: log, conn: conn, store: store, unlock: unlock,
 		run:    blob.PrefixedBucket(store.Bucket(), set.Run+"/"),
 		probe:  p,
 		listen: func(ctx context.Context) error { return p.Serve(ctx, l) },
-	}, nil
+	}
+	c.home = c.run
+	if set.Replica != "" {
+		c.home = blob.PrefixedBucket(store.Bucket(), c.replicaKey())
+	}
+	return c, nil
 }
 
 func (c *collector) close() {
@@ -314,7 +323,16 @@ func (c *collector) close() {
 	c.unlock()
 }
 
-func (c *collector) statePath() string { return filepath.Join(c.set.StateDir, c.set.Run, "state.json") }
+func (c *collector) statePath() string { return filepath.Join(localDir(c.set), "state.json") }
+
+// localDir is the replica's folder in the state folder: <state-dir>/<run>,
+// and <state-dir>/<run>/replicas/<name> for a replica.
+func localDir(set *settings) string {
+	if set.Replica == "" {
+		return filepath.Join(set.StateDir, set.Run)
+	}
+	return filepath.Join(set.StateDir, set.Run, "replicas", set.Replica)
+}
 
 // begin restores the run (with auto-resume) and returns its state.
 func (c *collector) begin(ctx context.Context, forRestore bool) (*resume.State, error) {
@@ -323,6 +341,8 @@ func (c *collector) begin(ctx context.Context, forRestore bool) (*resume.State, 
 		StatePath:  c.statePath(),
 		Outputs:    c.set.OutputsPath,
 		Bucket:     c.run,
+		State:      c.home,
+		Own:        c.set.Replica != "" && c.set.Restore == "own",
 		Store:      stores.Identity(c.conn),
 		AutoResume: c.set.AutoResume || forRestore,
 		Include:    c.set.Sync.Include,
@@ -367,6 +387,12 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 			c.log.Error("probe server stopped", "err", err)
 		}
 	}()
+	if c.set.Replica != "" {
+		c.log = c.log.With("replica", c.set.Replica)
+		if c.set.replicaFrom != "" {
+			c.log.Info("replica named by the platform", "from", c.set.replicaFrom)
+		}
+	}
 	c.log.Info("collector starting", "run", c.set.Run, "mode", mode, "store", stores.Describe(c.conn),
 		"outputs", c.set.OutputsPath, "sync_interval", c.set.Sync.Interval.Seconds(),
 		"collect_artifacts", c.set.Plugins.CollectArtifactsOn(), "auto_resume", c.set.AutoResume)
@@ -381,7 +407,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 	c.log.Info("collector ready", "run", c.set.Run, "attempt", st.Attempt, "files_in_store", len(st.Outputs))
 	report := c.reportRun(st, mode)
 
-	keeper := resume.NewKeeper(c.statePath(), c.run, st, c.log)
+	keeper := resume.NewKeeper(c.statePath(), c.home, st, c.log)
 	if mode == "wrapper" {
 		c.capture, c.stdout, c.stderr = c.commandOutputs()
 		c.commandStarted = make(chan struct{})
@@ -398,7 +424,7 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 			return err
 		}
 		// Last of all: what this attempt stored is in the store by now.
-		if err := resume.MarkEnded(ctx, c.run, st.Attempt); err != nil {
+		if err := resume.MarkEnded(ctx, c.home, st.Attempt); err != nil {
 			c.log.Warn("cannot mark the attempt ended in the store: `collector logs --follow` goes on until stopped", "err", err)
 		}
 		return nil
@@ -495,7 +521,7 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 	if len(producers) > 0 {
 		sp, err := spool.New(spool.Config{
 			Dir:      c.spoolDir(),
-			Uploader: sync.NewFileUploader(c.set.Sync, c.store.Target(c.set.Run+"/"), budget),
+			Uploader: sync.NewFileUploader(c.set.Sync, c.store.Target(c.replicaKey()), budget),
 			Interval: c.set.Sync.Interval,
 			Workers:  c.set.Sync.Workers,
 			GiveUp:   c.set.Sync.ShutdownTimeout,
@@ -525,7 +551,7 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 type producer func(sp *spool.Spool, st *resume.State, keeper *resume.Keeper) (component, error)
 
 // spoolDir is the run's spool, in its state folder.
-func (c *collector) spoolDir() string { return filepath.Join(c.set.StateDir, c.set.Run, "spool") }
+func (c *collector) spoolDir() string { return filepath.Join(localDir(c.set), "spool") }
 
 func boolDigit(b bool) string {
 	if b {

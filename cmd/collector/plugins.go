@@ -196,7 +196,7 @@ func (r *runReport) end(code *int, failure error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), tracking.Timeout)
 	defer cancel()
-	if data, err := r.c.run.ReadAll(ctx, resourcesSummaryKey); err == nil && json.Valid(data) {
+	if data, err := r.c.home.ReadAll(ctx, resourcesSummaryKey); err == nil && json.Valid(data) {
 		st.Resources = data
 	} else if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		r.c.log.Debug("no resources summary for the tracking API", "err", stores.Redact(err))

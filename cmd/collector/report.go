@@ -188,7 +188,7 @@ func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode strin
 	defer cancel()
 	rec := report.AttemptRecord{
 		Attempt: st.Attempt, Mode: mode, Started: clock.started.UTC(), Ended: time.Now().UTC(),
-		ExitCode: code, NodeCPUs: runtime.NumCPU(),
+		ExitCode: code, NodeCPUs: runtime.NumCPU(), Replica: c.set.Replica,
 	}
 	if failure != nil {
 		rec.Error = stores.RedactString(failure.Error())
@@ -197,7 +197,9 @@ func (c *collector) endAttempt(ctx context.Context, st *resume.State, mode strin
 	if err := report.PutAttempt(rctx, c.run, rec); err != nil {
 		c.log.Warn("cannot record the attempt's end in the store: the report shows no exit code for it", "err", stores.Redact(err))
 	}
-	if !c.set.Report {
+	if !c.set.Report || c.set.Replica != "" {
+		// A replica does not write the run's page: N of them would each
+		// read the whole run at their end. `collector report` writes it.
 		return
 	}
 	// Reading the store gets two thirds of what is left; the upload the

@@ -51,7 +51,7 @@ func (c *collector) resourcesProducer(sp *spool.Spool, st *resume.State, keeper 
 			cfg.Pod = client
 		}
 	}
-	s, err := resources.New(cfg, sp, keeper.Section(resources.SectionName), c.store.Target(c.set.Run+"/"+resources.Folder+"/"))
+	s, err := resources.New(cfg, sp, keeper.Section(resources.SectionName), c.store.Target(c.replicaKey()+resources.Folder+"/"))
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)
 	}

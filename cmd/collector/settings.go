@@ -31,15 +31,23 @@ type settings struct {
 	Connections string
 	PluginsFile string
 	Run         string
-	StateDir    string
-	LogLevel    string
-	LogFormat   string
-	AutoResume  bool
-	ProbeAddr   string
-	ReadyFile   string
-	Sync        sync.Config
-	Logs        logs.Config
-	Preemption  preemption
+	// Replica names this collector's replica in a distributed run (N
+	// collectors, one run); "" is a single-replica run. replicaFrom is
+	// the platform's variable it was taken from, when not given.
+	Replica     string
+	replicaFrom string
+	// Restore is what a replica gets back at start: "own" (the files it
+	// uploaded) or "all" (the run's outputs).
+	Restore    string
+	StateDir   string
+	LogLevel   string
+	LogFormat  string
+	AutoResume bool
+	ProbeAddr  string
+	ReadyFile  string
+	Sync       sync.Config
+	Logs       logs.Config
+	Preemption preemption
 	// ResourcesInterval is the time between resource samples; <= 0 is off.
 	ResourcesInterval time.Duration
 	// ResourcesContainer is a container whose Docker stats are sampled.
@@ -70,6 +78,7 @@ func defaultSettings() *settings {
 	return &settings{
 		OutputsPath: "./outputs",
 		StateDir:    ".collector",
+		Restore:     "own",
 		LogLevel:    "info",
 		LogFormat:   "text",
 		AutoResume:  true,
@@ -98,6 +107,8 @@ func (s *settings) flagSet() *flag.FlagSet {
 	fs.StringVar(&s.Connections, "connections", s.Connections, "Polyaxon-style connections file (artifactsStore: and connections:)")
 	fs.StringVar(&s.PluginsFile, "plugins", s.PluginsFile, "Polyaxon-style plugins file (plugins:)")
 	fs.StringVar(&s.Run, "run", s.Run, "the run's name in the store (default: in a Kubernetes pod with autoResume, the pod's Job's name; else a new UUID)")
+	fs.StringVar(&s.Replica, "replica", s.Replica, "this replica's name in a distributed run (N collectors, one run): its state, attempts, logs and resources are its own in the store (default: from the platform's environment: TF_CONFIG, RANK, JOB_COMPLETION_INDEX; else none, a single-replica run)")
+	fs.StringVar(&s.Restore, "restore", s.Restore, "what a replica gets back at start with autoResume: own (the outputs it uploaded) or all (the run's outputs)")
 	fs.StringVar(&s.StateDir, "state-dir", s.StateDir, "folder for the collector's local state")
 	fs.StringVar(&s.LogLevel, "log-level", s.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&s.LogFormat, "log-format", s.LogFormat, "text or json")
@@ -311,6 +322,12 @@ func loadSettings(args []string, getenv func(string) string) (*settings, error) 
 	if err := s.runFromPod(getenv); err != nil {
 		return nil, err
 	}
+	if s.Replica == "" {
+		s.Replica, s.replicaFrom = replicaFromPlatform(getenv)
+		if !replicaPattern.MatchString(s.Replica) && s.Replica != "" {
+			return nil, fmt.Errorf("--replica: %s gives %q, not a valid replica name; set --replica (COLLECTOR_REPLICA) to 1 to 63 letters, digits, '.', '_' or '-'", s.replicaFrom, s.Replica)
+		}
+	}
 	s.runGenerated = s.Run == ""
 	return s, nil
 }
@@ -372,6 +389,12 @@ func (s *settings) validate() error {
 	}
 	if s.Run != "" && !runPattern.MatchString(s.Run) {
 		return fmt.Errorf("--run: %q is not a valid run name; use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Run)
+	}
+	if err := validateReplica(s.Replica); err != nil {
+		return err
+	}
+	if s.Restore != "own" && s.Restore != "all" {
+		return fmt.Errorf("--restore: %q is not a choice; valid: own (the files this replica uploaded), all (the run's outputs)", s.Restore)
 	}
 	if _, err := parseLevel(s.LogLevel); err != nil {
 		return err

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlsidecar/collector/stores/storetest"
+)
+
+func TestReplicaFromPlatform(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		want, src string
+	}{
+		{"none", nil, "", ""},
+		{"tfjob", map[string]string{"TF_CONFIG": `{"cluster":{"worker":["a:2222","b:2222"]},"task":{"type":"Worker","index":1}}`}, "worker-1", "TF_CONFIG"},
+		{"tfjob chief", map[string]string{"TF_CONFIG": `{"task":{"type":"chief","index":0}}`}, "chief-0", "TF_CONFIG"},
+		{"tf_config without a task", map[string]string{"TF_CONFIG": `{"cluster":{}}`}, "", ""},
+		{"pytorchjob", map[string]string{"RANK": "3", "WORLD_SIZE": "4"}, "rank-3", "RANK"},
+		{"rank alone", map[string]string{"RANK": "3"}, "", ""},
+		{"indexed job", map[string]string{"JOB_COMPLETION_INDEX": "7", "HOSTNAME": "train-7"}, "train-7", "HOSTNAME"},
+		{"jobset", map[string]string{"JOB_COMPLETION_INDEX": "2", "HOSTNAME": "js-workers-1-2"}, "js-workers-1-2", "HOSTNAME"},
+		{"indexed job, other hostname", map[string]string{"JOB_COMPLETION_INDEX": "7", "HOSTNAME": "train-7-x8k2p"}, "index-7", "JOB_COMPLETION_INDEX"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, src := replicaFromPlatform(func(k string) string { return tc.env[k] })
+			if got != tc.want || src != tc.src {
+				t.Errorf("replicaFromPlatform = %q from %q, want %q from %q", got, src, tc.want, tc.src)
+			}
+		})
+	}
+}
+
+func TestBadReplica(t *testing.T) {
+	work := t.TempDir()
+	store := filepath.Join(work, "store")
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--replica", "../x"}, nil, `--replica: "../x" is not a valid replica name`},
+		{[]string{"--replica", "a/b"}, nil, `--replica: "a/b" is not a valid replica name`},
+		{nil, map[string]string{"COLLECTOR_REPLICA": ".hidden"}, `--replica: ".hidden" is not a valid replica name`},
+		{nil, map[string]string{"TF_CONFIG": `{"task":{"type":"a b","index":0}}`}, `--replica: TF_CONFIG gives "a b-0", not a valid replica name`},
+		{[]string{"--restore", "mine"}, nil, `--restore: "mine" is not a choice; valid: own`},
+	} {
+		args := append([]string{"--store", store, "--run", "r", "--outputs-path", filepath.Join(work, "out")}, tc.args...)
+		code, out := runInProcess(t, tc.env, args...)
+		if code != exitUsage || !strings.Contains(out, tc.want) {
+			t.Errorf("collector %v (env %v) = %d, %q; want exit 2 and %q", tc.args, tc.env, code, out, tc.want)
+		}
+	}
+	if _, err := os.Stat(store); err == nil {
+		t.Errorf("the store %s was written by a bad setting", store)
+	}
+}
+
+// replicaCommand writes 20 files of the replica's own (r<name>/f<j>.txt),
+// one file every replica writes (shared.txt), the attempt it saw, and
+// prints lines lines.
+func replicaCommand(name string, lines int) string {
+	return fmt.Sprintf(`o="$COLLECTOR_OUTPUTS_PATH"; mkdir -p "$o/%[1]s"; `+
+		`for j in $(seq 1 20); do echo "%[1]s $j" > "$o/%[1]s/f$j.txt"; done; `+
+		`echo "from %[1]s" > "$o/shared.txt"; echo "$COLLECTOR_ATTEMPT" > "$o/%[1]s/attempt-$COLLECTOR_ATTEMPT"; `+
+		`i=1; while [ $i -le %[2]d ]; do echo "%[1]s line $i"; i=$((i+1)); done`, name, lines)
+}
+
+// TestReplicasKeepTheirOwnState: three replicas on one run (a folder store)
+// keep their own state and attempt count under replicas/<name>/, write one
+// outputs folder, and a replica retried on a fresh disk gets attempt 2 and
+// its own files back, not the others', and changes nothing of theirs.
+func TestReplicasKeepTheirOwnState(t *testing.T) {
+	work := t.TempDir()
+	store := filepath.Join(work, "store")
+	names := []string{"worker-0", "worker-1", "worker-2"}
+	args := func(name string) []string {
+		return []string{"--store", store, "--run", "dist", "--replica", name,
+			"--outputs-path", filepath.Join(work, name, "out"), "--state-dir", filepath.Join(work, name, "state"),
+			"--sync-interval", "0.3", "--settle", "0.05", "--resources-interval", "0.2",
+			"--", "sh", "-c", replicaCommand(name, 50)}
+	}
+	var procs []*process
+	for _, n := range names {
+		procs = append(procs, start(t, work, nil, args(n)...))
+	}
+	for i, p := range procs {
+		if code := p.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("replica %s exited %d:\n%s", names[i], code, p.stderr.String())
+		}
+	}
+	root := storetest.Folder(t, store)
+	for _, n := range names {
+		for j := 1; j <= 20; j++ {
+			key := fmt.Sprintf("dist/outputs/%s/f%d.txt", n, j)
+			if got, want := string(root[key]), fmt.Sprintf("%s %d\n", n, j); got != want {
+				t.Errorf("%s = %q, want %q", key, got, want)
+			}
+		}
+		for _, key := range []string{".collector/state.json", "resources/summary.json"} {
+			if _, ok := root["dist/replicas/"+n+"/"+key]; !ok {
+				t.Errorf("dist/replicas/%s/%s is not in the store", n, key)
+			}
+		}
+	}
+	for _, key := range []string{"dist/.collector/state.json", "dist/resources/summary.json"} {
+		if _, ok := root[key]; ok {
+			t.Errorf("%s is in the store: a distributed run keeps state and resources per replica", key)
+		}
+	}
+
+	// worker-1 again, on a fresh disk.
+	if err := os.RemoveAll(filepath.Join(work, "worker-1")); err != nil {
+		t.Fatal(err)
+	}
+	before := storetest.Folder(t, store)
+	p := start(t, work, nil, args("worker-1")...)
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("worker-1's retry exited %d:\n%s", code, p.stderr.String())
+	}
+	out := storetest.Folder(t, filepath.Join(work, "worker-1", "out"))
+	if _, ok := out["worker-1/attempt-2"]; !ok {
+		t.Errorf("worker-1's retry did not see attempt 2; its outputs folder: %v", keysOf(out))
+	}
+	for k := range out {
+		if strings.HasPrefix(k, "worker-0/") || strings.HasPrefix(k, "worker-2/") {
+			t.Errorf("worker-1's retry restored %s, another replica's file", k)
+		}
+	}
+	after := storetest.Folder(t, store)
+	for k, v := range before {
+		if strings.HasPrefix(k, "dist/replicas/worker-1/") || k == "dist/outputs/shared.txt" {
+			continue
+		}
+		if string(after[k]) != string(v) {
+			t.Errorf("%s changed by worker-1's retry", k)
+		}
+	}
+}
+
+func keysOf(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
