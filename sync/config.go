@@ -19,11 +19,23 @@ type Config struct {
 	// 30 s grace period. After a wrapped command's own exit, it bounds how
 	// long the final sync may go on without uploading anything.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
-	// RescanEvery makes every Nth interval pass scan the whole folder; the
-	// others sync only what file system events marked.
+	// RescanInterval is the time between full scans of the folder, the
+	// safety net behind file system events (which say nothing on NFS or
+	// FUSE); other passes sync only what the events marked. A scan that
+	// would cost more than rescanShare of a core at that rate waits longer,
+	// up to rescanLongest (or RescanInterval, if longer).
+	RescanInterval time.Duration `yaml:"rescan-interval"`
+	// RescanEvery is the deprecated form of RescanInterval: when set (> 0),
+	// a full scan every RescanEvery passes, taken as RescanEvery ×
+	// Interval.
 	RescanEvery int `yaml:"rescan-every"`
 	// Workers is the number of files uploaded at once.
 	Workers int `yaml:"workers"`
+	// Requests is the number of one-request jobs in flight at once: files
+	// below PartSize (each one PUT) and deletions. They cost a round trip,
+	// not memory, so many more go at once than Workers; their buffers still
+	// come out of MemoryBudget.
+	Requests int `yaml:"requests"`
 	// PartSize is the smallest part of a multipart upload. A file with more
 	// parts than the store takes (S3: 10,000) is sent in larger ones.
 	PartSize ByteSize `yaml:"part-size"`
@@ -50,8 +62,9 @@ func DefaultConfig() Config {
 		Interval:        10 * time.Second,
 		Settle:          2 * time.Second,
 		ShutdownTimeout: 25 * time.Second,
-		RescanEvery:     6,
+		RescanInterval:  time.Minute,
 		Workers:         16,
+		Requests:        64,
 		PartSize:        8 << 20,
 		PartConcurrency: 4,
 		MemoryBudget:    64 << 20,
@@ -64,8 +77,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*Seconds)(&c.Interval), "sync-interval", "seconds between syncs; <= 0 syncs only once, at the end")
 	fs.Var((*Seconds)(&c.Settle), "settle", "seconds a file must stay unmodified before it is uploaded (the final sync takes files as they are)")
 	fs.Var((*Seconds)(&c.ShutdownTimeout), "shutdown-timeout", "seconds the final sync may take after SIGTERM (after the command's own exit: may go without progress)")
-	fs.IntVar(&c.RescanEvery, "rescan-every", c.RescanEvery, "scan the whole folder every N passes (1: every pass); the others sync what file system events marked")
-	fs.IntVar(&c.Workers, "workers", c.Workers, "files uploaded at once")
+	fs.Var((*Seconds)(&c.RescanInterval), "rescan-interval", "seconds between full scans of the folder, behind file system events; a scan costing more than 1% of a core at that rate waits longer, up to 5 minutes")
+	fs.IntVar(&c.RescanEvery, "rescan-every", c.RescanEvery, "deprecated: use --rescan-interval; N is taken as N × --sync-interval seconds")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "large files (--part-size and up) uploaded at once")
+	fs.IntVar(&c.Requests, "requests", c.Requests, "small files (below --part-size) and deletions in flight at once, within --memory-budget")
 	fs.Var(&c.PartSize, "part-size", "smallest part of a multipart upload (e.g. 8MiB; 5MiB to 5GiB, and within the store's limits); larger files than the store's part count allows get larger parts")
 	fs.IntVar(&c.PartConcurrency, "part-concurrency", c.PartConcurrency, "parts of one file uploaded at once")
 	fs.Var(&c.MemoryBudget, "memory-budget", "upload buffers held at once, at most (e.g. 64MiB); the Go memory limit is this plus 32MiB unless GOMEMLIMIT is set")
@@ -81,10 +96,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--settle: %v is negative; want 0 or more seconds", c.Settle.Seconds())
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout: %v is not positive; want seconds > 0 (below the orchestrator's grace period, 30 s on Kubernetes)", c.ShutdownTimeout.Seconds())
-	case c.RescanEvery < 1:
-		return fmt.Errorf("--rescan-every: %d is not a number of passes; want 1 or more", c.RescanEvery)
+	case c.RescanInterval <= 0:
+		return fmt.Errorf("--rescan-interval: %v is not positive; want seconds > 0", c.RescanInterval.Seconds())
+	case c.RescanEvery < 0:
+		return fmt.Errorf("--rescan-every: %d is not a number of passes; want 1 or more (deprecated: use --rescan-interval)", c.RescanEvery)
 	case c.Workers < 1 || c.Workers > 1024:
 		return fmt.Errorf("--workers: %d is out of range; want 1 to 1024", c.Workers)
+	case c.Requests < 1 || c.Requests > maxRequests:
+		return fmt.Errorf("--requests: %d is out of range; want 1 to %d", c.Requests, maxRequests)
 	case c.PartSize < minPartSize || c.PartSize > maxPartSize:
 		return partSizeError(c.PartSize, "", minPartSize, maxPartSize)
 	case c.PartConcurrency < 1 || c.PartConcurrency > 64:
@@ -97,6 +116,19 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// rescanPeriod is the time between full scans that the settings ask for:
+// RescanInterval, or the deprecated RescanEvery passes of Interval.
+func (c Config) rescanPeriod() time.Duration {
+	if c.RescanEvery > 0 && c.Interval > 0 {
+		return time.Duration(c.RescanEvery) * c.Interval
+	}
+	return c.RescanInterval
+}
+
+// maxRequests bounds --requests. Beyond the idle connections the store's
+// client keeps (stores.IdleConnsPerHost), some requests dial anew.
+const maxRequests = 256
 
 // The range of --part-size in every store: S3's limits on a part, which are
 // the narrowest but for Azure's largest block (ValidateFor).

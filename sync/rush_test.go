@@ -45,7 +45,7 @@ func TestRushUploadsNewestFirstWithoutWaitingToSettle(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Settle = time.Minute
-	cfg.Workers = 1 // one upload at a time: the order is the plan's
+	cfg.Workers, cfg.Requests = 1, 1 // one upload at a time: the order is the plan's
 	o := &order{}
 	b := memblob.OpenBucket(nil)
 	s := newSyncer(t, cfg, dir, b, Options{Checkpointer: o})

@@ -103,6 +103,11 @@ type Syncer struct {
 	rootMovedWarned bool
 	// newestFirst: passes upload the newest files first (since Rush).
 	newestFirst atomic.Bool
+	// rescan is when the last full scan was and what it cost (guarded by
+	// mu): the loop's schedule of scans.
+	rescan rescans
+	// watch starts the loop's watcher: newWatcher, or a test's.
+	watch func() (*watcher, error)
 
 	totals totals
 
@@ -263,6 +268,11 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		unseen:  absent(root, entries),
 
 		heldSince: map[string]time.Time{},
+		rescan:    rescans{period: cfg.rescanPeriod()},
+	}
+	if cfg.RescanEvery > 0 && cfg.Interval > 0 {
+		log.Warn("--rescan-every is deprecated: use --rescan-interval; taken as a full scan every --rescan-every × --sync-interval",
+			"rescan_every", cfg.RescanEvery, "rescan_interval", cfg.rescanPeriod().Seconds())
 	}
 	var skip []string
 	for _, d := range opts.SkipDirs {
@@ -278,6 +288,7 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 	if fi, err := os.Stat(root); err == nil {
 		rootDev = deviceOf(fi)
 	}
+	s.watch = func() (*watcher, error) { return newWatcher(s.root, s.scan.ignored, s.log) }
 	s.scan = scanner{
 		root: root, skipDirs: skip, include: cfg.Include, exclude: cfg.Exclude, rootDev: rootDev,
 		outside: func(rel, target string) {
@@ -321,10 +332,11 @@ func (s *Syncer) Manifest() resume.Manifest {
 //
 // With an interval, a pass runs every Config.Interval, and file system events
 // bring a pass forward: once the tree has been quiet for the settle time, the
-// paths they marked are synced without a scan. Every Config.RescanEvery
-// passes, and whenever the watcher lost track (an overflow, a folder renamed,
-// a watch limit), the pass scans the whole folder: events are hints, the scan
-// is the truth.
+// paths they marked are synced without a scan. Every Config.RescanInterval
+// (longer when a scan costs more than a share of a core: see rescans), and
+// at once whenever the watcher lost track (an overflow, a folder renamed, a
+// watch limit), a pass scans the whole folder: events are hints, the scan is
+// the truth. Without a watcher, every pass scans.
 func (s *Syncer) Run(stop, deadline context.Context) error {
 	if s.cfg.Interval > 0 {
 		s.loop(stop)
@@ -336,7 +348,7 @@ func (s *Syncer) Run(stop, deadline context.Context) error {
 
 func (s *Syncer) loop(ctx context.Context) {
 	var changed <-chan struct{}
-	w, err := newWatcher(s.root, s.scan.ignored, s.log)
+	w, err := s.watch()
 	if err != nil {
 		s.log.Warn("cannot watch the outputs folder; relying on periodic scans", "err", err)
 	} else {
@@ -364,7 +376,10 @@ func (s *Syncer) loop(ctx context.Context) {
 		s.log.Error("sync pass failed", "err", err)
 	}
 	idle()
-	passes := 0
+	// The full scans' own timer, apart from the interval's ticker: reset
+	// after every pass, as any pass may have been a full scan.
+	rescan := time.NewTimer(s.untilRescan())
+	defer rescan.Stop()
 	for {
 		var st PassStats
 		var err error
@@ -377,16 +392,21 @@ func (s *Syncer) loop(ctx context.Context) {
 		case <-debounce.C:
 			st, err = s.incremental(ctx, w)
 		case <-ticker.C:
-			passes++
-			if w == nil || passes%s.cfg.RescanEvery == 0 {
-				if w != nil {
-					w.Take() // the scan covers what the events marked
-				}
+			if w == nil {
 				st, err = s.Pass(ctx, false)
 			} else {
 				st, err = s.incremental(ctx, w)
 			}
+		case <-rescan.C:
+			if s.untilRescan() > 0 {
+				break // a scan the watcher asked for came meanwhile
+			}
+			if w != nil {
+				w.Take() // the scan covers what the events marked
+			}
+			st, err = s.Pass(ctx, false)
 		}
+		rescan.Reset(s.untilRescan())
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("sync pass failed", "err", err)
 		}
@@ -397,6 +417,13 @@ func (s *Syncer) loop(ctx context.Context) {
 			debounce.Reset(quiet) // come back when they have settled
 		}
 	}
+}
+
+// untilRescan is how long until the next full scan is due (<= 0: due).
+func (s *Syncer) untilRescan() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rescan.until(s.now())
 }
 
 // idle hands the memory that passes used back to the system: a sidecar
@@ -565,6 +592,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
 	start := s.now()
+	cpu0, _ := processCPU()
 	var st PassStats
 	var files map[string]fileState
 	var unreadable map[string]error
@@ -612,43 +640,60 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 	}
 	jobs := s.plan(files, unreadable, final, start, &st, scope)
 	if scope == nil {
+		end := s.now()
+		cost := scanCost(start, end, cpu0)
+		s.mu.Lock()
+		s.rescan.last, s.rescan.cost = end, cost
+		s.mu.Unlock()
 		s.up.abandonMissing(ctx, files)
 		s.unrecorded = nil
 	}
 
 	var mu stdsync.Mutex // guards st and lastCheckpoint
 	lastCheckpoint := start
-	// A fixed set of workers, not a goroutine per file: a worker's stack
+	// Two fixed sets of workers, not a goroutine per file (a worker's stack
 	// grows once to what the SDK's deep call chains need, rather than once
-	// for every small file.
-	work := make(chan job)
+	// for every small file): --requests for the jobs of one request, whose
+	// cost is a round trip, and --workers for large files, whose parts
+	// hold the memory budget. Each set takes its jobs in the plan's order.
 	var workers stdsync.WaitGroup
-	for range min(s.cfg.Workers, len(jobs)) {
+	run := func(jobs []job, n int) {
+		if len(jobs) == 0 {
+			return
+		}
+		work := make(chan job)
+		for range min(n, len(jobs)) {
+			workers.Go(func() {
+				for j := range work {
+					entry, err := s.do(ctx, j)
+					mu.Lock()
+					// Long passes checkpoint as they go, so a killed collector
+					// redoes at most this much.
+					due := err == nil && s.ckpt != nil && s.checkpointDue(lastCheckpoint)
+					if due {
+						lastCheckpoint = s.now()
+					}
+					s.count(ctx, &st, j, entry, err)
+					mu.Unlock()
+					if due {
+						s.checkpoint(ctx)
+					}
+				}
+			})
+		}
 		workers.Go(func() {
-			for j := range work {
-				entry, err := s.do(ctx, j)
-				mu.Lock()
-				// Long passes checkpoint as they go, so a killed collector
-				// redoes at most this much.
-				due := err == nil && s.ckpt != nil && s.checkpointDue(lastCheckpoint)
-				if due {
-					lastCheckpoint = s.now()
+			defer close(work)
+			for _, j := range jobs {
+				if ctx.Err() != nil {
+					return
 				}
-				s.count(ctx, &st, j, entry, err)
-				mu.Unlock()
-				if due {
-					s.checkpoint(ctx)
-				}
+				work <- j
 			}
 		})
 	}
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- j
-	}
-	close(work)
+	small, large := s.oneRequest(jobs)
+	run(small, s.cfg.Requests)
+	run(large, s.cfg.Workers)
 	workers.Wait()
 	if adopting && ctx.Err() == nil {
 		s.adopt = false
@@ -754,6 +799,19 @@ func (s *Syncer) plan(files map[string]fileState, unreadable map[string]error, f
 		return jobs[a].state.ModTime < jobs[b].state.ModTime
 	})
 	return jobs
+}
+
+// oneRequest splits jobs, keeping their order, into those of one request to
+// the store (a deletion, a file below --part-size) and large files.
+func (s *Syncer) oneRequest(jobs []job) (small, large []job) {
+	for _, j := range jobs {
+		if j.delete || j.state.Size <= s.up.partSize {
+			small = append(small, j)
+		} else {
+			large = append(large, j)
+		}
+	}
+	return small, large
 }
 
 // underAny reports whether rel is one of the paths that could not be read,
