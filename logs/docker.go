@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/internal/docker"
 )
 
@@ -50,7 +51,7 @@ func NewDockerSource(container, socketPath string) (Source, error) {
 	return &dockerSource{
 		container: container,
 		client:    client,
-		retry:     backoff{min: 100 * time.Millisecond, max: 10 * time.Second},
+		retry:     backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second},
 		notFound:  2 * time.Minute,
 		drainFor:  5 * time.Second,
 	}, nil
@@ -59,7 +60,7 @@ func NewDockerSource(container, socketPath string) (Source, error) {
 type dockerSource struct {
 	container string
 	client    *docker.Client
-	retry     backoff
+	retry     backoff.Backoff
 	// notFound is how long the source waits for a container the engine
 	// does not know (compose may create it after the collector).
 	notFound time.Duration
@@ -102,14 +103,14 @@ func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record,
 			if time.Since(missingSince) > s.notFound {
 				return fmt.Errorf("docker:%s: the engine has no such container or compose service (waited %v)", s.container, s.notFound)
 			}
-			s.retry.wait(ctx)
+			s.retry.Wait(ctx)
 			continue
 		case errors.Is(err, syscall.EACCES):
 			return fmt.Errorf("docker:%s: %w (the collector's user may not use the Docker socket)", s.container, err)
 		case errors.Is(err, docker.ErrAmbiguous):
 			return fmt.Errorf("docker:%s: %w", s.container, err)
 		case err != nil:
-			s.retry.wait(ctx) // the engine restarting: try again
+			s.retry.Wait(ctx) // the engine restarting: try again
 			continue
 		}
 		missingSince = time.Time{}
@@ -118,13 +119,13 @@ func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record,
 			return nil // being removed, or dead: the engine gives no more of its log
 		}
 		if info.State.Status == "created" {
-			s.retry.wait(ctx) // not started yet
+			s.retry.Wait(ctx) // not started yet
 			continue
 		}
 		exited := info.State.Exited()
 		earlier := exited && info.State.FinishedAt.Before(started)
 		if earlier && readEarlier == info.State.FinishedAt.String() {
-			s.retry.wait(ctx) // read; waiting for the next start
+			s.retry.Wait(ctx) // read; waiting for the next start
 			continue
 		}
 		n, err := s.session(ctx, cur, reader, !exited, emit)
@@ -142,15 +143,15 @@ func (s *dockerSource) Run(ctx context.Context, from Position, emit func(Record,
 		}
 		if earlier && err == nil {
 			readEarlier = info.State.FinishedAt.String()
-			s.retry.reset()
+			s.retry.Reset()
 		} else if exited && err == nil {
 			return nil // read to the end after the container stopped
 		}
 		if n > 0 {
-			s.retry.reset()
+			s.retry.Reset()
 		}
 		if ctx.Err() == nil {
-			s.retry.wait(ctx)
+			s.retry.Wait(ctx)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/internal/docker/dockertest"
 )
 
@@ -19,7 +20,7 @@ func testDockerSource(t *testing.T, e *dockertest.Engine, container string) *doc
 		t.Fatal(err)
 	}
 	s := src.(*dockerSource)
-	s.retry = backoff{min: 5 * time.Millisecond, max: 50 * time.Millisecond}
+	s.retry = backoff.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}
 	s.client.Self = "none" // outside any compose project
 	return s
 }

@@ -16,6 +16,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mlsidecar/collector/internal/backoff"
 )
 
 // serviceAccountDir is where Kubernetes mounts a pod's service-account
@@ -101,7 +103,7 @@ func NewKubernetesSource(container string, getenv func(string) string) (Source, 
 		base:      "https://" + net.JoinHostPort(host, port) + "/api/v1/namespaces/" + url.PathEscape(ns) + "/pods/" + url.PathEscape(pod),
 		tokenPath: tokenPath,
 		http:      &http.Client{Transport: transport},
-		retry:     backoff{min: 100 * time.Millisecond, max: 10 * time.Second},
+		retry:     backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second},
 		drainFor:  5 * time.Second,
 	}, nil
 }
@@ -130,7 +132,7 @@ type kubernetesSource struct {
 	base           string // the pod's URL
 	tokenPath      string
 	http           *http.Client
-	retry          backoff
+	retry          backoff.Backoff
 	drainFor       time.Duration // bounds the last read at the end of the run
 }
 
@@ -315,7 +317,7 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 			return nil
 		}
 		if ctx.Err() == nil {
-			s.retry.wait(ctx)
+			s.retry.Wait(ctx)
 		}
 	}
 }
@@ -366,7 +368,7 @@ func (r *k8sRun) step(ctx context.Context, follow bool) (bool, error) {
 	case status.State.Running != nil:
 		n, err := r.read(ctx, false, follow)
 		if n > 0 {
-			r.retry.reset()
+			r.retry.Reset()
 		}
 		return false, err
 	case status.State.Terminated != nil:

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mlsidecar/collector/internal/backoff"
 )
 
 // fakeKube is an API server that speaks the pod and pod log endpoints of
@@ -82,7 +84,7 @@ func (k *fakeKube) source(t *testing.T, env map[string]string) *kubernetesSource
 		t.Fatal(err)
 	}
 	s := src.(*kubernetesSource)
-	s.retry = backoff{min: 5 * time.Millisecond, max: 50 * time.Millisecond}
+	s.retry = backoff.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond}
 	return s
 }
 

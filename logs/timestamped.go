@@ -3,12 +3,10 @@ package logs
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"strconv"
 	"time"
 )
@@ -300,31 +298,6 @@ func cutTimestamp(b []byte) (time.Time, []byte, bool) {
 	}
 	return ts.UTC(), b[i+1:], true
 }
-
-// backoff is a capped exponential wait with jitter between reconnects.
-type backoff struct {
-	min, max, next time.Duration
-}
-
-// wait sleeps for the next delay, or until ctx ends (false).
-func (b *backoff) wait(ctx context.Context) bool {
-	if b.next < b.min {
-		b.next = b.min
-	}
-	d := b.next/2 + rand.N(b.next/2+1)
-	b.next = min(2*b.next, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// reset starts the delays over: the last session made progress.
-func (b *backoff) reset() { b.next = b.min }
 
 // asEmitError returns the error emit gave, if err is one.
 func asEmitError(err error) (error, bool) {

@@ -3,8 +3,9 @@ package kube
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
+
+	"github.com/mlsidecar/collector/internal/backoff"
 )
 
 // The labels the Job controller puts on the pods it makes: the first since
@@ -37,7 +38,8 @@ var retryMin, retryMax = 250 * time.Millisecond, 4 * time.Second
 // a pod that no Job made. An answer that asking again may change (a 5xx, a
 // dropped connection) is asked again, with backoff, until ctx ends.
 func (c *Client) JobName(ctx context.Context) (string, error) {
-	wait := retryMin
+	// Jitter: a Job's pods starting together do not ask together.
+	retry := backoff.Backoff{Min: retryMin, Max: retryMax}
 	var last error // the server's last answer, rather than ctx's end
 	for {
 		var pod jobPod
@@ -52,15 +54,9 @@ func (c *Client) JobName(ctx context.Context) (string, error) {
 		if ctx.Err() == nil || last == nil {
 			last = err
 		}
-		// Jitter: a Job's pods starting together do not ask together.
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Wait(ctx) {
 			return "", last
-		case <-t.C:
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 
