@@ -496,7 +496,7 @@ func TestFollowEndsWhenTheRunEnded(t *testing.T) {
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		n := 0
-		err := Follow(ctx, b, 20*time.Millisecond, Filter{}, func(context.Context) (int, bool, error) { return tc.attempt, tc.ok, nil },
+		err := Follow(ctx, b, 20*time.Millisecond, Filter{}, func(context.Context, string) (int, bool, error) { return tc.attempt, tc.ok, nil },
 			func(*Entry, []byte) error { n++; return nil })
 		returned := ctx.Err() == nil
 		cancel()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"gocloud.dev/blob"
@@ -19,18 +20,37 @@ import (
 type Filter struct {
 	Container string
 	Stream    string
+	// Replica selects one replica of a distributed run.
+	Replica string
 }
 
 func (f Filter) match(e *Entry) bool {
 	return (f.Container == "" || e.Container == f.Container) && (f.Stream == "" || e.Stream == f.Stream)
 }
 
+// ReplicasFolder is where the replicas of a distributed run keep their own
+// folders, under the run's: replicas/<name>/logs/ holds a replica's chunks,
+// named as a single-replica run's are in logs/.
+const ReplicasFolder = "replicas"
+
+// chunkKey splits the key of a chunk, under the run, into its replica (""
+// for the run's own logs/) and its name in the logs folder.
+func chunkKey(key string) (replica, name string) {
+	if rest, ok := strings.CutPrefix(key, ReplicasFolder+"/"); ok {
+		replica, name, _ = strings.Cut(rest, "/"+Folder+"/")
+		return replica, name
+	}
+	return "", key[len(Folder)+1:]
+}
+
 // Read passes the run's records to fn in order: each source's chunks in
-// name order (attempt, then sequence), the sources merged by timestamp.
+// name order (attempt, then sequence), the sources merged by timestamp; in
+// a distributed run each replica's sources too, each record's Replica set.
 // run is the store rooted at the run (<run>/). raw is the record's JSON line
-// without its newline, valid only during the call.
+// without its newline, valid only during the call (it does not hold the
+// replica).
 func Read(ctx context.Context, run *blob.Bucket, f Filter, fn func(e *Entry, raw []byte) error) error {
-	names, err := listChunks(ctx, run)
+	names, err := listChunks(ctx, run, f.Replica)
 	if err != nil {
 		return err
 	}
@@ -41,23 +61,28 @@ func Read(ctx context.Context, run *blob.Bucket, f Filter, fn func(e *Entry, raw
 // chunks that landed since. A chunk that lands after a later one of its
 // source (uploads run in parallel) is printed when it lands.
 //
-// lastEnded, when set, says which attempt of the run last ended (its final
-// sync over, so all its chunks stored): Follow returns once it has read the
-// chunks of the run's last attempt after that attempt ended.
-func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Filter, lastEnded func(context.Context) (int, bool, error), fn func(e *Entry, raw []byte) error) error {
+// lastEnded, when set, says which attempt of a replica ("" in a
+// single-replica run) last ended (its final sync over, so all its chunks
+// stored): Follow returns once it has read the chunks of each replica's last
+// attempt after that attempt ended.
+func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Filter, lastEnded func(ctx context.Context, replica string) (int, bool, error), fn func(e *Entry, raw []byte) error) error {
 	done := map[string]bool{}
-	latest := 0 // the highest attempt of a chunk seen
+	latest := map[string]int{} // by replica, the highest attempt of a chunk seen
 	for {
 		// Asked before the listing: the chunks of an attempt that had
 		// ended by then are all in the listing.
-		endedAt, ended := 0, false
-		if lastEnded != nil {
-			var err error
-			if endedAt, ended, err = lastEnded(ctx); err != nil {
+		over := lastEnded != nil
+		for replica, attempt := range latest {
+			if !over {
+				break
+			}
+			endedAt, ended, err := lastEnded(ctx, replica)
+			if err != nil {
 				return err
 			}
+			over = ended && endedAt >= attempt
 		}
-		names, err := listChunks(ctx, run)
+		names, err := listChunks(ctx, run, f.Replica)
 		if err != nil {
 			return err
 		}
@@ -66,15 +91,17 @@ func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Fil
 			if !done[n] {
 				fresh = append(fresh, n)
 				done[n] = true
-				_, attempt, _, _ := parseChunkName(n[len(Folder)+1:])
-				latest = max(latest, attempt)
+				replica, name := chunkKey(n)
+				_, attempt, _, _ := parseChunkName(name)
+				latest[replica] = max(latest[replica], attempt)
+				over = false // a replica that logged since the question
 			}
 		}
 		if err := readChunks(ctx, run, fresh, f, fn); err != nil {
 			return err
 		}
-		if ended && endedAt >= latest {
-			return nil // no attempt after the one that ended has logged
+		if over && len(latest) > 0 {
+			return nil // no attempt after the ones that ended has logged
 		}
 		select {
 		case <-ctx.Done():
@@ -84,25 +111,59 @@ func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Fil
 	}
 }
 
-// listChunks returns the keys of the run's chunks, in name order.
-func listChunks(ctx context.Context, run *blob.Bucket) ([]string, error) {
-	var names []string
-	it := run.List(&blob.ListOptions{Prefix: Folder + "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
+// listChunks returns the keys of the run's chunks, in name order: the
+// run's own logs/, and each replica's (only replica's, when it is set).
+func listChunks(ctx context.Context, run *blob.Bucket, replica string) ([]string, error) {
+	var folders []string
+	if replica == "" {
+		folders = append(folders, Folder+"/")
+		replicas, err := listReplicas(ctx, run)
 		if err != nil {
-			return nil, fmt.Errorf("list %s/: %w", Folder, err)
+			return nil, err
 		}
-		name := obj.Key[len(Folder)+1:]
-		if _, _, _, ok := parseChunkName(name); ok {
-			names = append(names, obj.Key)
+		for _, r := range replicas {
+			folders = append(folders, ReplicasFolder+"/"+r+"/"+Folder+"/")
+		}
+	} else {
+		folders = append(folders, ReplicasFolder+"/"+replica+"/"+Folder+"/")
+	}
+	var names []string
+	for _, folder := range folders {
+		it := run.List(&blob.ListOptions{Prefix: folder})
+		for {
+			obj, err := it.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", folder, err)
+			}
+			if _, _, _, ok := parseChunkName(obj.Key[len(folder):]); ok {
+				names = append(names, obj.Key)
+			}
 		}
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// listReplicas returns the names of the run's replicas, those with a folder
+// under replicas/, in order.
+func listReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
+	var names []string
+	it := run.List(&blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return names, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s/: %w", ReplicasFolder, err)
+		}
+		if obj.IsDir {
+			names = append(names, strings.TrimSuffix(obj.Key[len(ReplicasFolder)+1:], "/"))
+		}
+	}
 }
 
 // readChunks merges the chunks given (keys in name order) by source.
@@ -110,11 +171,12 @@ func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 	var streams []*chunkStream
 	bySource := map[string]*chunkStream{}
 	for _, k := range keys {
-		src, _, _, _ := parseChunkName(k[len(Folder)+1:])
-		s := bySource[src]
+		replica, name := chunkKey(k)
+		src, _, _, _ := parseChunkName(name)
+		s := bySource[replica+"/"+src]
 		if s == nil {
-			s = &chunkStream{ctx: ctx, run: run, f: f}
-			bySource[src] = s
+			s = &chunkStream{ctx: ctx, run: run, f: f, replica: replica}
+			bySource[replica+"/"+src] = s
 			streams = append(streams, s)
 		}
 		s.keys = append(s.keys, k)
@@ -150,10 +212,11 @@ func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 
 // chunkStream reads one source's chunks in order, one record at a time.
 type chunkStream struct {
-	ctx  context.Context
-	run  *blob.Bucket
-	f    Filter
-	keys []string
+	ctx     context.Context
+	run     *blob.Bucket
+	f       Filter
+	keys    []string
+	replica string
 
 	key  string
 	r    *blob.Reader
@@ -191,6 +254,7 @@ func (s *chunkStream) next() error {
 				return fmt.Errorf("read %s: %w", s.key, perr)
 			}
 			if s.f.match(&e) {
+				e.Replica = s.replica
 				s.head, s.raw = &e, line
 				return nil
 			}

@@ -38,6 +38,9 @@ type Entry struct {
 	// of the wrapped command it dropped before this one because the spool
 	// was full.
 	Dropped int64 `json:"dropped,omitempty"`
+	// Replica is the replica of a distributed run whose chunk held the
+	// record, set by Read; a chunk's records do not hold it.
+	Replica string `json:"replica,omitempty"`
 }
 
 // Line is the entry's line as the source had it, without its newline.

@@ -21,14 +21,16 @@ func Tail(ctx context.Context, run *blob.Bucket, f Filter, n int, fn func(e *Ent
 	if n <= 0 {
 		return nil
 	}
-	names, err := listChunks(ctx, run)
+	names, err := listChunks(ctx, run, f.Replica)
 	if err != nil {
 		return err
 	}
 	bySource := map[string][]string{}
 	var sources []string
 	for _, k := range names {
-		src, _, _, _ := parseChunkName(k[len(Folder)+1:])
+		replica, name := chunkKey(k)
+		src, _, _, _ := parseChunkName(name)
+		src = replica + "/" + src
 		if _, seen := bySource[src]; !seen {
 			sources = append(sources, src)
 		}
@@ -85,6 +87,7 @@ func sourceTail(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", keys[i], err)
 			}
+			e.Replica, _ = chunkKey(keys[i])
 			recs = append(recs, tailRecord{e, line})
 		}
 		have = append(recs, have...)

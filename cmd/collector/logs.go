@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,7 @@ func (c *collector) commandOutputs() (capture *child.Capture, stdout, stderr *ch
 		return nil, nil, nil
 	}
 	capture = child.NewCapture(child.CaptureConfig{
-		SpillPath:  filepath.Join(c.set.StateDir, c.set.Run, "command-output.spill"),
+		SpillPath:  filepath.Join(localDir(c.set), "command-output.spill"),
 		SpillLimit: int64(c.set.Logs.SpoolLimit),
 		MaxLine:    int(c.set.Logs.LineLimit),
 	})
@@ -132,7 +133,7 @@ func (m logsMetrics) Collect(ch chan<- prometheus.Metric) {
 // runLogs is `collector logs`: print a run's logs from the store.
 func runLogs(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	set := defaultSettings()
-	var container, stream string
+	var container, stream, replica string
 	var follow, asJSON bool
 	interval := 2 * time.Second
 	fs := flag.NewFlagSet("collector logs", flag.ContinueOnError)
@@ -142,12 +143,13 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&set.Run, "run", getenv(envName("run")), "the run's name in the store")
 	fs.StringVar(&container, "container", "", "only this container's lines")
 	fs.StringVar(&stream, "stream", "", "only stdout or stderr")
+	fs.StringVar(&replica, "replica", "", "only this replica's lines (a distributed run; each line is labelled with its replica)")
 	fs.BoolVar(&follow, "follow", false, "keep printing lines as new chunks land")
 	fs.BoolVar(&asJSON, "json", false, "print the records (JSON Lines) instead of the lines")
 	fs.DurationVar(&interval, "follow-interval", interval, "how often --follow looks for new chunks")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "Usage: collector logs --store S --run R [--container C] [--stream stdout|stderr] [--follow] [--json]")
+			fmt.Fprintln(stdout, "Usage: collector logs --store S --run R [--replica NAME] [--container C] [--stream stdout|stderr] [--follow] [--json]")
 			return exitOK
 		}
 		fmt.Fprintf(stderr, "collector logs: %v (see collector logs --help)\n", err)
@@ -165,6 +167,9 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 		return exitUsage
 	case stream != "" && stream != "stdout" && stream != "stderr":
 		fmt.Fprintf(stderr, "collector logs: --stream: %q is not a stream; valid: stdout, stderr\n", stream)
+		return exitUsage
+	case validateReplica(replica) != nil:
+		fmt.Fprintf(stderr, "collector logs: %v\n", validateReplica(replica))
 		return exitUsage
 	case interval <= 0:
 		fmt.Fprintf(stderr, "collector logs: --follow-interval: %v; want a positive duration like 2s\n", interval)
@@ -191,12 +196,22 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 
 	w := newLineWriter(stdout)
 	printed := 0
+	midLine := false // the last record printed continues on the next
 	print := func(e *logs.Entry, raw []byte) error {
 		printed++
 		if asJSON {
+			if e.Replica != "" {
+				// The chunk's record, with the replica its key names.
+				w.Write([]byte(`{"replica":` + strconv.Quote(e.Replica) + `,`))
+				raw = raw[1:]
+			}
 			w.Write(raw)
 			w.Write([]byte{'\n'})
 		} else {
+			if e.Replica != "" && !midLine {
+				w.Write([]byte("[" + e.Replica + "] "))
+			}
+			midLine = e.Continued
 			w.Write(e.Line())
 			if !e.Continued {
 				w.Write([]byte{'\n'})
@@ -204,9 +219,14 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return w.err
 	}
-	f := logs.Filter{Container: container, Stream: stream}
+	f := logs.Filter{Container: container, Stream: stream, Replica: replica}
 	if follow {
-		lastEnded := func(ctx context.Context) (int, bool, error) { return resume.LastEnded(ctx, run) }
+		lastEnded := func(ctx context.Context, replica string) (int, bool, error) {
+			if replica == "" {
+				return resume.LastEnded(ctx, run)
+			}
+			return resume.LastEnded(ctx, blob.PrefixedBucket(run, resume.ReplicaPrefix(replica)))
+		}
 		err = logs.Follow(ctx, run, interval, f, lastEnded, func(e *logs.Entry, raw []byte) error {
 			err := print(e, raw)
 			return errors.Join(err, w.Flush())
@@ -248,7 +268,11 @@ func explainNoLines(ctx context.Context, run *blob.Bucket, name string, stderr i
 		fmt.Fprintf(stderr, "collector logs: the store holds nothing of run %q: no such run, or it has stored nothing yet (check --run and --store)\n", name)
 		return exitFailure
 	}
-	if withLogs, err := has(logs.Folder + "/"); err == nil && !withLogs {
+	withLogs, err := has(logs.Folder + "/")
+	if err == nil && !withLogs {
+		withLogs, err = has(logs.ReplicasFolder + "/")
+	}
+	if err == nil && !withLogs {
 		fmt.Fprintf(stderr, "collector logs: run %q has no logs in the store (log collection off, or nothing captured yet)\n", name)
 	}
 	return exitOK

@@ -427,6 +427,9 @@ func (c *collector) sync(ctx context.Context, mode string) int {
 		if err := resume.MarkEnded(ctx, c.home, st.Attempt); err != nil {
 			c.log.Warn("cannot mark the attempt ended in the store: `collector logs --follow` goes on until stopped", "err", err)
 		}
+		if c.set.Replica != "" && c.resourcesOn() {
+			c.sumReplicas(ctx)
+		}
 		return nil
 	}
 	if mode == "sidecar" {

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 
+	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
 )
 
 // A replica is one of N collectors on one run (a distributed job: one
@@ -83,4 +87,18 @@ func (c *collector) replicaRoot() *blob.Bucket {
 // the run: "<run>/" or "<run>/replicas/<name>/".
 func (c *collector) replicaKey() string {
 	return c.set.Run + "/" + resume.ReplicaPrefix(c.set.Replica)
+}
+
+// sumReplicas writes the run's resources summary, the sum over its replicas'
+// (resources.RunSummary), at the end of the replica's attempt: the last
+// replica to end writes the whole run's. It reads one summary per replica,
+// once per attempt, never during the run.
+func (c *collector) sumReplicas(ctx context.Context) {
+	sum, ok, err := resources.SumReplicas(ctx, c.run, c.set.Run, time.Now())
+	if err == nil && ok {
+		err = resources.PutRunSummary(ctx, c.run, sum)
+	}
+	if err != nil {
+		c.log.Warn("cannot write the run's resources summary, the sum over its replicas", "err", stores.Redact(err))
+	}
 }

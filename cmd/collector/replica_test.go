@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -108,11 +109,11 @@ func TestReplicasKeepTheirOwnState(t *testing.T) {
 			}
 		}
 	}
-	for _, key := range []string{"dist/.collector/state.json", "dist/resources/summary.json"} {
-		if _, ok := root[key]; ok {
-			t.Errorf("%s is in the store: a distributed run keeps state and resources per replica", key)
-		}
+	if _, ok := root["dist/.collector/state.json"]; ok {
+		t.Error("dist/.collector/state.json is in the store: a distributed run keeps its state per replica")
 	}
+	checkRunSummary(t, root, "dist", names)
+	checkReplicaLogs(t, []string{"--store", store, "--run", "dist"}, nil, names, 50)
 
 	// worker-1 again, on a fresh disk.
 	if err := os.RemoveAll(filepath.Join(work, "worker-1")); err != nil {
@@ -134,7 +135,9 @@ func TestReplicasKeepTheirOwnState(t *testing.T) {
 	}
 	after := storetest.Folder(t, store)
 	for k, v := range before {
-		if strings.HasPrefix(k, "dist/replicas/worker-1/") || k == "dist/outputs/shared.txt" {
+		// worker-1's own, and the run's summary (the sum over replicas,
+		// written again at each replica's end).
+		if strings.HasPrefix(k, "dist/replicas/worker-1/") || k == "dist/outputs/shared.txt" || k == "dist/resources/summary.json" {
 			continue
 		}
 		if string(after[k]) != string(v) {
@@ -149,4 +152,69 @@ func keysOf(m map[string][]byte) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// checkRunSummary checks the run's resources summary: one entry per replica,
+// each the replica's own summary, and core-seconds their sum.
+func checkRunSummary(t *testing.T, root map[string][]byte, run string, names []string) {
+	t.Helper()
+	var sum struct {
+		CPU struct {
+			CoreSeconds float64 `json:"core_seconds"`
+		} `json:"cpu"`
+		Replicas map[string]json.RawMessage `json:"replicas"`
+	}
+	if err := json.Unmarshal(root[run+"/resources/summary.json"], &sum); err != nil {
+		t.Fatalf("%s/resources/summary.json: %v", run, err)
+	}
+	total := 0.0
+	for _, n := range names {
+		var own struct {
+			CPU struct {
+				CoreSeconds float64 `json:"core_seconds"`
+			} `json:"cpu"`
+		}
+		if err := json.Unmarshal(root[run+"/replicas/"+n+"/resources/summary.json"], &own); err != nil {
+			t.Errorf("replica %s's summary: %v", n, err)
+		}
+		if _, ok := sum.Replicas[n]; !ok {
+			t.Errorf("the run's summary has no entry for replica %s", n)
+		}
+		total += own.CPU.CoreSeconds
+	}
+	if len(sum.Replicas) != len(names) || fmt.Sprintf("%.3f", sum.CPU.CoreSeconds) != fmt.Sprintf("%.3f", total) {
+		t.Errorf("the run's summary: %d replicas, %.3f core-seconds; want %d, %.3f (the sum)", len(sum.Replicas), sum.CPU.CoreSeconds, len(names), total)
+	}
+}
+
+// checkReplicaLogs checks what collector logs prints of a distributed run:
+// every replica's lines once, in each replica's order, labelled with it, and
+// with --replica only that replica's.
+func checkReplicaLogs(t *testing.T, args []string, env map[string]string, names []string, lines int) {
+	t.Helper()
+	code, out := runInProcess(t, env, append([]string{"logs"}, args...)...)
+	if code != 0 {
+		t.Fatalf("collector logs = %d:\n%s", code, out)
+	}
+	next := map[string]int{}
+	for _, l := range strings.Split(out, "\n") {
+		var label, name string
+		var i int
+		if _, err := fmt.Sscanf(l, "%s %s line %d", &label, &name, &i); err != nil || label != "["+name+"]" {
+			t.Fatalf("collector logs printed %q; want [replica] replica line N", l)
+		}
+		if i != next[name]+1 {
+			t.Fatalf("replica %s: line %d after line %d", name, i, next[name])
+		}
+		next[name] = i
+	}
+	for _, n := range names {
+		if next[n] != lines {
+			t.Errorf("replica %s: %d lines printed, want %d", n, next[n], lines)
+		}
+	}
+	code, out = runInProcess(t, env, append([]string{"logs", "--replica", names[0]}, args...)...)
+	if want := lines; code != 0 || strings.Count(out, "\n")+1 != want || strings.Count(out, "["+names[0]+"] ") != want {
+		t.Errorf("collector logs --replica %s = %d, %d lines; want 0, %d lines all of it", names[0], code, strings.Count(out, "\n")+1, want)
+	}
 }
