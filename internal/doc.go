@@ -1,6 +1,7 @@
 // Package internal holds the parts the product's packages use but no one
 // else should: the glob language of the settings (pathglob), the wrapped
 // command's runner (child), the HTTP probe server (probe), the Polyaxon
-// plugins schema (plugins) and the Docker engine client of the docker
-// plugin (docker).
+// plugins schema (plugins), the clients of the Docker engine (docker) and of
+// the Kubernetes API for the collector's own pod (kube), the message of
+// their error answers (errbody), and the one retry delay (backoff).
 package internal

@@ -2,138 +2,56 @@ package logs
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/mlsidecar/collector/internal/backoff"
+	"github.com/mlsidecar/collector/internal/kube"
 )
-
-// serviceAccountDir is where Kubernetes mounts a pod's service-account
-// token, CA and namespace.
-const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 // containerName is a Kubernetes container name: a DNS label.
 var containerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // NewKubernetesSource returns the source of the log of a container of the
 // collector's own pod, read through the Kubernetes API
-// (GET /api/v1/namespaces/{ns}/pods/{pod}/log, follow=true,
-// timestamps=true) with the pod's service account. The pod's name and
-// namespace come from the downward API: POD_NAME and POD_NAMESPACE (or
-// COLLECTOR_POD_NAME and COLLECTOR_POD_NAMESPACE, which win; the
-// namespace also from the service account's namespace file). The API
-// server is KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT; the token and
-// CA are read from /var/run/secrets/kubernetes.io/serviceaccount, or the
-// folder COLLECTOR_SERVICEACCOUNT_DIR names.
+// (GET .../pods/{pod}/log, follow=true, timestamps=true) with the pod's
+// service account, found as kube.FromEnv says; it needs get on pods and
+// pods/log.
 //
 // The API does not tell stdout from stderr: every record's stream is
 // "stdout". After a dropped stream or a restart of the collector the source
 // resumes with sinceTime and drops the lines already passed; when the
 // container restarted, it reads the end of the previous instance's log
 // (previous=true) before the new one's. The API server is reached only when
-// the source runs; the service account needs get on pods and pods/log.
+// the source runs.
 func NewKubernetesSource(container string, getenv func(string) string) (Source, error) {
 	spec := "k8s:" + container
 	if !containerName.MatchString(container) {
 		return nil, fmt.Errorf("--logs: %q: a container name is a DNS label: lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit", spec)
 	}
-	env := func(names ...string) string {
-		for _, n := range names {
-			if v := strings.TrimSpace(getenv(n)); v != "" {
-				return v
-			}
-		}
-		return ""
-	}
-	dir := env("COLLECTOR_SERVICEACCOUNT_DIR")
-	if dir == "" {
-		dir = serviceAccountDir
-	}
-	host, port := env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT")
-	if host == "" || port == "" {
-		return nil, fmt.Errorf("--logs: %q: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: the source reads the Kubernetes API from inside a pod", spec)
-	}
-	pod := env("COLLECTOR_POD_NAME", "POD_NAME")
-	if pod == "" {
-		return nil, fmt.Errorf("--logs: %q: the pod's name is unknown: set POD_NAME (or COLLECTOR_POD_NAME) from the downward API (valueFrom.fieldRef.fieldPath: metadata.name)", spec)
-	}
-	ns := env("COLLECTOR_POD_NAMESPACE", "POD_NAMESPACE")
-	if ns == "" {
-		b, err := os.ReadFile(filepath.Join(dir, "namespace"))
-		if ns = strings.TrimSpace(string(b)); err != nil || ns == "" {
-			return nil, fmt.Errorf("--logs: %q: the pod's namespace is unknown: set POD_NAMESPACE (or COLLECTOR_POD_NAMESPACE) from the downward API (valueFrom.fieldRef.fieldPath: metadata.namespace); %s gives none", spec, filepath.Join(dir, "namespace"))
-		}
-	}
-	tokenPath := filepath.Join(dir, "token")
-	if _, err := readToken(tokenPath); err != nil {
-		return nil, fmt.Errorf("--logs: %q: %v (the pod needs its service-account token: automountServiceAccountToken)", spec, err)
-	}
-	caPath := filepath.Join(dir, "ca.crt")
-	pem, err := os.ReadFile(caPath)
+	client, err := kube.FromEnv(getenv)
 	if err != nil {
-		return nil, fmt.Errorf("--logs: %q: the API server's CA: %v", spec, err)
+		return nil, fmt.Errorf("--logs: %q: %w", spec, err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--logs: %q: the API server's CA: %s holds no PEM certificate", spec, caPath)
-	}
-	transport := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout: 10 * time.Second,
-		MaxIdleConns:        2,
-		IdleConnTimeout:     60 * time.Second,
-	}
+	client.Needs = "get on pods and pods/log"
 	return &kubernetesSource{
 		container: container,
-		pod:       pod,
-		namespace: ns,
-		base:      "https://" + net.JoinHostPort(host, port) + "/api/v1/namespaces/" + url.PathEscape(ns) + "/pods/" + url.PathEscape(pod),
-		tokenPath: tokenPath,
-		http:      &http.Client{Transport: transport},
+		client:    client,
 		retry:     backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second},
 		drainFor:  5 * time.Second,
 	}, nil
 }
 
-// readToken reads the service-account token; kubelet rotates it in place,
-// so it is read again for every request.
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return "", fmt.Errorf("service-account token %s: %v", path, err)
-	}
-	token := strings.TrimSpace(string(b))
-	if token == "" {
-		return "", fmt.Errorf("service-account token %s is empty", path)
-	}
-	return token, nil
-}
-
 type kubernetesSource struct {
-	container      string
-	pod, namespace string
-	base           string // the pod's URL
-	tokenPath      string
-	http           *http.Client
-	retry          backoff.Backoff
-	drainFor       time.Duration // bounds the last read at the end of the run
+	container string
+	client    *kube.Client
+	retry     backoff.Backoff
+	drainFor  time.Duration // bounds the last read at the end of the run
 }
 
 func (s *kubernetesSource) Name() string { return sourceName("k8s", s.container) }
@@ -175,77 +93,14 @@ type k8sContainerState struct {
 	} `json:"terminated"`
 }
 
-// errAPI is an answer of the API server other than 200.
-type errAPI struct {
-	what    string
-	status  int
-	message string
-}
-
-func (e *errAPI) Error() string {
-	msg := fmt.Sprintf("kubernetes API: %s: %d %s: %s", e.what, e.status, http.StatusText(e.status), e.message)
-	switch e.status {
-	case http.StatusUnauthorized, http.StatusForbidden:
-		msg += " (the pod's service account needs a Role with get on pods and pods/log, bound by a RoleBinding)"
-	}
-	return msg
-}
-
-// permanent tells whether asking again cannot help.
-func (e *errAPI) permanent() bool {
-	switch e.status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		return true
-	}
-	return false
-}
-
-// get sends GET base+suffix?query with the pod's token.
-func (s *kubernetesSource) get(ctx context.Context, what, suffix string, query url.Values) (*http.Response, error) {
-	token, err := readToken(s.tokenPath)
-	if err != nil {
-		return nil, err
-	}
-	u := s.base + suffix
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes API: %s: %w", what, err)
-	}
-	if resp.StatusCode == http.StatusOK {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var status struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(body, &status) != nil || status.Message == "" {
-		status.Message = strings.TrimSpace(string(body))
-	}
-	return nil, &errAPI{what: what, status: resp.StatusCode, message: status.Message}
-}
-
 // podStatus returns the container's spec and status in the pod, and
 // whether the container will not run again once terminated.
 func (s *kubernetesSource) podStatus(ctx context.Context) (k8sContainer, *k8sContainerStatus, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := s.get(ctx, "get pod "+s.namespace+"/"+s.pod, "", nil)
-	if err != nil {
-		return k8sContainer{}, nil, false, err
-	}
-	defer resp.Body.Close()
 	var pod k8sPod
-	if err := json.NewDecoder(resp.Body).Decode(&pod); err != nil {
-		return k8sContainer{}, nil, false, fmt.Errorf("kubernetes API: get pod %s/%s: %w", s.namespace, s.pod, err)
+	if err := s.client.GetPod(ctx, &pod); err != nil {
+		return k8sContainer{}, nil, false, err
 	}
 	var spec *k8sContainer
 	var names []string
@@ -256,8 +111,8 @@ func (s *kubernetesSource) podStatus(ctx context.Context) (k8sContainer, *k8sCon
 		}
 	}
 	if spec == nil {
-		return k8sContainer{}, nil, false, &errAPI{what: "get pod " + s.namespace + "/" + s.pod, status: http.StatusNotFound,
-			message: fmt.Sprintf("the pod has no container %q (its containers: %s)", s.container, strings.Join(names, ", "))}
+		return k8sContainer{}, nil, false, &kube.Error{Op: "get pod " + s.client.Namespace + "/" + s.client.Pod, Status: http.StatusNotFound,
+			Message: fmt.Sprintf("the pod has no container %q (its containers: %s)", s.container, strings.Join(names, ", "))}
 	}
 	var status *k8sContainerStatus
 	for _, cs := range append(pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses...) {
@@ -307,9 +162,9 @@ func (s *kubernetesSource) Run(ctx context.Context, from Position, emit func(Rec
 		if err, ok := asEmitError(err); ok {
 			return err
 		}
-		var apiErr *errAPI
+		var apiErr *kube.Error
 		switch {
-		case errors.As(err, &apiErr) && apiErr.permanent():
+		case errors.As(err, &apiErr) && apiErr.Permanent():
 			return fmt.Errorf("k8s:%s: %w", s.container, err)
 		case ended && err != nil:
 			return fmt.Errorf("k8s:%s: last read at the end of the run: %w", s.container, err)
@@ -393,8 +248,8 @@ func (r *k8sRun) step(ctx context.Context, follow bool) (bool, error) {
 // noLog tells whether err is the API saying it has no such log (400: no
 // previous instance, the container waiting to start).
 func noLog(err error) bool {
-	var apiErr *errAPI
-	return errors.As(err, &apiErr) && apiErr.status == http.StatusBadRequest
+	var apiErr *kube.Error
+	return errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest
 }
 
 // read reads one log of the container (the current or the previous
@@ -410,7 +265,7 @@ func (r *k8sRun) read(ctx context.Context, previous, follow bool) (int, error) {
 	if since := r.cur.since(); !since.IsZero() {
 		q.Set("sinceTime", since.UTC().Format(time.RFC3339))
 	}
-	resp, err := r.get(ctx, "get pods/log of "+r.namespace+"/"+r.pod, "/log", q)
+	resp, err := r.client.Get(ctx, "get pods/log of "+r.client.Namespace+"/"+r.client.Pod, "/log", q)
 	if err != nil {
 		return 0, err
 	}

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mlsidecar/collector/internal/errbody"
 )
 
 // DefaultSocket is where the engine listens unless told otherwise.
@@ -109,14 +110,7 @@ func (c *Client) get(ctx context.Context, op, path string, query url.Values) (*h
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var msg struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(body, &msg) != nil || msg.Message == "" {
-		msg.Message = strings.TrimSpace(string(body))
-	}
-	return nil, &Error{Op: op, Status: resp.StatusCode, Message: msg.Message}
+	return nil, &Error{Op: op, Status: resp.StatusCode, Message: errbody.Message(resp.Body)}
 }
 
 // getJSON decodes the engine's answer to GET path?query into v.

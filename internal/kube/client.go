@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mlsidecar/collector/internal/errbody"
 )
 
 // ServiceAccountDir is where Kubernetes mounts a pod's service-account
@@ -32,6 +33,10 @@ func InPod(getenv func(string) string) bool {
 // for concurrent use.
 type Client struct {
 	Pod, Namespace string
+	// Needs is what the pod's service account must be granted for the
+	// caller's requests, named in a 401 or 403 error; "" is "get on pods".
+	// Set it before the first request.
+	Needs string
 
 	podURL    string
 	tokenPath string
@@ -126,13 +131,18 @@ type Error struct {
 	Op      string // "get pod ns/name"
 	Status  int
 	Message string
+	needs   string // Client.Needs
 }
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("kubernetes API: %s: %d %s: %s", e.Op, e.Status, http.StatusText(e.Status), e.Message)
 	switch e.Status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		msg += " (the pod's service account needs a Role with get on pods, bound by a RoleBinding)"
+		needs := e.needs
+		if needs == "" {
+			needs = "get on pods"
+		}
+		msg += " (the pod's service account needs a Role with " + needs + ", bound by a RoleBinding)"
 	}
 	return msg
 }
@@ -171,14 +181,7 @@ func (c *Client) Get(ctx context.Context, op, suffix string, query url.Values) (
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var status struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(body, &status) != nil || status.Message == "" {
-		status.Message = strings.TrimSpace(string(body))
-	}
-	return nil, &Error{Op: op, Status: resp.StatusCode, Message: status.Message}
+	return nil, &Error{Op: op, Status: resp.StatusCode, Message: errbody.Message(resp.Body), needs: c.Needs}
 }
 
 // GetPod decodes the pod into v, a struct of the fields the caller reads.
