@@ -73,7 +73,7 @@ type ProcessTree struct {
 	// missed: pids come round again only after pid_max new processes.)
 	outside map[int]bool
 	// lastPSS is when PSS was last read: reading it walks every mapping of
-	// every process, two thirds of a sample's cost, so it is read at most
+	// every process, the bulk of a sample's cost, so it is read at most
 	// every pssEvery.
 	lastPSS time.Time
 }
@@ -372,7 +372,7 @@ func (t *ProcessTree) listPIDs() ([]int, error) {
 }
 
 // read reads a small /proc file into t.buf, with plain system calls (no
-// *os.File: its set-up and finaliser were a fifth of a sample's cost).
+// *os.File: its set-up and finaliser would weigh on every sample).
 func (t *ProcessTree) read(pid int, name string) ([]byte, bool) {
 	t.path = append(t.path[:0], t.proc...)
 	t.path = append(t.path, '/')
