@@ -195,6 +195,6 @@ func (t Target) PutBytes(ctx context.Context, key string, data []byte, sums Sums
 
 // IdleConnsPerHost is how many idle connections to the store the backends'
 // HTTP clients keep. The SDKs' default (10) is below the collector's
-// parallel uploads (16 workers, parts in flight): every request beyond it
-// dialed a new connection and left one in TIME_WAIT.
+// parallel uploads (workers, parts in flight): every request beyond it
+// would dial a new connection and leave one in TIME_WAIT.
 const IdleConnsPerHost = 64

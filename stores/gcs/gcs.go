@@ -4,34 +4,12 @@
 // against the bytes it received before it commits the object.
 //
 // Beyond the bucket it provides the resumable large-object upload, which the
-// Go client cannot give: its resumable sessions live in one process and are
-// lost with it. Here the session is GCS's JSON API resumable upload
-// (uploadType=resumable), driven over HTTP with an authenticated client built
-// from the same credentials as the bucket's, and its session URI is the
-// Progress ID that the caller journals, so a restarted collector continues it:
-//
-//   - GCS takes the object's metadata when the session starts, before a part
-//     is sent. A new upload therefore reads the file once for its SHA-256 and
-//     CRC32C first, the way the ordinary path does: the session is started
-//     with the SHA-256 in the metadata (HashMetadataKey) and the CRC32C in the
-//     object resource, so the object never exists without its hash, and GCS
-//     refuses to commit bytes whose CRC32C differs from the file's. A resumed
-//     upload reads the file once.
-//   - Parts are sent in order, one at a time (a session takes its bytes in
-//     order), as chunks of PartSize bytes, which must be a multiple of
-//     256 KiB; the last one carries the whole file's CRC32C in X-Goog-Hash,
-//     which GCS checks against the object before it commits it.
-//   - After a restart, a status query (PUT with "Content-Range: bytes */SIZE")
-//     tells how many bytes the session holds; those are read again for the
-//     hash, not sent. A session GCS no longer knows (404, 410; they live a
-//     week) or one already completed ends the upload at once when the object
-//     holds the file whole, with its SHA-256; otherwise the upload starts over.
-//   - Abort cancels the session (DELETE).
-//
-// A session URI is a bearer credential for that one object: the uploader
-// sends it only to the endpoint it was started at, never puts it in an error
-// (every error passes through stores.Redact, which drops upload_id), and
-// hands it to the caller's journal, which keeps it in the local state file.
+// Go client cannot give (its sessions are lost with the process): a JSON API
+// resumable upload session, whose URI is the Progress ID the caller
+// journals, so a restarted collector continues it. A session URI is a
+// bearer credential for that one object: it is sent only to the endpoint it
+// was started at, never put in an error (stores.Redact drops upload_id), and
+// kept only in the local state file.
 package gcs
 
 import (

@@ -31,7 +31,26 @@ const chunkUnit = 256 << 10
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // resumableUploader uploads large objects through GCS resumable upload
-// sessions (see the package doc).
+// sessions (uploadType=resumable), over HTTP with a client built from the
+// bucket's credentials:
+//
+//   - GCS takes the object's metadata when the session starts, before a part
+//     is sent. A new upload therefore reads the file once for its SHA-256 and
+//     CRC32C first, the way the ordinary path does: the session is started
+//     with the SHA-256 in the metadata (HashMetadataKey) and the CRC32C in the
+//     object resource, so the object never exists without its hash, and GCS
+//     refuses to commit bytes whose CRC32C differs from the file's. A resumed
+//     upload reads the file once.
+//   - Parts are sent in order, one at a time (a session takes its bytes in
+//     order), as chunks of PartSize bytes, which must be a multiple of
+//     256 KiB; the last one carries the whole file's CRC32C in X-Goog-Hash,
+//     which GCS checks against the object before it commits it.
+//   - After a restart, a status query (PUT with "Content-Range: bytes */SIZE")
+//     tells how many bytes the session holds; those are read again for the
+//     hash, not sent. A session GCS no longer knows (404, 410; they live a
+//     week) or one already completed ends the upload at once when the object
+//     holds the file whole, with its SHA-256; otherwise the upload starts over.
+//   - Abort cancels the session (DELETE).
 type resumableUploader struct {
 	api    *uploadAPI
 	prefix string
