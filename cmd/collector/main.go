@@ -231,15 +231,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // collector is one run's wiring: the store, the state and the probe.
 type collector struct {
-	set    *settings
-	log    *slog.Logger
-	conn   stores.Connection
-	store  *stores.Store
-	run    *blob.Bucket // rooted at <run>/
+	set   *settings
+	log   *slog.Logger
+	conn  stores.Connection
+	store *stores.Store
+	run   *blob.Bucket // rooted at <run>/
 	// home is the replica's own part of the run, rooted like run:
 	// <run>/ in a single-replica run, <run>/replicas/<name>/ in a
 	// distributed one (replica.go).
-	home *blob.Bucket
+	home   *blob.Bucket
 	probe  *probe.Probe
 	listen func(context.Context) error
 	unlock func() // releases the run's state folder

@@ -63,10 +63,12 @@ func TestBadReplica(t *testing.T) {
 }
 
 // replicaCommand writes 20 files of the replica's own (r<name>/f<j>.txt),
-// one file every replica writes (shared.txt), the attempt it saw, and
-// prints lines lines.
+// one file every replica writes (shared.txt), the attempt it saw (and on a
+// retry, restored-<attempt>: how many of its files it found), and prints
+// lines lines.
 func replicaCommand(name string, lines int) string {
 	return fmt.Sprintf(`o="$COLLECTOR_OUTPUTS_PATH"; mkdir -p "$o/%[1]s"; `+
+		`if [ "$COLLECTOR_ATTEMPT" -gt 1 ]; then ls "$o/%[1]s" | grep -c '^f' > "$o/%[1]s/restored-$COLLECTOR_ATTEMPT"; fi; `+
 		`for j in $(seq 1 20); do echo "%[1]s $j" > "$o/%[1]s/f$j.txt"; done; `+
 		`echo "from %[1]s" > "$o/shared.txt"; echo "$COLLECTOR_ATTEMPT" > "$o/%[1]s/attempt-$COLLECTOR_ATTEMPT"; `+
 		`i=1; while [ $i -le %[2]d ]; do echo "%[1]s line $i"; i=$((i+1)); done`, name, lines)
