@@ -584,7 +584,7 @@ func (w *writer) emit(deadline context.Context, r Record, pos Position) error {
 	if r.Dropped > 0 {
 		c.warnFellBehind(w.name, r.Dropped)
 	}
-	w.rec = appendRecord(w.rec[:0], &r, &c.meta, &w.stamps)
+	w.rec = appendChunkLine(w.rec[:0], &r, &c.meta, &w.stamps)
 	batch := w.out.Append(w.rec)
 	if r.Dropped > 0 {
 		w.noted += r.Dropped
@@ -652,7 +652,7 @@ func (w *writer) flush() error {
 func (w *writer) noteDropped(container string) error {
 	note := Record{Time: time.Now(), Container: container, Stream: "stderr", Dropped: w.dropped,
 		Value: []byte(fmt.Sprintf("collector: %d earlier lines of this output were dropped: the spool was full (the store did not take the logs in time)", w.dropped))}
-	w.rec = appendRecord(w.rec[:0], &note, &w.c.meta, &w.stamps)
+	w.rec = appendChunkLine(w.rec[:0], &note, &w.c.meta, &w.stamps)
 	w.out.Append(w.rec)
 	w.c.log.Warn("dropped the oldest unsent lines of the wrapped command: the spool was full", "source", w.name, "lines", w.dropped)
 	w.noted += w.dropped

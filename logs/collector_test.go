@@ -119,7 +119,7 @@ func runOnce(t *testing.T, cfg Config, dir string, b *blob.Bucket, sec spool.Sec
 func lines(t *testing.T, b *blob.Bucket, f Filter) []string {
 	t.Helper()
 	var out []string
-	err := Read(context.Background(), b, f, func(e *Entry, _ []byte) error {
+	err := Read(context.Background(), b, f, func(e *StoredRecord, _ []byte) error {
 		out = append(out, e.Container+"/"+e.Stream+" "+string(e.Line()))
 		return nil
 	})
@@ -185,12 +185,12 @@ func TestLinesReachTheStoreInOrder(t *testing.T) {
 func TestRecordFormat(t *testing.T) {
 	r := Record{Time: time.Date(2026, 12, 1, 4, 5, 6, 7000, time.UTC), Container: "main", Stream: "stderr",
 		Value: []byte("a \"quoted\"\ttab \xff\xfe end é"), Continued: true}
-	line := appendRecord(nil, &r, &recordMeta{node: "n1", pod: "p1", attempt: 3}, &stampCache{})
+	line := appendChunkLine(nil, &r, &recordMeta{node: "n1", pod: "p1", attempt: 3}, &stampCache{})
 	want := `{"timestamp":"2026-12-01T04:05:06.000007000Z","container":"main","stream":"stderr","value":"a \"quoted\"\ttab \ufffd\ufffd end é","node":"n1","pod":"p1","attempt":3,"continued":true,"bytes":"YSAicXVvdGVkIgl0YWIg//4gZW5kIMOp"}` + "\n"
 	if string(line) != want {
 		t.Fatalf("record:\n got %s\nwant %s", line, want)
 	}
-	e, err := ParseEntry(line[:len(line)-1])
+	e, err := ParseStoredRecord(line[:len(line)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestFullDisk(t *testing.T) {
 func commandLines(t *testing.T, b *blob.Bucket) (kept, dropped int64, last int) {
 	t.Helper()
 	last = -1
-	err := Read(context.Background(), b, Filter{Container: "command"}, func(e *Entry, _ []byte) error {
+	err := Read(context.Background(), b, Filter{Container: "command"}, func(e *StoredRecord, _ []byte) error {
 		if e.Dropped > 0 {
 			dropped += e.Dropped
 			return nil
@@ -401,7 +401,7 @@ func TestFollow(t *testing.T) {
 	var got []string
 	done := make(chan error, 1)
 	go func() {
-		done <- Follow(ctx, b, 20*time.Millisecond, Filter{}, nil, func(e *Entry, _ []byte) error {
+		done <- Follow(ctx, b, 20*time.Millisecond, Filter{}, nil, func(e *StoredRecord, _ []byte) error {
 			mu.Lock()
 			got = append(got, e.Value)
 			mu.Unlock()
@@ -497,7 +497,7 @@ func TestFollowEndsWhenTheRunEnded(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		n := 0
 		err := Follow(ctx, b, 20*time.Millisecond, Filter{}, func(context.Context, string) (int, bool, error) { return tc.attempt, tc.ok, nil },
-			func(*Entry, []byte) error { n++; return nil })
+			func(*StoredRecord, []byte) error { n++; return nil })
 		returned := ctx.Err() == nil
 		cancel()
 		if err != nil || n != 200 || returned != tc.returns {

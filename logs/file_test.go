@@ -59,7 +59,7 @@ func (tl *tailer) end(t *testing.T) []string {
 func values(t *testing.T, b *blob.Bucket) []string {
 	t.Helper()
 	var out []string
-	err := Read(context.Background(), b, Filter{}, func(e *Entry, _ []byte) error {
+	err := Read(context.Background(), b, Filter{}, func(e *StoredRecord, _ []byte) error {
 		out = append(out, string(e.Line()))
 		return nil
 	})
@@ -149,7 +149,7 @@ func TestFileFormats(t *testing.T) {
 			settle()
 			tl.end(t)
 			var got []string
-			Read(context.Background(), b, Filter{}, func(e *Entry, _ []byte) error {
+			Read(context.Background(), b, Filter{}, func(e *StoredRecord, _ []byte) error {
 				got = append(got, e.Container+"/"+e.Stream+" "+e.Timestamp.UTC().Format(timeLayout)+" "+e.Value)
 				return nil
 			})
@@ -170,7 +170,7 @@ func TestPlainFileAndLongLines(t *testing.T) {
 	settle()
 	tl.end(t)
 	var got []string
-	Read(context.Background(), b, Filter{}, func(e *Entry, _ []byte) error {
+	Read(context.Background(), b, Filter{}, func(e *StoredRecord, _ []byte) error {
 		got = append(got, fmt.Sprintf("%s %d %v", e.Container, len(e.Value), e.Continued))
 		return nil
 	})

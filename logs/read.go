@@ -24,7 +24,7 @@ type Filter struct {
 	Replica string
 }
 
-func (f Filter) match(e *Entry) bool {
+func (f Filter) match(e *StoredRecord) bool {
 	return (f.Container == "" || e.Container == f.Container) && (f.Stream == "" || e.Stream == f.Stream)
 }
 
@@ -49,7 +49,7 @@ func chunkKey(key string) (replica, name string) {
 // run is the store rooted at the run (<run>/). raw is the record's JSON line
 // without its newline, valid only during the call (it does not hold the
 // replica).
-func Read(ctx context.Context, run *blob.Bucket, f Filter, fn func(e *Entry, raw []byte) error) error {
+func Read(ctx context.Context, run *blob.Bucket, f Filter, fn func(e *StoredRecord, raw []byte) error) error {
 	names, err := listChunks(ctx, run, f.Replica)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func Read(ctx context.Context, run *blob.Bucket, f Filter, fn func(e *Entry, raw
 // single-replica run) last ended (its final sync over, so all its chunks
 // stored): Follow returns once it has read the chunks of each replica's last
 // attempt after that attempt ended.
-func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Filter, lastEnded func(ctx context.Context, replica string) (int, bool, error), fn func(e *Entry, raw []byte) error) error {
+func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Filter, lastEnded func(ctx context.Context, replica string) (int, bool, error), fn func(e *StoredRecord, raw []byte) error) error {
 	done := map[string]bool{}
 	latest := map[string]int{} // by replica, the highest attempt of a chunk seen
 	for {
@@ -167,7 +167,7 @@ func listReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
 }
 
 // readChunks merges the chunks given (keys in name order) by source.
-func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, fn func(e *Entry, raw []byte) error) error {
+func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, fn func(e *StoredRecord, raw []byte) error) error {
 	var streams []*chunkStream
 	bySource := map[string]*chunkStream{}
 	for _, k := range keys {
@@ -222,7 +222,7 @@ type chunkStream struct {
 	r    *blob.Reader
 	gz   *gzip.Reader
 	br   *bufio.Reader
-	head *Entry
+	head *StoredRecord
 	raw  []byte
 }
 
@@ -249,7 +249,7 @@ func (s *chunkStream) next() error {
 		line, err := s.br.ReadBytes('\n')
 		if len(line) > 0 && err == nil {
 			line = bytes.TrimSuffix(line, []byte("\n"))
-			e, perr := ParseEntry(line)
+			e, perr := ParseStoredRecord(line)
 			if perr != nil {
 				return fmt.Errorf("read %s: %w", s.key, perr)
 			}

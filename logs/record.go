@@ -13,10 +13,10 @@ import (
 // the timestamps of a chunk sort as text.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// Entry is one record as it is stored: a line of a chunk, in JSON. The
-// field names are Polyaxon's V1Log (timestamp, container, stream, value,
-// node, pod) plus the collector's own.
-type Entry struct {
+// StoredRecord is a Record as it is stored and read back: a line of a
+// chunk, in JSON. The field names are Polyaxon's V1Log (timestamp,
+// container, stream, value, node, pod) plus the collector's own.
+type StoredRecord struct {
 	Timestamp time.Time `json:"timestamp"`
 	Container string    `json:"container"`
 	Stream    string    `json:"stream"`
@@ -43,17 +43,17 @@ type Entry struct {
 	Replica string `json:"replica,omitempty"`
 }
 
-// Line is the entry's line as the source had it, without its newline.
-func (e *Entry) Line() []byte {
+// Line is the record's line as the source had it, without its newline.
+func (e *StoredRecord) Line() []byte {
 	if e.Bytes != nil {
 		return e.Bytes
 	}
 	return []byte(e.Value)
 }
 
-// ParseEntry decodes one line of a chunk.
-func ParseEntry(line []byte) (Entry, error) {
-	var e Entry
+// ParseStoredRecord decodes one line of a chunk.
+func ParseStoredRecord(line []byte) (StoredRecord, error) {
+	var e StoredRecord
 	if err := json.Unmarshal(line, &e); err != nil {
 		return e, fmt.Errorf("log record: %w", err)
 	}
@@ -66,10 +66,10 @@ type recordMeta struct {
 	attempt   int
 }
 
-// appendRecord appends r as one JSON line (with its newline) to b. It is
-// written by hand: encoding/json would replace invalid UTF-8 silently and
-// costs several times as much per line.
-func appendRecord(b []byte, r *Record, m *recordMeta, ts *stampCache) []byte {
+// appendChunkLine appends r to a chunk's bytes b as one JSON line (with
+// its newline). It is written by hand: encoding/json would replace invalid
+// UTF-8 silently, and this runs for every line.
+func appendChunkLine(b []byte, r *Record, m *recordMeta, ts *stampCache) []byte {
 	b = append(b, `{"timestamp":"`...)
 	b = ts.append(b, r.Time)
 	b = append(b, `","container":`...)

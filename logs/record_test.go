@@ -17,6 +17,6 @@ func BenchmarkAppendRecord(b *testing.B) {
 	buf := make([]byte, 0, 1<<10)
 	b.SetBytes(int64(len(line)))
 	for i := 0; i < b.N; i++ {
-		buf = appendRecord(buf[:0], &r, &meta, &stamps)
+		buf = appendChunkLine(buf[:0], &r, &meta, &stamps)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // only until it holds n records of that source, and decodes only the lines
 // it keeps (and, with a filter, the lines it has to test): the last chunk
 // of a chatty job holds millions of lines.
-func Tail(ctx context.Context, run *blob.Bucket, f Filter, n int, fn func(e *Entry, raw []byte) error) error {
+func Tail(ctx context.Context, run *blob.Bucket, f Filter, n int, fn func(e *StoredRecord, raw []byte) error) error {
 	if n <= 0 {
 		return nil
 	}
@@ -68,7 +68,7 @@ func Tail(ctx context.Context, run *blob.Bucket, f Filter, n int, fn func(e *Ent
 }
 
 type tailRecord struct {
-	e   Entry
+	e   StoredRecord
 	raw []byte
 }
 
@@ -83,7 +83,7 @@ func sourceTail(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 		}
 		recs := make([]tailRecord, 0, len(lines)+len(have))
 		for _, line := range lines {
-			e, err := ParseEntry(line)
+			e, err := ParseStoredRecord(line)
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", keys[i], err)
 			}
@@ -125,7 +125,7 @@ func lastLines(ctx context.Context, run *blob.Bucket, key string, f Filter, m in
 		if len(line) > 0 && err == nil {
 			line = bytes.TrimSuffix(line, []byte("\n"))
 			if f != (Filter{}) {
-				e, perr := ParseEntry(line)
+				e, perr := ParseStoredRecord(line)
 				if perr != nil {
 					return nil, fmt.Errorf("read %s: %w", key, perr)
 				}

@@ -45,12 +45,12 @@ func TestTail(t *testing.T) {
 	}
 	for _, f := range []Filter{{}, {Stream: "stderr"}, {Container: "train"}} {
 		var all []string
-		if err := Read(ctx, run, f, func(e *Entry, _ []byte) error { all = append(all, e.Value); return nil }); err != nil {
+		if err := Read(ctx, run, f, func(e *StoredRecord, _ []byte) error { all = append(all, e.Value); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range []int{1, 3, 5, 13, len(all), len(all) + 7} {
 			var got []string
-			if err := Tail(ctx, run, f, n, func(e *Entry, _ []byte) error { got = append(got, e.Value); return nil }); err != nil {
+			if err := Tail(ctx, run, f, n, func(e *StoredRecord, _ []byte) error { got = append(got, e.Value); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			want := all[max(0, len(all)-n):]

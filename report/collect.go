@@ -273,7 +273,7 @@ const maxLineChars = 1000
 
 // readLog reads the log's last n lines.
 func (r *Report) readLog(ctx context.Context, run *blob.Bucket, n int) error {
-	return logs.Tail(ctx, run, logs.Filter{}, n, func(e *logs.Entry, _ []byte) error {
+	return logs.Tail(ctx, run, logs.Filter{}, n, func(e *logs.StoredRecord, _ []byte) error {
 		text := ansi.ReplaceAllString(e.Value, "")
 		if len(text) > maxLineChars {
 			text = strings.ToValidUTF8(text[:maxLineChars], "") + "…"

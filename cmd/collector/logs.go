@@ -197,7 +197,7 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	w := newLineWriter(stdout)
 	printed := 0
 	midLine := false // the last record printed continues on the next
-	print := func(e *logs.Entry, raw []byte) error {
+	print := func(e *logs.StoredRecord, raw []byte) error {
 		printed++
 		if asJSON {
 			if e.Replica != "" {
@@ -227,7 +227,7 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 			}
 			return resume.LastEnded(ctx, blob.PrefixedBucket(run, resume.ReplicaPrefix(replica)))
 		}
-		err = logs.Follow(ctx, run, interval, f, lastEnded, func(e *logs.Entry, raw []byte) error {
+		err = logs.Follow(ctx, run, interval, f, lastEnded, func(e *logs.StoredRecord, raw []byte) error {
 			err := print(e, raw)
 			return errors.Join(err, w.Flush())
 		})
