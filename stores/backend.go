@@ -135,7 +135,7 @@ type Target struct {
 	// Bucket is rooted at the target's prefix.
 	Bucket *blob.Bucket
 	// Resumable uploads large objects in parts that survive a restart; nil
-	// when the kind has none (GCS). Its errors are redacted, and a refusal
+	// when the kind has none. Its errors are redacted, and a refusal
 	// matches ErrRefused.
 	Resumable Uploader
 	drv       Driver
