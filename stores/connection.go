@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mlsidecar/collector/internal/spelling"
 )
 
 // The connection kinds of Polyaxon's artifacts store schema.
@@ -314,31 +316,11 @@ func closeTo(key string, names ...string) string {
 		return ""
 	}
 	for _, n := range names {
-		if editDistance(k, fold(n)) <= 2 {
+		if spelling.Distance(k, fold(n)) <= 2 {
 			return n
 		}
 	}
 	return ""
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func nodeKind(n *yaml.Node) string {

@@ -19,7 +19,7 @@ func TestBadInput(t *testing.T) {
 		files map[string]string // files to create under {dir}
 		want  []string          // strings the message must contain
 	}{
-		{name: "mistyped subcommand", args: []string{"restor", "--run", "r"}, want: []string{"unknown command \"restor\"", "restore, logs, version", "-- restor --run r"}},
+		{name: "mistyped subcommand", args: []string{"restor", "--run", "r"}, want: []string{"unknown command \"restor\"", "restore, logs, report, version", "-- restor --run r"}},
 		{name: "command without --", args: []string{"--run", "r", "python", "train.py"}, want: []string{"unknown command \"python\"", "collector [flags] -- python train.py"}},
 		{name: "unknown flag", args: []string{"--colour", "red"}, want: []string{"-colour", "not defined"}},
 		{name: "non-numeric interval", args: []string{"--sync-interval", "often"}, want: []string{"sync-interval", "not a number of seconds"}},

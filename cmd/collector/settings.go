@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mlsidecar/collector/internal/plugins"
+	"github.com/mlsidecar/collector/internal/spelling"
 	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/sync"
 )
@@ -203,7 +204,7 @@ func checkEnvNames(environ []string, fs *flag.FlagSet) error {
 	var flagNames []string
 	fs.VisitAll(func(f *flag.Flag) { flagNames = append(flagNames, envName(f.Name)) })
 	hint := ""
-	if near := closest(unknown[0], flagNames); editDistance(near, unknown[0]) <= 3 {
+	if near := closest(unknown[0], flagNames); spelling.Distance(near, unknown[0]) <= 3 {
 		hint = "; did you mean " + near + "?"
 	}
 	return fmt.Errorf("%s: not a setting%s (each flag --NAME is the environment variable COLLECTOR_NAME; see collector help)", unknown[0], hint)
@@ -214,32 +215,11 @@ func checkEnvNames(environ []string, fs *flag.FlagSet) error {
 func closest(name string, names []string) string {
 	best, bestDist := "", -1
 	for _, n := range names {
-		if d := editDistance(name, n); bestDist < 0 || d < bestDist {
+		if d := spelling.Distance(name, n); bestDist < 0 || d < bestDist {
 			best, bestDist = n, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 var runPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/mlsidecar/collector/internal/spelling"
 )
 
 // valueKind is what a key's value must be for the collector to act on it.
@@ -124,7 +126,7 @@ func near(keys []key, name string) string {
 		if len(n) > len(f)+limit || len(f) > len(n)+limit {
 			continue // the lengths alone are further apart
 		}
-		d := editDistance(n, f)
+		d := spelling.Distance(n, f)
 		if d <= limit && (bestDist < 0 || d < bestDist) {
 			best, bestDist = k.name, d
 			if strings.Contains(name, "_") {
@@ -152,25 +154,4 @@ func names(keys []key) string {
 	}
 	sort.Strings(list)
 	return strings.Join(list, ", ")
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
