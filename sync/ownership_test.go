@@ -2,13 +2,17 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
 	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/stores/storetest"
 )
 
@@ -72,5 +76,41 @@ func TestOnlyWhatWasSeenIsDeleted(t *testing.T) {
 	}
 	if m := s.Manifest(); len(m) != 0 {
 		t.Errorf("manifest = %v, want empty as the store", m)
+	}
+}
+
+// TestSharedFolderDeletesOnlyItsOwnVersion: with Options.Shared (replicas
+// of a distributed run writing one outputs folder), a file this Syncer
+// stored and then saw deleted is deleted from the store only while the
+// object is still its version; once another collector stored its own
+// version of the path, that version stays, and the path leaves this
+// Syncer's manifest.
+func TestSharedFolderDeletesOnlyItsOwnVersion(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, testConfig(), dir, b, Options{Shared: true})
+	write(t, dir, "mine.txt", "mine")
+	write(t, dir, "shared.txt", "replica a")
+	if st := pass(t, s, false); st.Uploaded != 2 {
+		t.Fatalf("first pass = %+v, want 2 uploaded", st)
+	}
+	// Another replica stores its version of shared.txt, with its hash.
+	other := []byte("replica b's version")
+	sum := sha256.Sum256(other)
+	must(t, b.WriteAll(ctx, "shared.txt", other, &blob.WriterOptions{Metadata: map[string]string{stores.HashMetadataKey: hex.EncodeToString(sum[:])}}))
+
+	must(t, os.Remove(filepath.Join(dir, "mine.txt")))
+	must(t, os.Remove(filepath.Join(dir, "shared.txt")))
+	pass(t, s, false)
+	if ok, _ := b.Exists(ctx, "mine.txt"); ok {
+		t.Error("mine.txt, this Syncer's own version, is still in the store after its file was deleted")
+	}
+	got, err := b.ReadAll(ctx, "shared.txt")
+	if err != nil || string(got) != string(other) {
+		t.Errorf("shared.txt in the store = %q, %v; want the other replica's version kept", got, err)
+	}
+	if m := s.Manifest(); m["shared.txt"] != nil || m["mine.txt"] != nil {
+		t.Errorf("manifest after the deletions holds shared.txt: %v, mine.txt: %v; want neither", m["shared.txt"] != nil, m["mine.txt"] != nil)
 	}
 }

@@ -67,6 +67,10 @@ type Options struct {
 	// checkpoint may have uploaded: a small file whose object has its size
 	// and MD5 is recorded, not uploaded again.
 	Adopt bool
+	// Shared says that other collectors store into the same folder (the
+	// replicas of a distributed run): before deleting an object, the
+	// Syncer checks that it is still the version it stored (ownership.go).
+	Shared bool
 }
 
 // Syncer mirrors one folder into one bucket.
@@ -103,6 +107,8 @@ type Syncer struct {
 	rootMovedWarned bool
 	// newestFirst: passes upload the newest files first (since Rush).
 	newestFirst atomic.Bool
+	// shared: other collectors store into the same folder (Options.Shared).
+	shared bool
 	// rescan is when the last full scan was and what it cost (guarded by
 	// mu): the loop's schedule of scans.
 	rescan rescans
@@ -261,6 +267,7 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		bucket:  target.Bucket,
 		ckpt:    opts.Checkpointer,
 		adopt:   opts.Adopt,
+		shared:  opts.Shared,
 		now:     now,
 		entries: entries,
 		lastErr: map[string]string{},
@@ -856,6 +863,11 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 			return resume.Entry{}, errChanged
 		}
 		err := s.retry(ctx, func() error {
+			if s.shared {
+				if mine, err := s.ownsObject(ctx, j.rel); err != nil || !mine {
+					return err
+				}
+			}
 			if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 				return err
 			}

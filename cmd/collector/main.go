@@ -502,8 +502,13 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			Uploads:      st.Uploads,
 			Budget:       budget,
 			// A collector killed before its checkpoint left uploads the
-			// state does not record: recorded, not sent again.
-			Adopt: true,
+			// state does not record: recorded, not sent again. Not for a
+			// replica: that takes a listing of the whole outputs folder,
+			// every replica's, and could take another's file for its own.
+			Adopt: c.set.Replica == "",
+			// Replicas share outputs/: a replica deletes an object only
+			// while it holds the version the replica stored.
+			Shared: c.set.Replica != "",
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outputs sync: %w", err)
