@@ -402,7 +402,7 @@ IDLE_PID=$!
 PIDS+=("$IDLE_PID")
 IDLE_START=$(date +%s.%N)
 IDLE_STATUS=ok
-# Generous: the sidecar's first pass may wait for its first full rescan (--rescan-every intervals).
+# Generous: the sidecar's first pass is a full scan, at start; on a loaded machine it can take a while.
 for _ in $(seq $((10 * (6 * IDLE_INTERVAL + 120)))); do
 	grep -q 'msg="sync pass"' "$IDLE_LOG" && break
 	kill -0 "$IDLE_PID" 2>/dev/null || break
