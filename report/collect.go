@@ -115,6 +115,18 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 	if err := resources.ReadSeries(ctx, run, sp.add); err != nil {
 		note("resource series: %v", err)
 	}
+	// A distributed run: each replica's series, in its own folder.
+	replicas, err := resources.ListReplicas(ctx, run)
+	if err != nil {
+		note("%v", err)
+	}
+	for _, name := range replicas {
+		sp.replica = name
+		if err := resources.ReadSeries(ctx, blob.PrefixedBucket(run, resources.ReplicasFolder+"/"+name+"/"), sp.add); err != nil {
+			note("resource series of replica %s: %v", name, err)
+		}
+	}
+	sp.replica = ""
 	for t, sa := range sp.tracks {
 		a := track(t)
 		if a.Start.IsZero() {

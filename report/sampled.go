@@ -53,6 +53,9 @@ type sampled struct {
 	lines       map[lineKey]*series
 	limits      map[limitKey]float64
 	tracks      map[Track]*sampledTrack
+	// replica is the replica whose series add is given (Collect reads one
+	// replica's after another's).
+	replica string
 }
 
 func newSampled() *sampled {
@@ -64,13 +67,15 @@ var (
 	k8sField = regexp.MustCompile(`^k8s_([a-z0-9_]+)_(memory_limit_bytes|cpu_limit_cores|exit_code|oom_kills)$`)
 )
 
-// trackOf is the track of a sample. A replica's samples will carry its name
-// (their chunks' names do); a single-replica run's have none.
-func trackOf(s *resources.Sample) Track { return Track{Attempt: s.Attempt} }
+// trackOf is the track of a sample: of the replica whose series is being
+// read (replicas/<name>/resources/), none in a single-replica run.
+func (sp *sampled) trackOf(s *resources.Sample) Track {
+	return Track{Replica: sp.replica, Attempt: s.Attempt}
+}
 
 func (sp *sampled) add(s *resources.Sample) error {
 	t := s.Time.UnixNano()
-	tr := trackOf(s)
+	tr := sp.trackOf(s)
 	st := sp.tracks[tr]
 	if st == nil {
 		st = &sampledTrack{first: t, last: t}

@@ -34,19 +34,9 @@ type RunSummary struct {
 // <run>/) and sums them. It lists replicas/ one level deep and reads one
 // object per replica. ok is false when no replica has a summary.
 func SumReplicas(ctx context.Context, run *blob.Bucket, name string, now time.Time) (sum *RunSummary, ok bool, err error) {
-	var replicas []string
-	it := run.List(&blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("list %s/: %w", ReplicasFolder, err)
-		}
-		if obj.IsDir {
-			replicas = append(replicas, strings.TrimSuffix(obj.Key[len(ReplicasFolder)+1:], "/"))
-		}
+	replicas, err := ListReplicas(ctx, run)
+	if err != nil {
+		return nil, false, err
 	}
 	sum = &RunSummary{Summary: Summary{Run: name, Final: true, Updated: now.UTC(), Attempts: []int{}, GPUs: []SummaryGPU{}}, Replicas: map[string]*Summary{}}
 	for _, r := range replicas {
@@ -66,6 +56,25 @@ func SumReplicas(ctx context.Context, run *blob.Bucket, name string, now time.Ti
 		sum.add(s)
 	}
 	return sum, len(sum.Replicas) > 0, nil
+}
+
+// ListReplicas returns the names of the run's replicas (rooted at <run>/),
+// those with a folder under replicas/, in order: one listing, one level deep.
+func ListReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
+	var replicas []string
+	it := run.List(&blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return replicas, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s/: %w", ReplicasFolder, err)
+		}
+		if obj.IsDir {
+			replicas = append(replicas, strings.TrimSuffix(obj.Key[len(ReplicasFolder)+1:], "/"))
+		}
+	}
 }
 
 // add counts one replica's summary in the run's.

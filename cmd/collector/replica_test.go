@@ -135,6 +135,17 @@ func TestReplicasKeepTheirOwnState(t *testing.T) {
 			t.Errorf("worker-1's retry restored %s, another replica's file", k)
 		}
 	}
+	// The run's page has a track of each replica's attempt.
+	page := filepath.Join(work, "report.html")
+	if code, out := runInProcess(t, nil, "report", "--store", store, "--run", "dist", "-o", page); code != 0 {
+		t.Fatalf("collector report = %d: %s", code, out)
+	}
+	html, _ := os.ReadFile(page)
+	for _, want := range []string{"worker-0 · attempt 1", "worker-2 · attempt 1", "worker-1 · attempt 2"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the run's page does not name %q", want)
+		}
+	}
 	after := storetest.Folder(t, store)
 	for k, v := range before {
 		// worker-1's own, and the run's summary (the sum over replicas,
