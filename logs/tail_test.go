@@ -2,7 +2,6 @@ package logs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"testing"
@@ -26,18 +25,16 @@ func TestTail(t *testing.T) {
 		for seq := range 3 {
 			for _, src := range []string{"command", "train"} {
 				var b bytes.Buffer
-				gz := gzip.NewWriter(&b)
 				for i := range 4 + seq {
 					stream := "stdout"
 					if i%3 == 0 {
 						stream = "stderr"
 					}
-					fmt.Fprintf(gz, `{"timestamp":%q,"container":%q,"stream":%q,"value":"line %d","attempt":%d}`+"\n",
+					fmt.Fprintf(&b, `{"timestamp":%q,"container":%q,"stream":%q,"value":"line %d","attempt":%d}`+"\n",
 						t0.Add(time.Duration(k)*time.Second).Format(time.RFC3339Nano), src, stream, k, attempt)
 					k++
 				}
-				gz.Close()
-				if err := run.WriteAll(ctx, Folder+"/"+spool.ChunkName(src, attempt, uint64(seq)), b.Bytes(), nil); err != nil {
+				if err := run.WriteAll(ctx, Folder+"/"+spool.ChunkName(src, attempt, uint64(seq)), spool.EncodeChunk(b.Bytes()), nil); err != nil {
 					t.Fatal(err)
 				}
 			}

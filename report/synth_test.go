@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"math"
@@ -159,15 +158,7 @@ func sampleLine(s *resources.Sample) []byte {
 
 func gz(t testing.TB, data []byte) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	w := gzip.NewWriter(&b)
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return spool.EncodeChunk(data)
 }
 
 func put(t testing.TB, run *blob.Bucket, key string, data []byte) {

@@ -1,14 +1,14 @@
 package resources
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"gocloud.dev/blob/memblob"
+
+	"github.com/mlsidecar/collector/spool"
 )
 
 // TestReadSeries: the samples of a run's chunks in the store, by attempt
@@ -20,15 +20,13 @@ func TestReadSeries(t *testing.T) {
 	defer run.Close()
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	chunk := func(key string, attempt int, values ...int) {
-		var b bytes.Buffer
-		gz := gzip.NewWriter(&b)
+		var b []byte
 		for _, v := range values {
 			s := Sample{Time: t0.Add(time.Duration(v) * time.Second), Attempt: attempt, Interval: time.Second}
 			s.Add("cpu_cores", float64(v))
-			gz.Write(s.appendJSON(nil))
+			b = s.appendJSON(b)
 		}
-		gz.Close()
-		if err := run.WriteAll(ctx, Folder+"/"+key, b.Bytes(), nil); err != nil {
+		if err := run.WriteAll(ctx, Folder+"/"+key, spool.EncodeChunk(b), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

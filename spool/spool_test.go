@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -429,5 +430,18 @@ func TestBadNames(t *testing.T) {
 		if _, err := p.Writer(n, BestSpeed, SealAt{}); err == nil {
 			t.Errorf("Writer(%q) accepted", n)
 		}
+	}
+}
+
+// TestEncodeChunk: a chunk EncodeChunk makes reads back as its records.
+func TestEncodeChunk(t *testing.T) {
+	records := []byte("{\"a\":1}\n{\"a\":2}\n")
+	path := filepath.Join(t.TempDir(), ChunkName("test", 1, 0))
+	if err := os.WriteFile(path, EncodeChunk(records), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadChunk(path)
+	if err != nil || !bytes.Equal(got, records) {
+		t.Fatalf("ReadChunk = %q, %v; want %q", got, err, records)
 	}
 }

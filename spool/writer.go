@@ -220,6 +220,16 @@ func (p *Producer) SealWholeLines(name string) (int, error) {
 	return bytes.Count(data, []byte{'\n'}), err
 }
 
+// EncodeChunk returns a whole chunk as the spool stores it: records (JSON
+// Lines) gzip'd. Readers of a run's chunks take it for a sealed one.
+func EncodeChunk(records []byte) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(records) // a bytes.Buffer does not fail
+	zw.Close()
+	return b.Bytes()
+}
+
 // ReadChunk reads what a gzip chunk holds, up to where a kill may have cut
 // it short (an open chunk); a chunk with nothing flushed holds nothing.
 func ReadChunk(path string) ([]byte, error) {
