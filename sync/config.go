@@ -3,6 +3,7 @@ package sync
 import (
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mlsidecar/collector/stores"
@@ -49,6 +50,10 @@ type Config struct {
 	Include Globs `yaml:"include"`
 	// Exclude skips paths matching one of its globs.
 	Exclude Globs `yaml:"exclude"`
+	// CommitMarkers are file names (commit_success.txt, latest) that say
+	// their folder is complete: such a file is uploaded only after every
+	// other file of its folder, and below it, is in the store (marker.go).
+	CommitMarkers []string `yaml:"commit-marker"`
 }
 
 // DefaultExclude lists what is never worth uploading: version control,
@@ -87,6 +92,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.KeepDeleted, "keep-deleted", c.KeepDeleted, "keep objects in the store when their files are deleted locally")
 	fs.Var(&globsFlag{dst: &c.Include}, "include", "only sync paths matching this glob (repeatable or comma-separated)")
 	fs.Var(&globsFlag{dst: &c.Exclude}, "exclude", "skip paths matching this glob (repeatable or comma-separated; the first one given replaces the defaults)")
+	fs.Var(&namesFlag{dst: &c.CommitMarkers}, "commit-marker", "a file of this name is uploaded only after every other file of its folder and below (repeatable or comma-separated; e.g. commit_success.txt)")
 }
 
 // Validate checks the settings, naming the flag at fault.
@@ -110,6 +116,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--part-concurrency: %d is out of range; want 1 to 64", c.PartConcurrency)
 	case c.MemoryBudget < c.PartSize:
 		return fmt.Errorf("--memory-budget: %v is below one part (--part-size %v); want at least one part", c.MemoryBudget, c.PartSize)
+	}
+	for _, m := range c.CommitMarkers {
+		if m == "" || m == "." || m == ".." || strings.ContainsAny(m, `/\`) {
+			return fmt.Errorf("--commit-marker: %q is not a file name; want a plain name without a slash, e.g. commit_success.txt", m)
+		}
 	}
 	if err := append(append(Globs(nil), c.Include...), c.Exclude...).Validate(); err != nil {
 		return fmt.Errorf("--include/--exclude: %v", err)

@@ -698,10 +698,19 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 			}
 		})
 	}
-	small, large := s.oneRequest(jobs)
-	run(small, s.cfg.Requests)
-	run(large, s.cfg.Workers)
-	workers.Wait()
+	if len(s.cfg.CommitMarkers) == 0 {
+		small, large := s.oneRequest(jobs)
+		run(small, s.cfg.Requests)
+		run(large, s.cfg.Workers)
+		workers.Wait()
+	} else {
+		s.passWithMarkers(ctx, &st, jobs, files, final, func(jobs []job) {
+			small, large := s.oneRequest(jobs)
+			run(small, s.cfg.Requests)
+			run(large, s.cfg.Workers)
+			workers.Wait()
+		})
+	}
 	if adopting && ctx.Err() == nil {
 		s.adopt = false
 	}

@@ -1,0 +1,230 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/mlsidecar/collector/resume"
+)
+
+// Commit markers (Config.CommitMarkers): a file with a marker's name (Orbax's
+// commit_success.txt, DeepSpeed's latest) says that its folder is complete,
+// so a reader of the store that sees it must see the whole folder. Its folder
+// is the folder it is in and everything below it. A pass uploads the other
+// files first and the markers after them, each only once every other file of
+// its folder is in the store as it is on disk now (a walk of that folder when
+// the marker is due, nothing more); otherwise the marker waits, pending, for
+// a later pass. A marker's deletion goes before the rest of the pass's work,
+// so a folder deleted locally loses its marker in the store first. With no
+// marker set, none of this runs.
+
+// isMarker tells whether rel names a commit marker.
+func (s *Syncer) isMarker(rel string) bool {
+	return len(s.cfg.CommitMarkers) > 0 && slices.Contains(s.cfg.CommitMarkers, path.Base(rel))
+}
+
+// markerFolder is the folder a marker at rel vouches for ("" for the root).
+func markerFolder(rel string) string {
+	if d := path.Dir(rel); d != "." {
+		return d
+	}
+	return ""
+}
+
+// splitMarkers takes the markers' uploads and deletions out of the plan's
+// jobs, keeping the order of the rest.
+func (s *Syncer) splitMarkers(jobs []job) (rest, markers, markerDeletes []job) {
+	for _, j := range jobs {
+		switch {
+		case !s.isMarker(j.rel):
+			rest = append(rest, j)
+		case j.delete:
+			markerDeletes = append(markerDeletes, j)
+		default:
+			markers = append(markers, j)
+		}
+	}
+	// The deepest first: a marker inside another's folder is one of that
+	// folder's files, stored before it.
+	sort.SliceStable(markers, func(a, b int) bool {
+		return strings.Count(markers[a].rel, "/") > strings.Count(markers[b].rel, "/")
+	})
+	return rest, markers, markerDeletes
+}
+
+// incomplete returns a file of the marker's folder that the store does not
+// hold as it is on disk now (not uploaded yet, failed, changed since), or
+// "" when the store holds them all. A folder it cannot read in full is not
+// complete.
+func (s *Syncer) incomplete(marker string) (string, error) {
+	folder := markerFolder(marker)
+	files := map[string]fileState{}
+	unreadable := map[string]error{}
+	if err := s.scan.walk(filepath.Join(s.root, filepath.FromSlash(folder)), folder, files, unreadable); err != nil {
+		return "", fmt.Errorf("commit marker %q: read its folder: %w", marker, err)
+	}
+	for rel, err := range unreadable {
+		return "", fmt.Errorf("commit marker %q: read %q: %w", marker, rel, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rel := range slices.Sorted(maps.Keys(files)) {
+		if rel == marker {
+			continue
+		}
+		fs := files[rel]
+		if e, ok := s.entries[rel]; !ok || !e.SameFile(fs.Size, fs.ModTime, fs.Inode) {
+			return rel, nil
+		}
+	}
+	return "", nil
+}
+
+// uploadMarkers uploads each marker whose folder the store holds whole, the
+// deepest first, once the pass's other work is done; the others wait for a
+// later pass, counted pending.
+func (s *Syncer) uploadMarkers(ctx context.Context, st *PassStats, markers []job) {
+	for _, j := range markers {
+		if ctx.Err() != nil {
+			return
+		}
+		missing, err := s.incomplete(j.rel)
+		switch {
+		case err != nil:
+			s.count(ctx, st, j, resume.Entry{}, err) // failed: tried again next pass
+		case missing != "":
+			st.Pending++
+			s.markPending(j.rel)
+			s.log.Debug("commit marker waits for its folder", "path", j.rel, "waits_for", missing)
+		default:
+			e, err := s.do(ctx, j)
+			s.count(ctx, st, j, e, err)
+		}
+	}
+}
+
+// passWithMarkers runs a pass's jobs with markers set: the markers'
+// deletions first, then the other jobs, then the markers whose folders are
+// complete. Under pressure (the final sync, after a Rush, a backlog of jobs)
+// the checkpoint folders go one after the other, the newest (by its marker's
+// mtime) first, each with its marker, and the other files after them: the
+// newest checkpoint is the one a retry needs whole. run runs jobs and
+// returns when they are done.
+func (s *Syncer) passWithMarkers(ctx context.Context, st *PassStats, jobs []job, files map[string]fileState, final bool, run func([]job)) {
+	jobs, markers, markerDeletes := s.splitMarkers(jobs)
+	if len(markerDeletes) > 0 {
+		run(markerDeletes)
+	}
+	if !final && !s.newestFirst.Load() && len(jobs) < backlog {
+		run(jobs)
+		s.uploadMarkers(ctx, st, markers)
+		return
+	}
+	groups, rest := checkpointGroups(jobs, markers, s.markedFolders(files))
+	for _, g := range groups {
+		if ctx.Err() != nil {
+			return
+		}
+		run(g.jobs)
+		s.uploadMarkers(ctx, st, g.markers)
+	}
+	run(rest.jobs)
+	s.uploadMarkers(ctx, st, rest.markers)
+}
+
+// checkpoint is a marked folder's share of a pass.
+type checkpoint struct {
+	folder  string
+	mtime   int64 // its marker's
+	jobs    []job
+	markers []job
+}
+
+// checkpointGroups splits jobs and markers by the marked folder they lie in
+// (the deepest), the newest folder first, keeping the plan's order within
+// each; rest has what lies in no marked folder, and the markers of folders
+// this pass does not know as marked.
+func checkpointGroups(jobs, markers []job, marked map[string]int64) ([]*checkpoint, checkpoint) {
+	byFolder := map[string]*checkpoint{}
+	var rest checkpoint
+	folderOf := func(rel string) (string, bool) {
+		for d := markerFolder(rel); ; d = markerFolder(d) {
+			if _, ok := marked[d]; ok {
+				return d, true
+			}
+			if d == "" {
+				return "", false
+			}
+		}
+	}
+	group := func(rel string) *checkpoint {
+		d, ok := folderOf(rel)
+		if !ok {
+			return &rest
+		}
+		g := byFolder[d]
+		if g == nil {
+			g = &checkpoint{folder: d, mtime: marked[d]}
+			byFolder[d] = g
+		}
+		return g
+	}
+	for _, j := range jobs {
+		g := group(j.rel)
+		g.jobs = append(g.jobs, j)
+	}
+	for _, m := range markers {
+		g := group(m.rel)
+		g.markers = append(g.markers, m)
+	}
+	groups := slices.Collect(maps.Values(byFolder))
+	sort.Slice(groups, func(a, b int) bool {
+		if groups[a].mtime != groups[b].mtime {
+			return groups[a].mtime > groups[b].mtime
+		}
+		return groups[a].folder > groups[b].folder
+	})
+	return groups, rest
+}
+
+// backlog is the number of jobs from which a pass orders checkpoint folders
+// newest first, as a Rush and the final sync do.
+const backlog = 1000
+
+// markedFolders maps each folder with a marker among files to its marker's
+// mtime.
+func (s *Syncer) markedFolders(files map[string]fileState) map[string]int64 {
+	marked := map[string]int64{}
+	for rel, fs := range files {
+		if s.isMarker(rel) {
+			marked[markerFolder(rel)] = max(marked[markerFolder(rel)], fs.ModTime)
+		}
+	}
+	return marked
+}
+
+// namesFlag is the flag.Value of a list of names, repeatable or
+// comma-separated (as COLLECTOR_COMMIT_MARKER gives them).
+type namesFlag struct{ dst *[]string }
+
+func (f *namesFlag) String() string {
+	if f.dst == nil {
+		return ""
+	}
+	return strings.Join(*f.dst, ",")
+}
+
+func (f *namesFlag) Set(v string) error {
+	for n := range strings.SplitSeq(v, ",") {
+		if n = strings.TrimSpace(n); n != "" || !strings.Contains(v, ",") {
+			*f.dst = append(*f.dst, n)
+		}
+	}
+	return nil
+}
