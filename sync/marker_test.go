@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
+	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/stores/storetest"
 )
 
@@ -176,4 +180,128 @@ func TestCommitMarkerMustBeAName(t *testing.T) {
 			t.Errorf("Validate(%q) = %v, want an error naming --commit-marker", bad, err)
 		}
 	}
+}
+
+// cancelAfter is a Checkpointer that cancels the pass once n files are in
+// the store: a collector killed in the middle of a checkpoint folder.
+type cancelAfter struct {
+	order
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Record(rel string, e *resume.Entry) {
+	c.order.Record(rel, e)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.rels) >= c.n {
+		c.cancel()
+	}
+}
+
+// TestCommitMarkerOnS3: hundreds of small shards written at once with their
+// marker, in several rounds: by the store's own clock the marker is never
+// older than a shard; and a pass cut in the middle of a folder leaves no
+// marker without all its shards, the next collector completing the folder.
+func TestCommitMarkerOnS3(t *testing.T) {
+	f := storetest.S3(t)
+	store := f.OpenStore(t)
+	target := store.Target("run/outputs/")
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.CommitMarkers = []string{"commit_success.txt"}
+	ctx := context.Background()
+	shard := strings.Repeat("x", 4<<10)
+	const shards = 200
+	writeFolder := func(folder string) {
+		old := time.Now().Add(-time.Hour)
+		for i := range shards {
+			write(t, dir, fmt.Sprintf("%s/shard-%03d", folder, i), shard+folder)
+		}
+		write(t, dir, folder+"/commit_success.txt", "ok")
+		for i := range shards {
+			p := filepath.Join(dir, folder, fmt.Sprintf("shard-%03d", i))
+			must(t, os.Chtimes(p, old, old))
+		}
+		must(t, os.Chtimes(filepath.Join(dir, folder, "commit_success.txt"), old, old))
+	}
+	// whole fails the test if the store holds folder's marker without all
+	// its shards, and tells whether it holds the marker.
+	whole := func(folder string) bool {
+		t.Helper()
+		var marker time.Time
+		var newest time.Time
+		n := 0
+		it := target.Bucket.List(&blob.ListOptions{Prefix: folder + "/"})
+		for {
+			obj, err := it.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			must(t, err)
+			if strings.HasSuffix(obj.Key, "/commit_success.txt") {
+				marker = obj.ModTime
+				continue
+			}
+			n++
+			newest = maxTime(newest, obj.ModTime)
+		}
+		if marker.IsZero() {
+			return false
+		}
+		if n != shards {
+			t.Fatalf("%s: the marker is in the store with %d shards of %d", folder, n, shards)
+		}
+		if marker.Before(newest) {
+			t.Fatalf("%s: the marker was stored at %v, before a shard (%v)", folder, marker, newest)
+		}
+		return true
+	}
+	s := newSyncerTarget(t, cfg, dir, target, Options{})
+	for round := range 3 {
+		folder := fmt.Sprintf("ckpt-%d", round)
+		writeFolder(folder)
+		if st, err := s.Pass(ctx, false); err != nil || st.Failed+st.Pending > 0 {
+			t.Fatalf("round %d: pass = %+v, %v", round, st, err)
+		}
+		if !whole(folder) {
+			t.Fatalf("round %d: the marker is not in the store", round)
+		}
+	}
+	// Killed a quarter of the way through a folder.
+	writeFolder("ckpt-killed")
+	cut, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := &cancelAfter{n: shards / 4, cancel: cancel}
+	killed := newSyncerTarget(t, cfg, dir, target, Options{Checkpointer: c, Manifest: s.Manifest()})
+	killed.Pass(cut, false)
+	if whole("ckpt-killed") {
+		t.Fatal("the marker is in the store after a pass cut short")
+	}
+	if n := len(storetest.Objects(t, target.Bucket, "ckpt-killed/")); n >= shards {
+		t.Fatalf("the cut pass stored %d shards of %d: not cut in the middle", n, shards)
+	}
+	next := newSyncerTarget(t, cfg, dir, target, Options{Adopt: true})
+	final, stop := context.WithTimeout(ctx, time.Minute)
+	defer stop()
+	must(t, next.Final(final))
+	if !whole("ckpt-killed") {
+		t.Fatal("the final sync did not store the marker")
+	}
+}
+
+func newSyncerTarget(t *testing.T, cfg Config, dir string, target stores.Target, opts Options) *Syncer {
+	t.Helper()
+	s, err := New(cfg, dir, target, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
