@@ -32,6 +32,8 @@ type BeginOptions struct {
 	AutoResume bool
 	// Include limits the restore to matching paths.
 	Include []string
+	// CommitMarkers: see RestoreOptions.
+	CommitMarkers []string
 	// Workers is the number of parallel downloads.
 	Workers  int
 	Logger   *slog.Logger
@@ -113,12 +115,13 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 
 	if opts.AutoResume && hasOutputs {
 		m, rs, err := Restore(ctx, opts.Bucket, opts.Outputs, RestoreOptions{
-			Include:   opts.Include,
-			Workers:   opts.Workers,
-			Known:     st.Outputs,
-			FromKnown: local || opts.Own,
-			Logger:    log,
-			Progress:  opts.Progress,
+			Include:       opts.Include,
+			Workers:       opts.Workers,
+			CommitMarkers: opts.CommitMarkers,
+			Known:         st.Outputs,
+			FromKnown:     local || opts.Own,
+			Logger:        log,
+			Progress:      opts.Progress,
 		})
 		if err != nil {
 			return nil, rs, err

@@ -47,7 +47,12 @@ type RestoreOptions struct {
 	// folder is most likely whole. An entry the store no longer has is left
 	// out with a warning.
 	FromKnown bool
-	Logger    *slog.Logger
+	// CommitMarkers are the file names that say their folder is complete
+	// (the sync engine's --commit-marker). A folder whose marker Known
+	// records but the store does not hold is left out, with one warning:
+	// the store's copy of it may be incomplete. Not checked with FromKnown.
+	CommitMarkers []string
+	Logger        *slog.Logger
 	// Progress, if set, is called from one goroutine at most every 200ms
 	// while files are restored, and once at the end.
 	Progress func(done, total int, bytesDone, bytesTotal int64)
@@ -146,6 +151,9 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 	}
 	if err != nil {
 		return nil, RestoreStats{}, err
+	}
+	if !opts.FromKnown {
+		items = leaveOutUnmarked(items, opts.Known, opts.CommitMarkers, r.log)
 	}
 	if err := checkTargets(dir, items); err != nil {
 		return nil, RestoreStats{}, err
@@ -703,4 +711,40 @@ func InodeOf(fi fs.FileInfo) uint64 {
 		return uint64(st.Ino)
 	}
 	return 0
+}
+
+// leaveOutUnmarked drops the items of each folder (and below) whose commit
+// marker known records while the store does not hold it (not among items):
+// the folder was being deleted or rewritten, marker first, when its
+// collector stopped, and what the store holds of it may be incomplete. A
+// marker at the top of the outputs folder leaves nothing out; it is only
+// named. One warning names the folders.
+func leaveOutUnmarked(items []restoreItem, known Manifest, markers []string, log *slog.Logger) []restoreItem {
+	if len(markers) == 0 || len(known) == 0 {
+		return items
+	}
+	stored := make(map[string]bool, len(items))
+	for _, it := range items {
+		stored[it.rel] = true
+	}
+	var folders []string
+	for rel := range known {
+		if slices.Contains(markers, path.Base(rel)) && !stored[rel] {
+			folders = append(folders, path.Dir(rel))
+		}
+	}
+	if len(folders) == 0 {
+		return items
+	}
+	slices.Sort(folders)
+	kept, left := items[:0], 0
+	for _, it := range items {
+		if slices.ContainsFunc(folders, func(f string) bool { return f != "." && strings.HasPrefix(it.rel, f+"/") }) {
+			left++
+			continue
+		}
+		kept = append(kept, it)
+	}
+	log.Warn("left out checkpoint folders whose commit marker the run's state records but the store does not hold: they may be incomplete", "folders", folders, "files_left_out", left)
+	return kept
 }

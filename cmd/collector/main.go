@@ -337,19 +337,20 @@ func localDir(set *settings) string {
 // begin restores the run (with auto-resume) and returns its state.
 func (c *collector) begin(ctx context.Context, forRestore bool) (*resume.State, error) {
 	st, rs, err := resume.Begin(ctx, resume.BeginOptions{
-		Run:        c.set.Run,
-		StatePath:  c.statePath(),
-		Outputs:    c.set.OutputsPath,
-		Bucket:     c.run,
-		State:      c.home,
-		Own:        c.set.Replica != "" && c.set.Restore == "own",
-		Store:      stores.Identity(c.conn),
-		AutoResume: c.set.AutoResume || forRestore,
-		Include:    c.set.Sync.Include,
-		Workers:    c.set.Sync.Workers,
-		Logger:     c.log,
-		Progress:   newProgress(c.log, os.Stderr),
-		ForRestore: forRestore,
+		Run:           c.set.Run,
+		StatePath:     c.statePath(),
+		Outputs:       c.set.OutputsPath,
+		Bucket:        c.run,
+		State:         c.home,
+		Own:           c.set.Replica != "" && c.set.Restore == "own",
+		Store:         stores.Identity(c.conn),
+		AutoResume:    c.set.AutoResume || forRestore,
+		Include:       c.set.Sync.Include,
+		Workers:       c.set.Sync.Workers,
+		CommitMarkers: c.set.Sync.CommitMarkers,
+		Logger:        c.log,
+		Progress:      newProgress(c.log, os.Stderr),
+		ForRestore:    forRestore,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resume run %s: %w", c.set.Run, err)

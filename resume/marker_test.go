@@ -1,0 +1,66 @@
+package resume
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gocloud.dev/blob/memblob"
+)
+
+// TestRestoreLeavesOutAFolderWithoutItsMarker: the run's state records
+// ckpt-2's commit marker, the store no longer holds it (nor one shard): the
+// restore leaves ckpt-2 out and says so in one line; ckpt-1, whole, and the
+// other files come back.
+func TestRestoreLeavesOutAFolderWithoutItsMarker(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	known := put(t, b, map[string]string{
+		"ckpt-1/shard-0": "a", "ckpt-1/shard-1": "b", "ckpt-1/commit_success.txt": "ok",
+		"ckpt-2/shard-0": "c",
+		"metrics.jsonl":  "{}",
+	})
+	for _, rel := range []string{"ckpt-2/shard-1", "ckpt-2/commit_success.txt"} {
+		known[rel] = &Entry{Size: 2}
+	}
+	var logs bytes.Buffer
+	dir := t.TempDir()
+	_, stats, err := Restore(context.Background(), b, dir, RestoreOptions{
+		Known: known, CommitMarkers: []string{"commit_success.txt"},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertTree(t, dir, map[string]string{
+		"ckpt-1/shard-0": "a", "ckpt-1/shard-1": "b", "ckpt-1/commit_success.txt": "ok", "metrics.jsonl": "{}",
+	})
+	if _, err := os.Stat(filepath.Join(dir, "ckpt-2")); !os.IsNotExist(err) {
+		t.Errorf("ckpt-2 restored (%v); want it left out", err)
+	}
+	if stats.Files != 4 {
+		t.Errorf("restored %d files, want 4", stats.Files)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var said []string
+	for _, l := range lines {
+		if strings.Contains(l, "commit marker") {
+			said = append(said, l)
+		}
+	}
+	if len(said) != 1 || !strings.Contains(said[0], "ckpt-2") || !strings.Contains(said[0], "files_left_out=1") {
+		t.Errorf("log says %q; want one line naming ckpt-2 and 1 file left out", said)
+	}
+
+	// Without the setting, everything the store holds comes back.
+	dir = t.TempDir()
+	if _, _, err := Restore(context.Background(), b, dir, RestoreOptions{Known: known}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ckpt-2", "shard-0")); err != nil {
+		t.Errorf("without --commit-marker: %v", err)
+	}
+}
