@@ -2,6 +2,7 @@ package resume
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -118,6 +119,7 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 			Include:       opts.Include,
 			Workers:       opts.Workers,
 			CommitMarkers: opts.CommitMarkers,
+			Unmarked:      st.unmarked(),
 			Known:         st.Outputs,
 			FromKnown:     local || opts.Own,
 			Logger:        log,
@@ -167,3 +169,17 @@ func storeHasOutputs(ctx context.Context, b *blob.Bucket) (bool, error) {
 
 // OutputsPrefix is where a run's outputs are, under the run's prefix.
 const OutputsPrefix = "outputs/"
+
+// MarkersSection is the state's section where the sync engine keeps the
+// commit markers it saw in the folder and had not stored yet (a JSON list of
+// paths under outputs/).
+const MarkersSection = "commit-markers"
+
+// unmarked returns the MarkersSection's paths; none when it cannot be read.
+func (st *State) unmarked() []string {
+	var rels []string
+	if raw, ok := st.Sections[MarkersSection]; ok {
+		_ = json.Unmarshal(raw, &rels)
+	}
+	return rels
+}

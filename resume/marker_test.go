@@ -55,6 +55,27 @@ func TestRestoreLeavesOutAFolderWithoutItsMarker(t *testing.T) {
 		t.Errorf("log says %q; want one line naming ckpt-2 and 1 file left out", said)
 	}
 
+	// A folder whose marker the sync engine saw and had not stored yet
+	// (the state's MarkersSection) is left out without the setting too.
+	putKey(t, b, OutputsPrefix+"ckpt-3/shard-0", []byte("d"), sha([]byte("d")))
+	logs.Reset()
+	dir = t.TempDir()
+	if _, _, err := Restore(context.Background(), b, dir, RestoreOptions{
+		Known: known, Unmarked: []string{"ckpt-3/commit_success.txt"},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ckpt-3")); !os.IsNotExist(err) {
+		t.Errorf("ckpt-3 restored (%v); want it left out", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ckpt-2", "shard-0")); err != nil {
+		t.Errorf("ckpt-2 without the setting: %v", err)
+	}
+	if got := strings.Count(logs.String(), "commit marker"); got != 1 || !strings.Contains(logs.String(), "ckpt-3") {
+		t.Errorf("log says %q; want one line naming ckpt-3", logs.String())
+	}
+
 	// Without the setting, everything the store holds comes back.
 	dir = t.TempDir()
 	if _, _, err := Restore(context.Background(), b, dir, RestoreOptions{Known: known}); err != nil {

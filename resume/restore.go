@@ -52,7 +52,12 @@ type RestoreOptions struct {
 	// records but the store does not hold is left out, with one warning:
 	// the store's copy of it may be incomplete. Not checked with FromKnown.
 	CommitMarkers []string
-	Logger        *slog.Logger
+	// Unmarked are the commit markers (paths) that the sync engine saw in
+	// the folder and had not stored yet when the state was last saved: a
+	// folder of one whose marker the store does not hold is left out too,
+	// whatever CommitMarkers is.
+	Unmarked []string
+	Logger   *slog.Logger
 	// Progress, if set, is called from one goroutine at most every 200ms
 	// while files are restored, and once at the end.
 	Progress func(done, total int, bytesDone, bytesTotal int64)
@@ -153,7 +158,7 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 		return nil, RestoreStats{}, err
 	}
 	if !opts.FromKnown {
-		items = leaveOutUnmarked(items, opts.Known, opts.CommitMarkers, r.log)
+		items = leaveOutUnmarked(items, opts.Known, opts.CommitMarkers, opts.Unmarked, r.log)
 	}
 	if err := checkTargets(dir, items); err != nil {
 		return nil, RestoreStats{}, err
@@ -714,13 +719,15 @@ func InodeOf(fi fs.FileInfo) uint64 {
 }
 
 // leaveOutUnmarked drops the items of each folder (and below) whose commit
-// marker known records while the store does not hold it (not among items):
-// the folder was being deleted or rewritten, marker first, when its
-// collector stopped, and what the store holds of it may be incomplete. A
+// marker the store does not hold (not among items) while the local copy had
+// one: a marker that known records (the folder was being deleted or
+// rewritten, marker first, when its collector stopped) or one of unmarked
+// (its folder was being uploaded). What the store holds of such a folder
+// may be incomplete. A
 // marker at the top of the outputs folder leaves nothing out; it is only
 // named. One warning names the folders.
-func leaveOutUnmarked(items []restoreItem, known Manifest, markers []string, log *slog.Logger) []restoreItem {
-	if len(markers) == 0 || len(known) == 0 {
+func leaveOutUnmarked(items []restoreItem, known Manifest, markers, unmarked []string, log *slog.Logger) []restoreItem {
+	if (len(markers) == 0 || len(known) == 0) && len(unmarked) == 0 {
 		return items
 	}
 	stored := make(map[string]bool, len(items))
@@ -730,6 +737,11 @@ func leaveOutUnmarked(items []restoreItem, known Manifest, markers []string, log
 	var folders []string
 	for rel := range known {
 		if slices.Contains(markers, path.Base(rel)) && !stored[rel] {
+			folders = append(folders, path.Dir(rel))
+		}
+	}
+	for _, rel := range unmarked {
+		if !stored[rel] && !slices.Contains(folders, path.Dir(rel)) {
 			folders = append(folders, path.Dir(rel))
 		}
 	}

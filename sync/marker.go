@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path"
 	"path/filepath"
@@ -98,15 +99,69 @@ func (s *Syncer) uploadMarkers(ctx context.Context, st *PassStats, markers []job
 		switch {
 		case err != nil:
 			s.count(ctx, st, j, resume.Entry{}, err) // failed: tried again next pass
+			s.markers.wait(j.rel)
 		case missing != "":
 			st.Pending++
 			s.markPending(j.rel)
+			s.markers.wait(j.rel)
 			s.log.Debug("commit marker waits for its folder", "path", j.rel, "waits_for", missing)
 		default:
 			e, err := s.do(ctx, j)
 			s.count(ctx, st, j, e, err)
+			if err == nil {
+				s.markers.stored(j.rel)
+			} else {
+				s.markers.wait(j.rel)
+			}
 		}
 	}
+	s.markers.save(ctx, s.log)
+}
+
+// Saver keeps a value in the run's state: a resume.Section.
+type Saver interface {
+	Save(ctx context.Context, v any) error
+}
+
+// markerState is the set of commit markers seen in the folder and not yet
+// in the store, saved in the run's state whenever it changes, so that a
+// restore knows which folders the store may hold incomplete
+// (resume.RestoreOptions.Unmarked). Used by the pass's goroutine only.
+type markerState struct {
+	saver   Saver
+	waiting map[string]struct{}
+	changed bool
+}
+
+func (m *markerState) wait(rel string) {
+	if m.saver == nil {
+		return
+	}
+	if _, ok := m.waiting[rel]; !ok {
+		if m.waiting == nil {
+			m.waiting = map[string]struct{}{}
+		}
+		m.waiting[rel] = struct{}{}
+		m.changed = true
+	}
+}
+
+func (m *markerState) stored(rel string) {
+	if _, ok := m.waiting[rel]; ok {
+		delete(m.waiting, rel)
+		m.changed = true
+	}
+}
+
+func (m *markerState) save(ctx context.Context, log *slog.Logger) {
+	if !m.changed {
+		return
+	}
+	if err := m.saver.Save(ctx, slices.Sorted(maps.Keys(m.waiting))); err != nil {
+		log.Warn("cannot save the commit markers that wait in the state", "err", err)
+		return
+	}
+	m.changed = false
 }
 
 // passWithMarkers runs a pass's jobs with markers set: the markers'
@@ -118,8 +173,17 @@ func (s *Syncer) uploadMarkers(ctx context.Context, st *PassStats, markers []job
 // returns when they are done.
 func (s *Syncer) passWithMarkers(ctx context.Context, st *PassStats, jobs []job, files map[string]fileState, final bool, run func([]job)) {
 	jobs, markers, markerDeletes := s.splitMarkers(jobs)
+	// In the state before the folder's files go: a collector stopped in
+	// the middle of the folder leaves it named there.
+	for _, m := range markers {
+		s.markers.wait(m.rel)
+	}
+	s.markers.save(ctx, s.log)
 	if len(markerDeletes) > 0 {
 		run(markerDeletes)
+		for _, j := range markerDeletes {
+			s.markers.stored(j.rel) // gone: waits no more
+		}
 	}
 	if !final && !s.newestFirst.Load() && len(jobs) < backlog {
 		run(jobs)

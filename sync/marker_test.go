@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	stdsync "sync"
 	"testing"
 	"time"
 
@@ -84,10 +85,14 @@ func TestCommitMarkerWaitsForFailedShards(t *testing.T) {
 	o := &order{}
 	inner := memblob.OpenBucket(nil)
 	b, faulty := storetest.NewFaulty(inner, 7)
-	s := newSyncer(t, cfg, dir, b, Options{Checkpointer: o})
+	saved := &lastSaved{}
+	s := newSyncer(t, cfg, dir, b, Options{Checkpointer: o, Markers: saved})
 	faulty.SetFailureRate(1)
 	if st := pass(t, s, false); st.Failed != 40 || st.Pending != 1 {
 		t.Fatalf("pass during an outage = %+v, want 40 failed and the marker pending", st)
+	}
+	if got := saved.get(); !slices.Equal(got, []string{"ckpt-7/commit_success.txt"}) {
+		t.Fatalf("the state's waiting markers = %q, want the marker", got)
 	}
 	if ok, _ := inner.Exists(context.Background(), "ckpt-7/commit_success.txt"); ok {
 		t.Fatal("the marker is in the store while no shard is")
@@ -113,6 +118,28 @@ func TestCommitMarkerWaitsForFailedShards(t *testing.T) {
 	}
 	markerLast(t, o.rels, "ckpt-7", 40)
 	mirrors(t, dir, inner)
+	if got := saved.get(); len(got) != 0 {
+		t.Fatalf("the state's waiting markers = %q after the marker was stored, want none", got)
+	}
+}
+
+// lastSaved is a Saver that keeps the last list of markers saved.
+type lastSaved struct {
+	mu   stdsync.Mutex
+	rels []string
+}
+
+func (l *lastSaved) Save(_ context.Context, v any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rels = slices.Clone(v.([]string))
+	return nil
+}
+
+func (l *lastSaved) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rels
 }
 
 func TestCommitMarkerWaitsForAShardChangedAfterIt(t *testing.T) {

@@ -71,6 +71,9 @@ type Options struct {
 	// replicas of a distributed run): before deleting an object, the
 	// Syncer checks that it is still the version it stored (ownership.go).
 	Shared bool
+	// Markers, if set, keeps in the run's state the commit markers seen in
+	// the folder and not yet stored (marker.go), for the restore.
+	Markers Saver
 }
 
 // Syncer mirrors one folder into one bucket.
@@ -122,6 +125,9 @@ type Syncer struct {
 	// them, by path, for that pass only.
 	adopt      bool
 	unrecorded map[string]storedObject
+
+	// markers keeps the commit markers that wait (Options.Markers).
+	markers markerState
 }
 
 // storedObject is what a listing says of an object.
@@ -268,6 +274,7 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		ckpt:    opts.Checkpointer,
 		adopt:   opts.Adopt,
 		shared:  opts.Shared,
+		markers: markerState{saver: opts.Markers},
 		now:     now,
 		entries: entries,
 		lastErr: map[string]string{},

@@ -510,6 +510,8 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			// Replicas share outputs/: a replica deletes an object only
 			// while it holds the version the replica stored.
 			Shared: c.set.Replica != "",
+			// Commit markers that wait are kept in the state, for the restore.
+			Markers: markerSection(c.set.Sync.CommitMarkers, keeper),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outputs sync: %w", err)
@@ -616,4 +618,13 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// markerSection is where the outputs sync keeps its commit markers that
+// wait: none without --commit-marker.
+func markerSection(markers []string, keeper *resume.Keeper) sync.Saver {
+	if len(markers) == 0 {
+		return nil
+	}
+	return keeper.Section(resume.MarkersSection)
 }
