@@ -30,7 +30,8 @@ func (f Filter) match(e *StoredRecord) bool {
 
 // ReplicasFolder is where the replicas of a distributed run keep their own
 // folders, under the run's: replicas/<name>/logs/ holds a replica's chunks,
-// named as a single-replica run's are in logs/.
+// named as a single-replica run's are in logs/. It is the
+// run layout's resume.ReplicasPrefix, without its slash.
 const ReplicasFolder = "replicas"
 
 // chunkKey splits the key of a chunk, under the run, into its replica (""

@@ -15,7 +15,8 @@ import (
 
 // ReplicasFolder is where the replicas of a distributed run keep their own
 // folders, under the run's: replicas/<name>/resources/ holds a replica's
-// series and summary, named as a single-replica run's are in resources/.
+// series and summary, named as a single-replica run's are in resources/. It is the
+// run layout's resume.ReplicasPrefix, without its slash.
 const ReplicasFolder = "replicas"
 
 // RunSummary is a distributed run's summary, at the run's resources/

@@ -9,17 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 )
 
 // A replica is one of N collectors on one run (a distributed job: one
-// sidecar per pod). Everything of the run but its outputs is the replica's
-// own, under ReplicaPrefix: state, attempts, logs, resources; see
-// docs/distributed.md.
+// sidecar per pod). Its state, logs and resources are its own, under
+// resume.ReplicaPrefix (collector.home); the outputs folder is the run's,
+// shared; see docs/distributed.md.
 
 // replicaPattern is what a replica's name may be: it is a folder's name in
 // the store's keys.
@@ -71,16 +69,6 @@ func replicaFromPlatform(getenv func(string) string) (name, from string) {
 		}
 	}
 	return "", ""
-}
-
-// replicaRoot is where the replica keeps its own part of the run, rooted like
-// the run: <run>/ for a single-replica run, <run>/replicas/<name>/ for a
-// replica, with the same names under it (.collector/, logs/, resources/).
-func (c *collector) replicaRoot() *blob.Bucket {
-	if c.set.Replica == "" {
-		return c.run
-	}
-	return blob.PrefixedBucket(c.run, resume.ReplicaPrefix(c.set.Replica))
 }
 
 // replicaKey is the key, under the store's root, of the replica's part of
