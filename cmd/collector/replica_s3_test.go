@@ -44,20 +44,22 @@ func (r *replicaS3) args(run string, extra ...string) []string {
 }
 
 // otherListings returns the listings r made inside another replica's
-// folder of the run.
-func (r *replicaS3) otherListings(run string) []string {
-	var bad []string
+// folder of the run, and how many it made inside its own.
+func (r *replicaS3) otherListings(run string) (bad []string, own int) {
 	for _, req := range r.traffic.Log() {
 		prefix := req.Query.Get("prefix")
 		if req.Method != "GET" || req.Query.Get("list-type") == "" && !req.Query.Has("uploads") {
 			continue
 		}
 		_, rest, ok := strings.Cut(prefix, "/"+run+"/replicas/")
-		if ok && rest != "" && !strings.HasPrefix(rest, r.name+"/") {
+		switch {
+		case ok && strings.HasPrefix(rest, r.name+"/"):
+			own++
+		case ok && rest != "":
 			bad = append(bad, prefix)
 		}
 	}
-	return bad
+	return bad, own
 }
 
 // TestSixteenReplicasOnS3: 16 collectors on one run, each wrapping a
@@ -97,8 +99,8 @@ func TestSixteenReplicasOnS3(t *testing.T) {
 				t.Errorf("%s/replicas/%s/%s is not in the store", run, r.name, key)
 			}
 		}
-		if bad := r.otherListings(run); len(bad) > 0 {
-			t.Errorf("replica %s listed other replicas' folders: %v", r.name, bad)
+		if bad, own := r.otherListings(run); len(bad) > 0 || own == 0 {
+			t.Errorf("replica %s listed other replicas' folders %v, and its own %d times (want none, and some)", r.name, bad, own)
 		}
 	}
 	if shared := string(store[run+"/outputs/shared.txt"]); !strings.HasPrefix(shared, "from r") {
