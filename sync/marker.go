@@ -153,6 +153,14 @@ func (m *markerState) stored(rel string) {
 	}
 }
 
+func (m *markerState) prune(files map[string]fileState) {
+	for rel := range m.waiting {
+		if _, ok := files[rel]; !ok {
+			m.stored(rel)
+		}
+	}
+}
+
 func (m *markerState) save(ctx context.Context, log *slog.Logger) {
 	if !m.changed {
 		return
@@ -164,15 +172,18 @@ func (m *markerState) save(ctx context.Context, log *slog.Logger) {
 	m.changed = false
 }
 
-// passWithMarkers runs a pass's jobs with markers set: the markers'
-// deletions first, then the other jobs, then the markers whose folders are
+// passWithMarkers runs a pass's jobs with markers set (full: the pass
+// scanned the whole folder, files is all of it): the markers' deletions first, then the other jobs, then the markers whose folders are
 // complete. Under pressure (the final sync, after a Rush, a backlog of jobs)
 // the checkpoint folders go one after the other, the newest (by its marker's
 // mtime) first, each with its marker, and the other files after them: the
 // newest checkpoint is the one a retry needs whole. run runs jobs and
 // returns when they are done.
-func (s *Syncer) passWithMarkers(ctx context.Context, st *PassStats, jobs []job, files map[string]fileState, final bool, run func([]job)) {
+func (s *Syncer) passWithMarkers(ctx context.Context, st *PassStats, jobs []job, files map[string]fileState, final, full bool, run func([]job)) {
 	jobs, markers, markerDeletes := s.splitMarkers(jobs)
+	if full {
+		s.markers.prune(files) // deleted before they were stored
+	}
 	// In the state before the folder's files go: a collector stopped in
 	// the middle of the folder leaves it named there.
 	for _, m := range markers {

@@ -332,3 +332,35 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// TestCommitMarkerInAnEventPass: a pass over the paths events marked (the
+// marker only) walks the marker's folder: a shard no event named, not in the
+// store, holds the marker back; the state's waiting marker goes once the
+// marker is deleted unstored.
+func TestCommitMarkerInAnEventPass(t *testing.T) {
+	dir := t.TempDir()
+	checkpointFolder(t, dir, "ckpt-9", 3, time.Now().Add(-time.Hour))
+	cfg := testConfig()
+	cfg.CommitMarkers = []string{"commit_success.txt"}
+	b := memblob.OpenBucket(nil)
+	saved := &lastSaved{}
+	s := newSyncer(t, cfg, dir, b, Options{Markers: saved})
+	scope := map[string]struct{}{"ckpt-9/commit_success.txt": {}}
+	st, err := s.pass(context.Background(), false, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Uploaded != 0 || st.Pending != 1 {
+		t.Fatalf("event pass = %+v, want the marker pending", st)
+	}
+	if got := saved.get(); !slices.Equal(got, []string{"ckpt-9/commit_success.txt"}) {
+		t.Fatalf("the state's waiting markers = %q, want the marker", got)
+	}
+	must(t, os.Remove(filepath.Join(dir, "ckpt-9", "commit_success.txt")))
+	if st := pass(t, s, false); st.Uploaded != 3 {
+		t.Fatalf("full pass = %+v, want the 3 shards", st)
+	}
+	if got := saved.get(); len(got) != 0 {
+		t.Fatalf("the state's waiting markers = %q after the marker was deleted, want none", got)
+	}
+}

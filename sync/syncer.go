@@ -711,7 +711,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 		run(large, s.cfg.Workers)
 		workers.Wait()
 	} else {
-		s.passWithMarkers(ctx, &st, jobs, files, final, func(jobs []job) {
+		s.passWithMarkers(ctx, &st, jobs, files, final, scope == nil, func(jobs []job) {
 			small, large := s.oneRequest(jobs)
 			run(small, s.cfg.Requests)
 			run(large, s.cfg.Workers)
