@@ -85,3 +85,42 @@ func TestRestoreLeavesOutAFolderWithoutItsMarker(t *testing.T) {
 		t.Errorf("without --commit-marker: %v", err)
 	}
 }
+
+// TestBeginLeavesOutAFolderWhoseMarkerWaited: an attempt stopped while
+// ckpt-2's marker waited for its shards (the sync engine's commit-markers
+// section names it); the next attempt, on a fresh disk, restores ckpt-1 and
+// leaves ckpt-2 out.
+func TestBeginLeavesOutAFolderWhoseMarkerWaited(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	e, _ := run(t, b, t.TempDir(), nil)
+	for rel, data := range map[string]string{"ckpt-1/shard-0": "a", "ckpt-1/commit_success.txt": "ok", "ckpt-2/shard-0": "b"} {
+		putKey(t, b, OutputsPrefix+rel, []byte(data), sha([]byte(data)))
+		e.mu.Lock()
+		ent := &Entry{Size: int64(len(data)), SHA256: digest([]byte(data))}
+		e.m[rel] = ent
+		e.k.Record(rel, ent)
+		e.mu.Unlock()
+	}
+	must(t, e.k.Section(MarkersSection).Save(ctx, []string{"ckpt-2/commit_success.txt"}))
+	must(t, e.k.Checkpoint(ctx, e.manifest))
+	must(t, e.k.Flush(ctx))
+
+	var logs bytes.Buffer
+	dir := t.TempDir()
+	st, _, err := Begin(ctx, BeginOptions{
+		Run: "r", StatePath: filepath.Join(t.TempDir(), "state.json"), Outputs: dir, Bucket: b,
+		AutoResume: true, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	must(t, err)
+	assertTree(t, dir, map[string]string{"ckpt-1/shard-0": "a", "ckpt-1/commit_success.txt": "ok"})
+	if _, err := os.Stat(filepath.Join(dir, "ckpt-2")); !os.IsNotExist(err) {
+		t.Errorf("ckpt-2 restored (%v); want it left out", err)
+	}
+	if _, ok := st.Outputs["ckpt-2/shard-0"]; ok {
+		t.Error("ckpt-2/shard-0 is in the new attempt's manifest; want it left to the store alone")
+	}
+	if !strings.Contains(logs.String(), "ckpt-2") {
+		t.Errorf("log says %q; want ckpt-2 named", logs.String())
+	}
+}
