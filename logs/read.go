@@ -73,6 +73,15 @@ func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Fil
 		// Asked before the listing: the chunks of an attempt that had
 		// ended by then are all in the listing.
 		over := lastEnded != nil
+		if over && len(latest) == 0 {
+			// Nothing logged yet: over once the run (a single-replica
+			// run's marker) has ended.
+			_, ended, err := lastEnded(ctx, "")
+			if err != nil {
+				return err
+			}
+			over = ended
+		}
 		for replica, attempt := range latest {
 			if !over {
 				break
@@ -101,7 +110,7 @@ func Follow(ctx context.Context, run *blob.Bucket, interval time.Duration, f Fil
 		if err := readChunks(ctx, run, fresh, f, fn); err != nil {
 			return err
 		}
-		if over && len(latest) > 0 {
+		if over {
 			return nil // no attempt after the ones that ended has logged
 		}
 		select {
