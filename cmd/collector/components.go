@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/spool"
+	"github.com/mlsidecar/collector/stores"
+	"github.com/mlsidecar/collector/sync"
 )
 
 // component is one part of a run: the outputs sync, log collection,
@@ -89,3 +94,89 @@ type componentFunc struct {
 
 func (c componentFunc) Name() string                             { return c.name }
 func (c componentFunc) Run(stop, deadline context.Context) error { return c.run(stop, deadline) }
+
+// components builds the run's components from the settings and plugins.
+// The outputs sync and the spool of logs and resources share one memory
+// budget for upload buffers.
+func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]component, error) {
+	var set []component
+	budget := sync.NewBudget(c.set.Sync.MemoryBudget)
+	if c.set.Plugins.CollectArtifactsOn() {
+		skip := []string{c.set.StateDir}
+		if c.conn.Kind == stores.KindHostPath || c.conn.Kind == stores.KindVolumeClaim {
+			skip = append(skip, c.conn.Schema.MountPath)
+		}
+		syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, c.store.Target(c.set.Run+"/"+resume.OutputsPrefix), sync.Options{
+			Logger:       c.log,
+			Manifest:     st.Outputs,
+			Checkpointer: keeper,
+			SkipDirs:     skip,
+			Uploads:      st.Uploads,
+			Budget:       budget,
+			// A collector killed before its checkpoint left uploads the
+			// state does not record: recorded, not sent again. Not for a
+			// replica: that takes a listing of the whole outputs folder,
+			// every replica's, and could take another's file for its own.
+			Adopt: c.set.Replica == "",
+			// Replicas share outputs/: a replica deletes an object only
+			// while it holds the version the replica stored.
+			Shared: c.set.Replica != "",
+			// Commit markers that wait are kept in the state, for the restore.
+			Markers: markerSection(c.set.Sync.CommitMarkers, keeper),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("outputs sync: %w", err)
+		}
+		set = append(set, componentFunc{name: "outputs", run: syncer.Run})
+		c.hurried.outputs = syncer
+		c.probe.Metrics.MustRegister(outputsMetrics{syncer})
+	}
+	// The producers of files for the store, each with its folder in the
+	// spool and its section of the state.
+	var producers []producer
+	if c.resourcesOn() {
+		producers = append(producers, c.resourcesProducer)
+	}
+	if c.logsOn() {
+		producers = append(producers, c.logsProducer)
+	}
+	if len(producers) > 0 {
+		sp, err := spool.New(spool.Config{
+			Dir:      c.spoolDir(),
+			Uploader: sync.NewFileUploader(c.set.Sync, c.store.Target(c.replicaKey()), budget),
+			Interval: c.set.Sync.Interval,
+			Workers:  c.set.Sync.Workers,
+			GiveUp:   c.set.Sync.ShutdownTimeout,
+			Logger:   c.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range producers {
+			comp, err := p(sp, st, keeper)
+			if err != nil {
+				return nil, err
+			}
+			set = append(set, comp)
+		}
+		set = append(set, componentFunc{name: "spool", run: sp.Run})
+		c.hurried.spool = sp
+	}
+	if p := c.preemptionComponent(keeper); p != nil {
+		set = append(set, p)
+	}
+	return set, nil
+}
+
+// producer builds a component that writes files for the store into the
+// spool (logs, resources), keeping its cursor in its section of the state.
+type producer func(sp *spool.Spool, st *resume.State, keeper *resume.Keeper) (component, error)
+
+// markerSection is where the outputs sync keeps its commit markers that
+// wait: none without --commit-marker.
+func markerSection(markers []string, keeper *resume.Keeper) sync.Saver {
+	if len(markers) == 0 {
+		return nil
+	}
+	return keeper.Section(resume.MarkersSection)
+}

@@ -206,3 +206,11 @@ func (r *runReport) end(code *int, failure error) {
 
 // resourcesSummaryKey is the run's resources summary, under the run's root.
 const resourcesSummaryKey = "resources/summary.json"
+
+// boolDigit is b as the environment gives a flag to the command: 1 or 0.
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
