@@ -20,6 +20,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 )
@@ -494,7 +495,7 @@ func (s *Syncer) incremental(ctx context.Context, w *watcher) (PassStats, error)
 // uploaded or deleted anything (a store that stays down does not hold a
 // finished job forever). It returns an error naming how much was left behind.
 func (s *Syncer) Final(ctx context.Context) error {
-	backoff := 200 * time.Millisecond
+	wait := backoff.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}
 	lastProgress := s.now()
 	for attempt := 1; ; attempt++ {
 		st, err := s.Pass(ctx, true)
@@ -520,9 +521,8 @@ func (s *Syncer) Final(ctx context.Context) error {
 				return fmt.Errorf("final sync: %w", err)
 			}
 			return fmt.Errorf("final sync ran out of time with %d files not uploaded (%d failed, %d changing)", st.Failed+st.Pending, st.Failed, st.Pending)
-		case <-time.After(backoff):
+		case <-time.After(wait.Next()):
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
 }
 
