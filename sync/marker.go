@@ -161,15 +161,17 @@ func (m *markerState) prune(files map[string]fileState) {
 	}
 }
 
-func (m *markerState) save(ctx context.Context, log *slog.Logger) {
+// save saves the set if it changed, and tells whether it did.
+func (m *markerState) save(ctx context.Context, log *slog.Logger) bool {
 	if !m.changed {
-		return
+		return false
 	}
 	if err := m.saver.Save(ctx, slices.Sorted(maps.Keys(m.waiting))); err != nil {
 		log.Warn("cannot save the commit markers that wait in the state", "err", err)
-		return
+		return false
 	}
 	m.changed = false
+	return true
 }
 
 // passWithMarkers runs a pass's jobs with markers set (full: the pass
@@ -184,12 +186,15 @@ func (s *Syncer) passWithMarkers(ctx context.Context, st *PassStats, jobs []job,
 	if full {
 		s.markers.prune(files) // deleted before they were stored
 	}
-	// In the state before the folder's files go: a collector stopped in
-	// the middle of the folder leaves it named there.
+	// In the state, in the store too, before the folder's files go: a
+	// collector killed in the middle of the folder leaves it named there,
+	// for the restore.
 	for _, m := range markers {
 		s.markers.wait(m.rel)
 	}
-	s.markers.save(ctx, s.log)
+	if s.markers.save(ctx, s.log) && s.ckpt != nil {
+		s.checkpoint(ctx)
+	}
 	if len(markerDeletes) > 0 {
 		run(markerDeletes)
 		for _, j := range markerDeletes {
