@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -14,72 +12,37 @@ import (
 
 	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/resume"
-	"github.com/mlsidecar/collector/stores"
 )
 
 // runLogs is `collector logs`: print a run's logs from the store.
 func runLogs(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	set := defaultSettings()
+	r := newRunReader("logs", getenv, stderr)
+	set, fs := r.set, r.fs
 	var container, stream, replica string
 	var follow, asJSON bool
 	interval := 2 * time.Second
-	fs := flag.NewFlagSet("collector logs", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&set.Store, "store", getenv(envName("store")), "the artifacts store (as for a run)")
-	fs.StringVar(&set.Connections, "connections", getenv(envName("connections")), "Polyaxon-style connections file")
-	fs.StringVar(&set.Run, "run", getenv(envName("run")), "the run's name in the store")
 	fs.StringVar(&container, "container", "", "only this container's lines")
 	fs.StringVar(&stream, "stream", "", "only stdout or stderr")
 	fs.StringVar(&replica, "replica", "", "only this replica's lines (a distributed run; each line is labelled with its replica)")
 	fs.BoolVar(&follow, "follow", false, "keep printing lines as new chunks land")
 	fs.BoolVar(&asJSON, "json", false, "print the records (JSON Lines) instead of the lines")
 	fs.DurationVar(&interval, "follow-interval", interval, "how often --follow looks for new chunks")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "Usage: collector logs --store S --run R [--replica NAME] [--container C] [--stream stdout|stderr] [--follow] [--json]")
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "collector logs: %v (see collector logs --help)\n", err)
-		return exitUsage
+	if code, ok := r.parse(args, "Usage: collector logs --store S --run R [--replica NAME] [--container C] [--stream stdout|stderr] [--follow] [--json]", stdout); !ok {
+		return code
 	}
 	switch {
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "collector logs: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	case set.Run == "":
-		fmt.Fprintln(stderr, "collector logs: --run: the run's name is needed (--run or COLLECTOR_RUN)")
-		return exitUsage
-	case !runPattern.MatchString(set.Run):
-		fmt.Fprintf(stderr, "collector logs: --run: %q is not a valid run name; use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit\n", set.Run)
-		return exitUsage
 	case stream != "" && stream != "stdout" && stream != "stderr":
-		fmt.Fprintf(stderr, "collector logs: --stream: %q is not a stream; valid: stdout, stderr\n", stream)
-		return exitUsage
+		return r.fail("--stream: %q is not a stream; valid: stdout, stderr", stream)
 	case validateReplica(replica) != nil:
-		fmt.Fprintf(stderr, "collector logs: %v\n", validateReplica(replica))
-		return exitUsage
+		return r.fail("%v", validateReplica(replica))
 	case interval <= 0:
-		fmt.Fprintf(stderr, "collector logs: --follow-interval: %v; want a positive duration like 2s\n", interval)
-		return exitUsage
+		return r.fail("--follow-interval: %v; want a positive duration like 2s", interval)
 	}
-	conn, err := resolveStore(set, getenv, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "collector logs:", err)
-		return exitUsage
+	_, run, closeRun, code, ok := r.open(ctx)
+	if !ok {
+		return code
 	}
-	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, Logger: newLogger(stderr, "text", slog.LevelWarn)})
-	if err == nil {
-		if err = store.Check(ctx); err != nil {
-			store.Close()
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "collector logs:", err)
-		return exitUsage
-	}
-	defer store.Close()
-	run := blob.PrefixedBucket(store.Bucket(), set.Run+"/")
-	defer run.Close()
+	defer closeRun()
 
 	w := newLineWriter(stdout)
 	printed := 0
@@ -107,6 +70,7 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 		return w.err
 	}
 	f := logs.Filter{Container: container, Stream: stream, Replica: replica}
+	var err error
 	if follow {
 		lastEnded := func(ctx context.Context, replica string) (int, bool, error) {
 			if replica == "" {
