@@ -6,19 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/metrics"
-	"slices"
 	"sort"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 
 	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/resume"
@@ -869,107 +866,4 @@ func (s *Syncer) heldLongEnough(rel string, fs fileState, now time.Time) bool {
 		return false
 	}
 	return now.Sub(since) >= max(s.cfg.Interval, s.cfg.Settle)
-}
-
-// do runs one job and records its outcome in the manifest.
-func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
-	if j.delete {
-		// The file may have come back since the scan; then the next pass uploads it.
-		if _, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(j.rel))); err == nil {
-			return resume.Entry{}, errChanged
-		}
-		err := s.retry(ctx, func() error {
-			if s.shared {
-				if mine, err := s.ownsObject(ctx, j.rel); err != nil || !mine {
-					return err
-				}
-			}
-			if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-				return err
-			}
-			return nil
-		})
-		if err != nil {
-			return resume.Entry{}, fmt.Errorf("delete %q: %w", j.rel, err)
-		}
-		s.mu.Lock()
-		delete(s.entries, j.rel)
-		delete(s.lastErr, j.rel)
-		if s.ckpt != nil {
-			s.ckpt.Record(j.rel, nil)
-		}
-		s.mu.Unlock()
-		return resume.Entry{}, nil
-	}
-	var entry resume.Entry
-	err := s.retry(ctx, func() (err error) {
-		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state, j.storedMD5)
-		return err
-	})
-	if err != nil {
-		return entry, err
-	}
-	e := &entry
-	s.mu.Lock()
-	s.entries[j.rel] = e
-	delete(s.lastErr, j.rel)
-	if s.ckpt != nil {
-		s.ckpt.Record(j.rel, e)
-	}
-	s.mu.Unlock()
-	s.up.forget(ctx, j.rel) // after Record: the Keeper saves both together
-	return entry, nil
-}
-
-// someFailure names one file that failed and its error, for a summary.
-func (s *Syncer) someFailure() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, rel := range slices.Sorted(maps.Keys(s.lastErr)) {
-		return fmt.Sprintf("%s: %s", rel, s.lastErr[rel])
-	}
-	return "no error recorded"
-}
-
-// logFailure logs an error once at Warn, and its repeats for the same path at
-// Debug, so a store outage does not flood the log.
-func (s *Syncer) logFailure(rel string, err error) {
-	s.mu.Lock()
-	repeat := s.lastErr[rel] == err.Error()
-	s.lastErr[rel] = err.Error()
-	s.mu.Unlock()
-	level := slog.LevelWarn
-	if repeat {
-		level = slog.LevelDebug
-	}
-	s.log.Log(context.Background(), level, "sync failed; retrying next pass", "path", rel, "err", err)
-}
-
-func (s *Syncer) markPending(rel string) {
-	s.mu.Lock()
-	s.pending[rel] = struct{}{}
-	s.mu.Unlock()
-}
-
-// count adds a job's outcome to the pass's stats.
-func (s *Syncer) count(ctx context.Context, st *PassStats, j job, entry resume.Entry, err error) {
-	switch {
-	case err == nil && j.delete:
-		st.Deleted++
-	case err == nil:
-		st.Uploaded++
-		st.Bytes += entry.Size
-	case errors.Is(err, errChanged):
-		st.Pending++
-		s.markPending(j.rel)
-	default:
-		st.Failed++
-		if permanent(err) {
-			st.Refused++
-		}
-		s.markPending(j.rel)
-		if ctx.Err() == nil {
-			s.logFailure(j.rel, err)
-		}
-	}
 }
