@@ -6,11 +6,16 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/mlsidecar/collector/resources"
+	"github.com/mlsidecar/collector/spool"
 )
 
 func TestColumnsKeepPeaks(t *testing.T) {
@@ -281,6 +286,129 @@ func TestPreemptionInTheRecord(t *testing.T) {
 	for _, want := range []string{"exit 143 (SIGTERM), OOM killed, preempted", "▼<title>preemption notice: notice aws interruption, deadline 2026-03-01 00:00:50 UTC</title>"} {
 		if !strings.Contains(doc.String(), want) {
 			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
+
+// TestKubernetesLimits: a sidecar in Kubernetes measures the pod's
+// processes and reads the job's containers' limits from the pod
+// (k8s_<container>_memory_limit_bytes, k8s_<container>_cpu_limit_cores).
+// The memory and CPU plots draw each as a dashed line over the attempt
+// that ran under it: a retry given more memory shows its own limit.
+func TestKubernetesLimits(t *testing.T) {
+	run := fileStore(t, "k")
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	memLimit := map[int]float64{1: 4 << 30, 2: 8 << 30}
+	for attempt := 1; attempt <= 2; attempt++ {
+		var chunk bytes.Buffer
+		start := t0.Add(time.Duration(attempt-1) * 10 * time.Minute)
+		for k := range 120 {
+			s := resources.Sample{Time: start.Add(time.Duration(k) * time.Second), Attempt: attempt, Interval: time.Second}
+			s.Add("cpu_cores", 1.5)
+			s.Add("rss_bytes", float64(k)*(16<<20))
+			s.Add("k8s_train_job_memory_limit_bytes", memLimit[attempt])
+			s.Add("k8s_train_job_cpu_limit_cores", 3)
+			s.Add("k8s_train_job_restarts", 0)
+			chunk.Write(sampleLine(&s))
+		}
+		put(t, run, resources.Folder+"/"+spool.ChunkName(resources.Series, attempt, 0), gz(t, chunk.Bytes()))
+	}
+	rep, err := Collect(context.Background(), run, Options{Run: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc bytes.Buffer
+	if err := rep.Write(&doc); err != nil {
+		t.Fatal(err)
+	}
+	limits := dashedLines(t, doc.Bytes())
+	want := map[string][]string{
+		"plot-memory": {"container train_job limit " + fmtValue(Bytes, 4<<30), "container train_job limit " + fmtValue(Bytes, 8<<30)},
+		"plot-cpu":    {"container train_job CPU limit " + fmtValue(Cores, 3), "container train_job CPU limit " + fmtValue(Cores, 3)},
+	}
+	for fig, titles := range want {
+		got := limits[fig]
+		var gotTitles []string
+		for _, l := range got {
+			gotTitles = append(gotTitles, l.title)
+		}
+		if !slices.Equal(gotTitles, titles) {
+			t.Errorf("%s: dashed lines %q; want %q", fig, gotTitles, titles)
+			continue
+		}
+		// Each over its own attempt: the first ends before the second starts.
+		if a, b := got[0], got[1]; a.x2 >= b.x1 || a.x1 >= a.x2 || b.x1 >= b.x2 {
+			t.Errorf("%s: limits span x %v–%v and %v–%v; want each over its attempt, in order", fig, a.x1, a.x2, b.x1, b.x2)
+		}
+	}
+	// The 8 GiB limit is drawn above the 4 GiB one (SVG's y grows downwards).
+	if m := limits["plot-memory"]; len(m) == 2 && m[1].y >= m[0].y {
+		t.Errorf("memory limits at y %v (4 GiB) and %v (8 GiB); want 8 GiB higher", m[0].y, m[1].y)
+	}
+}
+
+// dashedLine is a limit as the page draws it.
+type dashedLine struct {
+	title     string
+	x1, x2, y float64
+}
+
+// dashedLines returns the dashed lines of each figure (by its id), with
+// their titles, in the page's order.
+func dashedLines(t *testing.T, doc []byte) map[string][]dashedLine {
+	t.Helper()
+	out := map[string][]dashedLine{}
+	z := html.NewTokenizer(bytes.NewReader(doc))
+	figure := ""
+	var open *dashedLine
+	inTitle := false
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			if !errors.Is(z.Err(), io.EOF) {
+				t.Fatalf("HTML: %v", z.Err())
+			}
+			return out
+		case html.TextToken:
+			if inTitle && open != nil {
+				open.title += string(z.Text())
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			switch string(name) {
+			case "title":
+				inTitle = false
+			case "line":
+				if open != nil {
+					out[figure] = append(out[figure], *open)
+					open = nil
+				}
+			}
+		case html.StartTagToken, html.SelfClosingTagToken:
+			name, more := z.TagName()
+			attrs := map[string]string{}
+			for more {
+				var k, v []byte
+				k, v, more = z.TagAttr()
+				attrs[string(k)] = string(v)
+			}
+			switch string(name) {
+			case "figure":
+				figure = attrs["id"]
+			case "title":
+				inTitle = true
+			case "line":
+				if attrs["stroke-dasharray"] != "" {
+					num := func(k string) float64 {
+						v, err := strconv.ParseFloat(attrs[k], 64)
+						if err != nil {
+							t.Fatalf("line %s=%q: %v", k, attrs[k], err)
+						}
+						return v
+					}
+					open = &dashedLine{x1: num("x1"), x2: num("x2"), y: num("y1")}
+				}
+			}
 		}
 	}
 }
