@@ -349,22 +349,27 @@ func (s *Syncer) Manifest() resume.Manifest {
 // at once whenever the watcher lost track (an overflow, a folder renamed, a
 // watch limit), a pass scans the whole folder: events are hints, the scan is
 // the truth. Without a watcher, every pass scans.
+//
+// When stop ends in the middle of a pass, the pass hands out no more files,
+// and the uploads it started finish under deadline: a large file's parts in
+// flight are not cut off to be sent again by the final sync.
 func (s *Syncer) Run(stop, deadline context.Context) error {
 	if s.cfg.Interval > 0 {
-		s.loop(stop)
+		s.loop(stop, deadline)
 	} else {
 		<-stop.Done()
 	}
 	return s.Final(deadline)
 }
 
-func (s *Syncer) loop(ctx context.Context) {
+// loop runs passes until stop ends; their uploads run under deadline.
+func (s *Syncer) loop(stop, deadline context.Context) {
 	var changed <-chan struct{}
 	w, err := s.watch()
 	if err != nil {
 		s.log.Warn("cannot watch the outputs folder; relying on periodic scans", "err", err)
 	} else {
-		wctx, stop := context.WithCancel(ctx)
+		wctx, stop := context.WithCancel(stop)
 		runDone := make(chan struct{})
 		go func() {
 			defer close(runDone)
@@ -384,7 +389,7 @@ func (s *Syncer) loop(ctx context.Context) {
 	defer debounce.Stop()
 	quiet := max(s.cfg.Settle, 200*time.Millisecond)
 	// What is already there goes first, without waiting for the interval.
-	if _, err := s.Pass(ctx, false); err != nil && ctx.Err() == nil {
+	if _, err := s.passUntil(stop, deadline, false, nil); err != nil && stop.Err() == nil {
 		s.log.Error("sync pass failed", "err", err)
 	}
 	idle()
@@ -396,18 +401,18 @@ func (s *Syncer) loop(ctx context.Context) {
 		var st PassStats
 		var err error
 		select {
-		case <-ctx.Done():
+		case <-stop.Done():
 			return
 		case <-changed:
 			debounce.Reset(quiet)
 			continue
 		case <-debounce.C:
-			st, err = s.incremental(ctx, w)
+			st, err = s.incremental(stop, deadline, w)
 		case <-ticker.C:
 			if w == nil {
-				st, err = s.Pass(ctx, false)
+				st, err = s.passUntil(stop, deadline, false, nil)
 			} else {
-				st, err = s.incremental(ctx, w)
+				st, err = s.incremental(stop, deadline, w)
 			}
 		case <-rescan.C:
 			if s.untilRescan() > 0 {
@@ -416,10 +421,10 @@ func (s *Syncer) loop(ctx context.Context) {
 			if w != nil {
 				w.Take() // the scan covers what the events marked
 			}
-			st, err = s.Pass(ctx, false)
+			st, err = s.passUntil(stop, deadline, false, nil)
 		}
 		rescan.Reset(s.untilRescan())
-		if err != nil && ctx.Err() == nil {
+		if err != nil && stop.Err() == nil {
 			s.log.Error("sync pass failed", "err", err)
 		}
 		if st.Uploaded+st.Deleted > 0 {
@@ -468,10 +473,10 @@ var idleAllocs atomic.Uint64
 
 // incremental syncs the paths the watcher marked and those left pending by
 // earlier passes, or scans everything when the watcher asks for it.
-func (s *Syncer) incremental(ctx context.Context, w *watcher) (PassStats, error) {
+func (s *Syncer) incremental(stop, ctx context.Context, w *watcher) (PassStats, error) {
 	dirty, rescan := w.Take()
 	if rescan {
-		return s.Pass(ctx, false)
+		return s.passUntil(stop, ctx, false, nil)
 	}
 	s.mu.Lock()
 	for rel := range s.pending {
@@ -484,7 +489,7 @@ func (s *Syncer) incremental(ctx context.Context, w *watcher) (PassStats, error)
 	if len(dirty) == 0 {
 		return PassStats{}, nil
 	}
-	return s.pass(ctx, false, dirty)
+	return s.passUntil(stop, ctx, false, dirty)
 }
 
 // Final syncs every file as it is, retrying what fails until everything is in
@@ -600,6 +605,12 @@ func (s *Syncer) Pass(ctx context.Context, final bool) (PassStats, error) {
 
 // pass syncs the paths in scope, or the whole folder when scope is nil.
 func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}) (PassStats, error) {
+	return s.passUntil(ctx, ctx, final, scope)
+}
+
+// passUntil is pass handing out jobs until stop ends. The jobs run under
+// ctx, so that one started before stop ended is not cut off midway.
+func (s *Syncer) passUntil(stop, ctx context.Context, final bool, scope map[string]struct{}) (PassStats, error) {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
 	start := s.now()
@@ -695,7 +706,7 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 		workers.Go(func() {
 			defer close(work)
 			for _, j := range jobs {
-				if ctx.Err() != nil {
+				if stop.Err() != nil || ctx.Err() != nil {
 					return
 				}
 				work <- j

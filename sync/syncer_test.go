@@ -519,12 +519,12 @@ func TestIncrementalPassStatsOnlyDirtyPathsUnlessRescan(t *testing.T) {
 	defer w.Close()
 	// A file the watcher never saw (as on NFS, where inotify is silent).
 	write(t, dir, "unseen.txt", "u")
-	st, err := s.incremental(context.Background(), w)
+	st, err := s.incremental(context.Background(), context.Background(), w)
 	if err != nil || st.Uploaded != 0 || st.Unchanged != 0 {
 		t.Fatalf("incremental pass without events = %+v, %v; want nothing looked at", st, err)
 	}
 	w.requestRescan() // an overflow, say
-	st, err = s.incremental(context.Background(), w)
+	st, err = s.incremental(context.Background(), context.Background(), w)
 	if err != nil || st.Uploaded != 1 {
 		t.Fatalf("pass after a rescan request = %+v, %v; want the unseen file uploaded", st, err)
 	}
