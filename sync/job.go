@@ -111,6 +111,7 @@ func (s *Syncer) count(ctx context.Context, st *PassStats, j job, entry resume.E
 		if permanent(err) {
 			st.Refused++
 		}
+		s.noteRefusal(ctx, j.rel, err)
 		s.markPending(j.rel)
 		if ctx.Err() == nil {
 			s.logFailure(j.rel, err)

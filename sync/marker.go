@@ -61,17 +61,19 @@ func (s *Syncer) splitMarkers(jobs []job) (rest, markers, markerDeletes []job) {
 
 // incomplete returns a file of the marker's folder that the store does not
 // hold as it is on disk now (not uploaded yet, failed, changed since), or
-// "" when the store holds them all. A folder it cannot read in full is not
-// complete.
-func (s *Syncer) incomplete(marker string) (string, error) {
+// "" when the store holds them all. refused says that file is refused for
+// good (its last upload got an answer that trying again will not change,
+// or it is a marker withheld for such a file): it is the one returned when
+// the folder has one. A folder it cannot read in full is not complete.
+func (s *Syncer) incomplete(marker string) (missing string, refused bool, err error) {
 	folder := markerFolder(marker)
 	files := map[string]fileState{}
 	unreadable := map[string]error{}
 	if err := s.scan.walk(filepath.Join(s.root, filepath.FromSlash(folder)), folder, files, unreadable); err != nil {
-		return "", fmt.Errorf("commit marker %q: read its folder: %w", marker, err)
+		return "", false, fmt.Errorf("commit marker %q: read its folder: %w", marker, err)
 	}
 	for rel, err := range unreadable {
-		return "", fmt.Errorf("commit marker %q: read %q: %w", marker, rel, err)
+		return "", false, fmt.Errorf("commit marker %q: read %q: %w", marker, rel, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,32 +82,48 @@ func (s *Syncer) incomplete(marker string) (string, error) {
 			continue
 		}
 		fs := files[rel]
-		if e, ok := s.entries[rel]; !ok || !e.SameFile(fs.Size, fs.ModTime, fs.Inode) {
-			return rel, nil
+		if e, ok := s.entries[rel]; ok && e.SameFile(fs.Size, fs.ModTime, fs.Inode) {
+			continue
+		}
+		if s.markers.refusedNow(rel, s.lastErr) {
+			return rel, true, nil
+		}
+		if missing == "" {
+			missing = rel
 		}
 	}
-	return "", nil
+	return missing, false, nil
 }
 
 // uploadMarkers uploads each marker whose folder the store holds whole, the
 // deepest first, once the pass's other work is done; the others wait for a
-// later pass, counted pending.
+// later pass, counted pending, but for a marker whose folder has a file
+// refused for good: it is counted failed and refused, as that file is, so
+// that the final sync ends as it does when only refusals are left.
 func (s *Syncer) uploadMarkers(ctx context.Context, st *PassStats, markers []job) {
 	for _, j := range markers {
 		if ctx.Err() != nil {
 			return
 		}
-		missing, err := s.incomplete(j.rel)
+		missing, refused, err := s.incomplete(j.rel)
 		switch {
 		case err != nil:
 			s.count(ctx, st, j, resume.Entry{}, err) // failed: tried again next pass
 			s.markers.wait(j.rel)
+		case refused:
+			st.Failed++
+			st.Refused++
+			s.markPending(j.rel) // looked at again with the refused file
+			s.markers.wait(j.rel)
+			s.withhold(j.rel, missing)
 		case missing != "":
+			s.unwithhold(j.rel)
 			st.Pending++
 			s.markPending(j.rel)
 			s.markers.wait(j.rel)
 			s.log.Debug("commit marker waits for its folder", "path", j.rel, "waits_for", missing)
 		default:
+			s.unwithhold(j.rel)
 			e, err := s.do(ctx, j)
 			s.count(ctx, st, j, e, err)
 			if err == nil {
@@ -116,6 +134,56 @@ func (s *Syncer) uploadMarkers(ctx context.Context, st *PassStats, markers []job
 		}
 	}
 	s.markers.save(ctx, s.log)
+}
+
+// unwithhold forgets that a marker was withheld: its folder has no refused
+// file now.
+func (s *Syncer) unwithhold(marker string) {
+	s.mu.Lock()
+	delete(s.markers.withheld, marker)
+	s.mu.Unlock()
+}
+
+// noteRefusal records, with markers set, whether a file's upload failed
+// for good, for the marker of its folder (incomplete). A pass's failures
+// when its context ends are not refusals.
+func (s *Syncer) noteRefusal(ctx context.Context, rel string, err error) {
+	if len(s.cfg.CommitMarkers) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ctx.Err() == nil && permanent(err) {
+		if s.markers.refused == nil {
+			s.markers.refused = map[string]struct{}{}
+		}
+		s.markers.refused[rel] = struct{}{}
+	} else {
+		delete(s.markers.refused, rel)
+	}
+}
+
+// withhold keeps a marker out of the store for a refused file of its
+// folder, and says so in one warning for that marker and file.
+func (s *Syncer) withhold(marker, file string) {
+	s.mu.Lock()
+	if s.markers.withheld == nil {
+		s.markers.withheld = map[string]string{}
+	}
+	repeat := s.markers.withheld[marker] == file
+	s.markers.withheld[marker] = file
+	reason := s.lastErr[file]
+	s.mu.Unlock()
+	level := slog.LevelWarn
+	if repeat {
+		level = slog.LevelDebug
+	}
+	folder := markerFolder(marker)
+	if folder == "" {
+		folder = "."
+	}
+	s.log.Log(context.Background(), level, "commit marker withheld: a file of its folder is refused by the store for good, so the folder stays incomplete there and the marker is not uploaded",
+		"folder", folder, "marker", marker, "refused", file, "err", reason)
 }
 
 // Saver keeps a value in the run's state: a resume.Section.
@@ -131,6 +199,22 @@ type markerState struct {
 	saver   Saver
 	waiting map[string]struct{}
 	changed bool
+	// refused holds the files whose last upload failed for good, withheld
+	// the markers kept out for such a file (the file): both guarded by the
+	// Syncer's mu, as lastErr is.
+	refused  map[string]struct{}
+	withheld map[string]string
+}
+
+// refusedNow tells whether rel is refused for good: its last upload failed
+// so and has not succeeded since (lastErr keeps its failure until then), or
+// it is a marker withheld for such a file. Called with the Syncer's mu held.
+func (m *markerState) refusedNow(rel string, lastErr map[string]string) bool {
+	if _, ok := m.withheld[rel]; ok {
+		return true
+	}
+	_, ok := m.refused[rel]
+	return ok && lastErr[rel] != ""
 }
 
 func (m *markerState) wait(rel string) {
@@ -199,6 +283,7 @@ func (s *Syncer) passWithMarkers(ctx context.Context, st *PassStats, jobs []job,
 		run(markerDeletes)
 		for _, j := range markerDeletes {
 			s.markers.stored(j.rel) // gone: waits no more
+			s.unwithhold(j.rel)
 		}
 	}
 	if !final && !s.newestFirst.Load() && len(jobs) < backlog {

@@ -1,9 +1,11 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,6 +142,79 @@ func (l *lastSaved) get() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.rels
+}
+
+// TestCommitMarkerWithheldForARefusedFile: a shard the store refuses for
+// good (larger than it takes) keeps its folder's marker out of the store,
+// and the final sync ends as it does when only refusals are left, rather
+// than waiting out the shutdown timeout for the marker; one warning names
+// the folder, its marker and the refused shard. Once the shard fits, the
+// marker goes, last.
+func TestCommitMarkerWithheldForARefusedFile(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	checkpointFolder(t, dir, "ckpt-3", 10, old)
+	big := "ckpt-3/shard-004/data.bin"
+	write(t, dir, big, strings.Repeat("x", 100))
+	must(t, os.Chtimes(filepath.Join(dir, big), old, old))
+	cfg := testConfig()
+	cfg.CommitMarkers = []string{"commit_success.txt"}
+	cfg.ShutdownTimeout = 20 * time.Second
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o := &order{}
+	b := memblob.OpenBucket(nil)
+	saved := &lastSaved{}
+	s := newSyncer(t, cfg, dir, b, Options{Checkpointer: o, Markers: saved, Logger: log})
+	s.up.limits = stores.Limits{MaxObjectSize: 50}
+
+	for i := range 2 {
+		if st := pass(t, s, false); st.Uploaded+st.Unchanged != 9 || (i == 0) != (st.Uploaded == 9) || st.Failed != 2 || st.Refused != 2 || st.Pending != 0 {
+			t.Fatalf("pass %d = %+v; want 9 shards stored, the big one and the marker failed and refused, none pending", i+1, st)
+		}
+	}
+	start := time.Now()
+	err := s.Final(context.Background())
+	if err == nil || !strings.Contains(err.Error(), big) {
+		t.Fatalf("final sync: %v; want an error naming %s", err, big)
+	}
+	if took := time.Since(start); took >= cfg.ShutdownTimeout/2 {
+		t.Errorf("final sync took %v; want it to end on the refusals, well before the shutdown timeout (%v)", took, cfg.ShutdownTimeout)
+	}
+	if ok, _ := b.Exists(context.Background(), "ckpt-3/commit_success.txt"); ok {
+		t.Fatal("the marker is in the store while a shard of its folder is not")
+	}
+	if got := saved.get(); !slices.Equal(got, []string{"ckpt-3/commit_success.txt"}) {
+		t.Errorf("the state's waiting markers = %q; want the marker (its folder incomplete in the store)", got)
+	}
+	var warns []string
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(line, "commit marker withheld") && strings.Contains(line, "level=WARN") {
+			warns = append(warns, line)
+		}
+	}
+	if len(warns) != 1 {
+		t.Fatalf("%d warnings of the withheld marker over 4 passes; want 1:\n%s", len(warns), strings.Join(warns, "\n"))
+	}
+	for _, want := range []string{"folder=ckpt-3 ", "marker=ckpt-3/commit_success.txt ", "refused=" + big + " ", "larger than the store's maximum object size"} {
+		if !strings.Contains(warns[0], want) {
+			t.Errorf("the warning lacks %q: %s", want, warns[0])
+		}
+	}
+
+	// The shard rewritten small enough: the folder completes, marker last.
+	write(t, dir, big, "small now")
+	must(t, os.Chtimes(filepath.Join(dir, big), old.Add(time.Minute), old.Add(time.Minute)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Final(ctx); err != nil {
+		t.Fatal(err)
+	}
+	markerLast(t, o.rels, "ckpt-3", 10)
+	mirrors(t, dir, b)
+	if got := saved.get(); len(got) != 0 {
+		t.Errorf("the state's waiting markers = %q once stored; want none", got)
+	}
 }
 
 func TestCommitMarkerWaitsForAShardChangedAfterIt(t *testing.T) {
