@@ -12,6 +12,7 @@ import (
 	stdsync "sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gocloud.dev/blob"
@@ -68,7 +69,7 @@ func (s *numbered) Run(ctx context.Context, from Position, emit func(Record, Pos
 			return err
 		}
 		if s.pause > 0 && i%100 == 99 {
-			time.Sleep(s.pause)
+			time.Sleep(s.pause) // a source that writes in bursts (on a synctest bubble's clock)
 		}
 	}
 	return nil
@@ -203,57 +204,59 @@ func TestRecordFormat(t *testing.T) {
 // wrapped command's oldest unsent lines are dropped and counted in a
 // record, and everything else reaches the store once it is back.
 func TestFullSpool(t *testing.T) {
-	dir := t.TempDir()
-	inner := memblob.OpenBucket(nil)
-	b, faulty := storetest.NewFaulty(inner, 1)
-	faulty.SetFailureRate(1)
-	cfg := testConfig()
-	cfg.ChunkSize = 1 << 10
-	cfg.SpoolLimit = 8 << 10
-	cfg.ChunkAge = time.Hour
-	sp := testSpool(t, dir, b)
-	cmd := &unpaced{numbered: numbered{name: "command", n: 20000}, done: make(chan struct{})}
-	file := &numbered{name: "file", n: 20000}
-	c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop, end := context.WithCancel(context.Background())
-	spoolDone := make(chan error, 1)
-	go func() { spoolDone <- sp.Run(stop, context.Background()) }()
-	done := make(chan error, 1)
-	go func() { done <- c.Run(stop, context.Background()) }()
-	// The outage lasts until the command has printed everything: a chunk
-	// dropped while its upload is in flight could reach the store after
-	// all, and be counted twice.
-	<-cmd.done
-	time.Sleep(200 * time.Millisecond)
-	// Over the limit by at most each source's open chunk: its size, and
-	// the records compressed at once (64 KiB, a few KiB compressed).
-	if used := c.Spooled(); used > int64(cfg.SpoolLimit)+2*(int64(cfg.ChunkSize)+8<<10) {
-		t.Errorf("spool holds %d bytes during the outage, limit %d", used, cfg.SpoolLimit)
-	}
-	faulty.SetFailureRate(0)
-	end()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-spoolDone; err != nil {
-		t.Fatal(err)
-	}
-	if got := lines(t, inner, Filter{Container: "file"}); len(got) != 20000 || got[19999] != "file/stdout line 19999" {
-		t.Errorf("paced source: %d lines in the store, want all 20000", len(got))
-	}
-	kept, dropped, last := commandLines(t, inner)
-	if dropped == 0 {
-		t.Error("no record of dropped lines")
-	}
-	if _, total := c.Totals(); total != dropped {
-		t.Errorf("Totals counts %d dropped lines, the records %d", total, dropped)
-	}
-	if kept+dropped != 20000 || last != 19999 {
-		t.Errorf("command: %d lines kept + %d dropped, last %d; want 20000 in all, the newest kept", kept, dropped, last)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		inner := memblob.OpenBucket(nil)
+		b, faulty := storetest.NewFaulty(inner, 1)
+		faulty.SetFailureRate(1)
+		cfg := testConfig()
+		cfg.ChunkSize = 1 << 10
+		cfg.SpoolLimit = 8 << 10
+		cfg.ChunkAge = time.Hour
+		sp := testSpool(t, dir, b)
+		cmd := &unpaced{numbered: numbered{name: "command", n: 20000}, done: make(chan struct{})}
+		file := &numbered{name: "file", n: 20000}
+		c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop, end := context.WithCancel(context.Background())
+		spoolDone := make(chan error, 1)
+		go func() { spoolDone <- sp.Run(stop, context.Background()) }()
+		done := make(chan error, 1)
+		go func() { done <- c.Run(stop, context.Background()) }()
+		// The outage lasts until the command has printed everything: a chunk
+		// dropped while its upload is in flight could reach the store after
+		// all, and be counted twice.
+		<-cmd.done
+		synctest.Wait() // the paced source waits for room, the uploads for their next try
+		// Over the limit by at most each source's open chunk: its size, and
+		// the records compressed at once (64 KiB, a few KiB compressed).
+		if used := c.Spooled(); used > int64(cfg.SpoolLimit)+2*(int64(cfg.ChunkSize)+8<<10) {
+			t.Errorf("spool holds %d bytes during the outage, limit %d", used, cfg.SpoolLimit)
+		}
+		faulty.SetFailureRate(0)
+		end()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-spoolDone; err != nil {
+			t.Fatal(err)
+		}
+		if got := lines(t, inner, Filter{Container: "file"}); len(got) != 20000 || got[19999] != "file/stdout line 19999" {
+			t.Errorf("paced source: %d lines in the store, want all 20000", len(got))
+		}
+		kept, dropped, last := commandLines(t, inner)
+		if dropped == 0 {
+			t.Error("no record of dropped lines")
+		}
+		if _, total := c.Totals(); total != dropped {
+			t.Errorf("Totals counts %d dropped lines, the records %d", total, dropped)
+		}
+		if kept+dropped != 20000 || last != 19999 {
+			t.Errorf("command: %d lines kept + %d dropped, last %d; want 20000 in all, the newest kept", kept, dropped, last)
+		}
+	})
 }
 
 // TestFullDisk: the spool's disk refuses the first chunks of each source
@@ -262,53 +265,55 @@ func TestFullSpool(t *testing.T) {
 // wrapped command is never blocked, and what it loses is counted, in the
 // records and in Totals, and the rest is stored.
 func TestFullDisk(t *testing.T) {
-	dir, b := t.TempDir(), memblob.OpenBucket(nil)
-	cfg := testConfig()
-	cfg.ChunkAge = time.Hour
-	sp := testSpool(t, dir, b)
-	cmd := &unpaced{numbered: numbered{name: "command", n: 20000, pause: 25 * time.Millisecond}, done: make(chan struct{})}
-	file := &numbered{name: "file", n: 20000}
-	c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}, Attempt: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The next two chunks of each source go to a full disk.
-	for _, name := range []string{"command", "file"} {
-		ss := c.source(name)
-		for seq := ss.Next; seq < ss.Next+2; seq++ {
-			if err := os.Symlink("/dev/full", c.prod.OpenPath(spool.ChunkName(name, ss.Attempt, seq))); err != nil {
-				t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		dir, b := t.TempDir(), memblob.OpenBucket(nil)
+		cfg := testConfig()
+		cfg.ChunkAge = time.Hour
+		sp := testSpool(t, dir, b)
+		cmd := &unpaced{numbered: numbered{name: "command", n: 20000, pause: 25 * time.Millisecond}, done: make(chan struct{})}
+		file := &numbered{name: "file", n: 20000}
+		c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}, Attempt: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The next two chunks of each source go to a full disk.
+		for _, name := range []string{"command", "file"} {
+			ss := c.source(name)
+			for seq := ss.Next; seq < ss.Next+2; seq++ {
+				if err := os.Symlink("/dev/full", c.prod.OpenPath(spool.ChunkName(name, ss.Attempt, seq))); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
-	}
-	stop, end := context.WithCancel(context.Background())
-	spoolDone := make(chan error, 1)
-	go func() { spoolDone <- sp.Run(stop, context.Background()) }()
-	done := make(chan error, 1)
-	go func() { done <- c.Run(stop, context.Background()) }()
-	<-cmd.done
-	end()
-	if err := <-done; err != nil {
-		t.Fatalf("the collector stopped on a full disk: %v", err)
-	}
-	if err := <-spoolDone; err != nil {
-		t.Fatal(err)
-	}
-	got := lines(t, b, Filter{Container: "file"})
-	for i, line := range got {
-		if want := fmt.Sprintf("file/stdout line %d", i); line != want {
-			t.Fatalf("paced source: line %d is %q, want %q (of %d lines)", i, line, want, len(got))
+		stop, end := context.WithCancel(context.Background())
+		spoolDone := make(chan error, 1)
+		go func() { spoolDone <- sp.Run(stop, context.Background()) }()
+		done := make(chan error, 1)
+		go func() { done <- c.Run(stop, context.Background()) }()
+		<-cmd.done
+		end()
+		if err := <-done; err != nil {
+			t.Fatalf("the collector stopped on a full disk: %v", err)
 		}
-	}
-	if len(got) != 20000 {
-		t.Errorf("paced source: %d lines in the store, want all 20000, each once", len(got))
-	}
-	kept, dropped, last := commandLines(t, b)
-	_, total := c.Totals()
-	t.Logf("command: %d lines kept, %d dropped (Totals: %d)", kept, dropped, total)
-	if dropped == 0 || kept == 0 || kept+dropped != 20000 || total != dropped || last != 19999 {
-		t.Errorf("command: %d kept + %d dropped (Totals %d), last %d; want 20000 in all, some of each, the newest kept", kept, dropped, total, last)
-	}
+		if err := <-spoolDone; err != nil {
+			t.Fatal(err)
+		}
+		got := lines(t, b, Filter{Container: "file"})
+		for i, line := range got {
+			if want := fmt.Sprintf("file/stdout line %d", i); line != want {
+				t.Fatalf("paced source: line %d is %q, want %q (of %d lines)", i, line, want, len(got))
+			}
+		}
+		if len(got) != 20000 {
+			t.Errorf("paced source: %d lines in the store, want all 20000, each once", len(got))
+		}
+		kept, dropped, last := commandLines(t, b)
+		_, total := c.Totals()
+		t.Logf("command: %d lines kept, %d dropped (Totals: %d)", kept, dropped, total)
+		if dropped == 0 || kept == 0 || kept+dropped != 20000 || total != dropped || last != 19999 {
+			t.Errorf("command: %d kept + %d dropped (Totals %d), last %d; want 20000 in all, some of each, the newest kept", kept, dropped, total, last)
+		}
+	})
 }
 
 // commandLines reads back the "command" source's numbered lines: how many
@@ -393,49 +398,56 @@ func BenchmarkCommandLines(b *testing.B) {
 // Follow prints what is in the store, then the chunks that land while it
 // runs, each line once.
 func TestFollow(t *testing.T) {
-	dir, b := t.TempDir(), memblob.OpenBucket(nil)
-	sec := &memSection{}
-	runOnce(t, testConfig(), dir, b, sec, 1, &numbered{name: "app", n: 1000})
-	ctx, cancel := context.WithCancel(context.Background())
-	var mu stdsync.Mutex
-	var got []string
-	done := make(chan error, 1)
-	go func() {
-		done <- Follow(ctx, b, 20*time.Millisecond, Filter{}, nil, func(e *StoredRecord, _ []byte) error {
-			mu.Lock()
-			got = append(got, e.Value)
-			mu.Unlock()
-			return nil
-		})
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
-	for deadline := time.Now().Add(10 * time.Second); count() < 1000 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	// A second attempt adds lines while Follow runs.
-	runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 3000})
-	for deadline := time.Now().Add(10 * time.Second); count() < 3000 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 3000 {
-		t.Fatalf("followed %d lines, want 3000", len(got))
-	}
-	// Each once; in order within what was there at start (the chunks that
-	// land later may land out of order).
-	seen := map[string]bool{}
-	for i, v := range got {
-		if seen[v] {
-			t.Fatalf("%q printed twice", v)
+	synctest.Test(t, func(t *testing.T) {
+		dir, b := t.TempDir(), memblob.OpenBucket(nil)
+		sec := &memSection{}
+		runOnce(t, testConfig(), dir, b, sec, 1, &numbered{name: "app", n: 1000})
+		ctx, cancel := context.WithCancel(context.Background())
+		var got []string
+		// printed[n] is closed once Follow has printed n lines.
+		printed := map[int]chan struct{}{1000: make(chan struct{}), 3000: make(chan struct{})}
+		waitPrinted := func(n int) {
+			t.Helper()
+			select {
+			case <-printed[n]:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("Follow printed fewer than %d lines in 10 s", n)
+			}
 		}
-		seen[v] = true
-		if want := fmt.Sprintf("line %d", i); i < 1000 && v != want {
-			t.Fatalf("line %d = %q, want %q", i, v, want)
+		done := make(chan error, 1)
+		go func() {
+			done <- Follow(ctx, b, 20*time.Millisecond, Filter{}, nil, func(e *StoredRecord, _ []byte) error {
+				got = append(got, e.Value)
+				if c := printed[len(got)]; c != nil {
+					close(c)
+				}
+				return nil
+			})
+		}()
+		waitPrinted(1000)
+		// A second attempt adds lines while Follow runs.
+		runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 3000})
+		waitPrinted(3000)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
-	}
+		if len(got) != 3000 {
+			t.Fatalf("followed %d lines, want 3000", len(got))
+		}
+		// Each once; in order within what was there at start (the chunks that
+		// land later may land out of order).
+		seen := map[string]bool{}
+		for i, v := range got {
+			if seen[v] {
+				t.Fatalf("%q printed twice", v)
+			}
+			seen[v] = true
+			if want := fmt.Sprintf("line %d", i); i < 1000 && v != want {
+				t.Fatalf("line %d = %q, want %q", i, v, want)
+			}
+		}
+	})
 }
 
 // slow emits a numbered line every 10 ms, n of them.
@@ -443,7 +455,7 @@ type slow struct{ numbered }
 
 func (s *slow) Run(ctx context.Context, from Position, emit func(Record, Position) error) error {
 	for i := 0; i < s.n; i++ {
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // a source that writes slowly (on a synctest bubble's clock)
 		if err := emit(Record{Time: time.Now(), Container: s.name, Stream: "stdout", Value: []byte(fmt.Sprint(i))}, Position(fmt.Sprint(i+1))); err != nil {
 			return err
 		}
@@ -455,53 +467,57 @@ func (s *slow) Run(ctx context.Context, from Position, emit func(Record, Positio
 // moved, at most once a chunk age, so that a new pod resumes from recent
 // cursors.
 func TestCheckpointsAfterCursorsMove(t *testing.T) {
-	dir, b := t.TempDir(), memblob.OpenBucket(nil)
-	sp := testSpool(t, dir, b)
-	var checkpoints atomic.Int64
-	cfg := testConfig()
-	cfg.ChunkAge = 100 * time.Millisecond
-	c, err := New(cfg, sp, []Source{&slow{numbered{name: "app", n: 100}}}, Options{Section: &memSection{},
-		Checkpoint: func(context.Context) error { checkpoints.Add(1); return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop, cancel := context.WithCancel(context.Background())
-	cancel()
-	done := make(chan error, 1)
-	go func() { done <- sp.Run(stop, context.Background()) }()
-	if err := c.Run(stop, context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	<-done
-	if n := checkpoints.Load(); n < 1 || n > 12 {
-		t.Errorf("%d checkpoints in about 1 s with a 100 ms chunk age; want a few, at most one per age", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir, b := t.TempDir(), memblob.OpenBucket(nil)
+		sp := testSpool(t, dir, b)
+		var checkpoints atomic.Int64
+		cfg := testConfig()
+		cfg.ChunkAge = 100 * time.Millisecond
+		c, err := New(cfg, sp, []Source{&slow{numbered{name: "app", n: 100}}}, Options{Section: &memSection{},
+			Checkpoint: func(context.Context) error { checkpoints.Add(1); return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- sp.Run(stop, context.Background()) }()
+		if err := c.Run(stop, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		if n := checkpoints.Load(); n < 1 || n > 12 {
+			t.Errorf("%d checkpoints in about 1 s with a 100 ms chunk age; want a few, at most one per age", n)
+		}
+	})
 }
 
 // TestFollowEndsWhenTheRunEnded: Follow returns once the attempt that
 // ended is the last that logged, and goes on while a later attempt logs.
 func TestFollowEndsWhenTheRunEnded(t *testing.T) {
-	dir, b := t.TempDir(), memblob.OpenBucket(nil)
-	sec := &memSection{}
-	runOnce(t, testConfig(), dir, b, sec, 1, &numbered{name: "app", n: 100})
-	runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 200})
-	for _, tc := range []struct {
-		ok      bool
-		attempt int
-		returns bool
-	}{
-		{ok: true, attempt: 2, returns: true},  // the last attempt ended
-		{ok: true, attempt: 1, returns: false}, // attempt 2 still running
-		{ok: false, returns: false},            // nothing ended yet
-	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		n := 0
-		err := Follow(ctx, b, 20*time.Millisecond, Filter{}, func(context.Context, string) (int, bool, error) { return tc.attempt, tc.ok, nil },
-			func(*StoredRecord, []byte) error { n++; return nil })
-		returned := ctx.Err() == nil
-		cancel()
-		if err != nil || n != 200 || returned != tc.returns {
-			t.Errorf("ended attempt %d (%v): err %v, %d lines, returned by itself %v; want 200 lines and %v", tc.attempt, tc.ok, err, n, returned, tc.returns)
+	synctest.Test(t, func(t *testing.T) {
+		dir, b := t.TempDir(), memblob.OpenBucket(nil)
+		sec := &memSection{}
+		runOnce(t, testConfig(), dir, b, sec, 1, &numbered{name: "app", n: 100})
+		runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 200})
+		for _, tc := range []struct {
+			ok      bool
+			attempt int
+			returns bool
+		}{
+			{ok: true, attempt: 2, returns: true},  // the last attempt ended
+			{ok: true, attempt: 1, returns: false}, // attempt 2 still running
+			{ok: false, returns: false},            // nothing ended yet
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			n := 0
+			err := Follow(ctx, b, 20*time.Millisecond, Filter{}, func(context.Context, string) (int, bool, error) { return tc.attempt, tc.ok, nil },
+				func(*StoredRecord, []byte) error { n++; return nil })
+			returned := ctx.Err() == nil
+			cancel()
+			if err != nil || n != 200 || returned != tc.returns {
+				t.Errorf("ended attempt %d (%v): err %v, %d lines, returned by itself %v; want 200 lines and %v", tc.attempt, tc.ok, err, n, returned, tc.returns)
+			}
 		}
-	}
+	})
 }

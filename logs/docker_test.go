@@ -228,7 +228,7 @@ func TestDockerSourceComposeService(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wait := runSource(ctx, src, nil, &rec)
-	waitRequest(t, e, "GET /containers/json?")
+	e.WaitRequests(t, "GET /containers/json?", 1)
 	e.Add("demo-job-1", false)
 	e.SetLabels("demo-job-1", map[string]string{"com.docker.compose.project": "demo", "com.docker.compose.service": "job"})
 	want := dockerLines(e, "demo-job-1", 0, 5)
@@ -244,9 +244,7 @@ func TestDockerSourceComposeService(t *testing.T) {
 	var again remoteRecorder
 	logsBefore := countRequests(e, "/logs?")
 	wait = runSource(ctx, src, rec.position(), &again)
-	for countRequests(e, "/logs?") == logsBefore {
-		time.Sleep(time.Millisecond) // until it has read the earlier start's log
-	}
+	e.WaitRequests(t, "/logs?", logsBefore+1) // it has asked for the earlier start's log
 	e.SetStatus("demo-job-1", "running", 0)
 	more := dockerLines(e, "demo-job-1", 5, 5)
 	again.waitFor(t, len(more))
@@ -266,18 +264,6 @@ func countRequests(e *dockertest.Engine, substr string) int {
 		}
 	}
 	return n
-}
-
-// waitRequest waits until the engine has had a request containing substr.
-func waitRequest(t *testing.T, e *dockertest.Engine, substr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for countRequests(e, substr) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no request with %q in 10 s: %q", substr, e.Requests())
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func TestDockerSourceUnreadableLogDriver(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gocloud.dev/blob"
@@ -108,18 +109,22 @@ func wantNumbered(t *testing.T, got []string, prefix string, n int) {
 	}
 }
 
-// settle gives the tailer time to see a change.
-func settle() { time.Sleep(300 * time.Millisecond) }
+// settle runs the fake clock of the test's synctest bubble past several
+// polls, and waits until the tailer has done what they bring.
+func settle() {
+	time.Sleep(300 * time.Millisecond)
+	synctest.Wait()
+}
 
-// waitStored waits until the store holds n lines.
+// waitStored waits, on the fake clock of the test's synctest bubble, until
+// the store holds n lines.
 func waitStored(t *testing.T, b *blob.Bucket, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for len(values(t, b)) < n {
+	for deadline := time.Now().Add(20 * time.Second); len(values(t, b)) < n; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the store holds %d lines after 20 s, want %d", len(values(t, b)), n)
 		}
-		time.Sleep(50 * time.Millisecond)
+		settle()
 	}
 }
 
@@ -144,136 +149,148 @@ func TestFileFormats(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := memblob.OpenBucket(nil)
-			tl := startTailer(t, tc.glob, b, t.TempDir(), &memSection{})
-			settle()
-			tl.end(t)
-			var got []string
-			Read(context.Background(), b, Filter{}, func(e *StoredRecord, _ []byte) error {
-				got = append(got, e.Container+"/"+e.Stream+" "+e.Timestamp.UTC().Format(timeLayout)+" "+e.Value)
-				return nil
+			synctest.Test(t, func(t *testing.T) {
+				b := memblob.OpenBucket(nil)
+				tl := startTailer(t, tc.glob, b, t.TempDir(), &memSection{})
+				settle()
+				tl.end(t)
+				var got []string
+				Read(context.Background(), b, Filter{}, func(e *StoredRecord, _ []byte) error {
+					got = append(got, e.Container+"/"+e.Stream+" "+e.Timestamp.UTC().Format(timeLayout)+" "+e.Value)
+					return nil
+				})
+				if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+					t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+				}
 			})
-			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-				t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
 		})
 	}
 }
 
 func TestPlainFileAndLongLines(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	long := strings.Repeat("x", 300<<10)
-	appendTo(t, log, "first\n"+long+"\nlast without newline")
-	b := memblob.OpenBucket(nil)
-	tl := startTailer(t, filepath.Join(dir, "*.log"), b, t.TempDir(), &memSection{})
-	settle()
-	tl.end(t)
-	var got []string
-	Read(context.Background(), b, Filter{}, func(e *StoredRecord, _ []byte) error {
-		got = append(got, fmt.Sprintf("%s %d %v", e.Container, len(e.Value), e.Continued))
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		long := strings.Repeat("x", 300<<10)
+		appendTo(t, log, "first\n"+long+"\nlast without newline")
+		b := memblob.OpenBucket(nil)
+		tl := startTailer(t, filepath.Join(dir, "*.log"), b, t.TempDir(), &memSection{})
+		settle()
+		tl.end(t)
+		var got []string
+		Read(context.Background(), b, Filter{}, func(e *StoredRecord, _ []byte) error {
+			got = append(got, fmt.Sprintf("%s %d %v", e.Container, len(e.Value), e.Continued))
+			return nil
+		})
+		want := []string{"app.log 5 false", "app.log 262144 true", "app.log 45056 false", "app.log 20 true"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("records (container, length, continued) = %v, want %v", got, want)
+		}
 	})
-	want := []string{"app.log 5 false", "app.log 262144 true", "app.log 45056 false", "app.log 20 true"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("records (container, length, continued) = %v, want %v", got, want)
-	}
 }
 
 // Rotation by rename: the old file is read to its end (the writer may
 // still add to it), the new one from its start; each line once.
 func TestRenameRotation(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	appendTo(t, log, numberedLines("line", 0, 100))
-	b := memblob.OpenBucket(nil)
-	tl := startTailer(t, log, b, t.TempDir(), &memSection{})
-	waitStored(t, b, 100)
-	if err := os.Rename(log, log+".1"); err != nil {
-		t.Fatal(err)
-	}
-	appendTo(t, log+".1", numberedLines("line", 100, 150)) // late writes to the renamed file
-	appendTo(t, log, numberedLines("line", 150, 300))
-	settle()
-	wantNumbered(t, tl.end(t), "line", 300)
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		appendTo(t, log, numberedLines("line", 0, 100))
+		b := memblob.OpenBucket(nil)
+		tl := startTailer(t, log, b, t.TempDir(), &memSection{})
+		waitStored(t, b, 100)
+		if err := os.Rename(log, log+".1"); err != nil {
+			t.Fatal(err)
+		}
+		appendTo(t, log+".1", numberedLines("line", 100, 150)) // late writes to the renamed file
+		appendTo(t, log, numberedLines("line", 150, 300))
+		settle()
+		wantNumbered(t, tl.end(t), "line", 300)
+	})
 }
 
 // Rotation by copytruncate: the copy is not read (it does not match the
 // glob), the truncated file is read again from its start.
 func TestCopyTruncate(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	appendTo(t, log, numberedLines("line", 0, 100))
-	b := memblob.OpenBucket(nil)
-	tl := startTailer(t, log, b, t.TempDir(), &memSection{})
-	waitStored(t, b, 100)
-	data, _ := os.ReadFile(log)
-	os.WriteFile(log+".1", data, 0o644)
-	if err := os.Truncate(log, 0); err != nil {
-		t.Fatal(err)
-	}
-	settle()
-	appendTo(t, log, numberedLines("line", 100, 250))
-	settle()
-	wantNumbered(t, tl.end(t), "line", 250)
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		appendTo(t, log, numberedLines("line", 0, 100))
+		b := memblob.OpenBucket(nil)
+		tl := startTailer(t, log, b, t.TempDir(), &memSection{})
+		waitStored(t, b, 100)
+		data, _ := os.ReadFile(log)
+		os.WriteFile(log+".1", data, 0o644)
+		if err := os.Truncate(log, 0); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+		appendTo(t, log, numberedLines("line", 100, 250))
+		settle()
+		wantNumbered(t, tl.end(t), "line", 250)
+	})
 }
 
 // A truncated file that grew past the old offset before the next look is
 // still seen as truncated: the bytes before the offset changed.
 func TestCopyTruncateRegrownPastTheOffset(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	appendTo(t, log, numberedLines("line", 0, 10))
-	b := memblob.OpenBucket(nil)
-	tl := startTailer(t, log, b, t.TempDir(), &memSection{})
-	waitStored(t, b, 10)
-	f, _ := os.OpenFile(log, os.O_WRONLY|os.O_TRUNC, 0)
-	f.WriteString(numberedLines("line", 10, 100))
-	f.Close()
-	settle()
-	wantNumbered(t, tl.end(t), "line", 100)
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		appendTo(t, log, numberedLines("line", 0, 10))
+		b := memblob.OpenBucket(nil)
+		tl := startTailer(t, log, b, t.TempDir(), &memSection{})
+		waitStored(t, b, 10)
+		f, _ := os.OpenFile(log, os.O_WRONLY|os.O_TRUNC, 0)
+		f.WriteString(numberedLines("line", 10, 100))
+		f.Close()
+		settle()
+		wantNumbered(t, tl.end(t), "line", 100)
+	})
 }
 
 // A new file that got the inode of a deleted one is read from its start,
 // however far the old one was read; and a restart with the old file's
 // cursor does the same.
 func TestInodeReuse(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	appendTo(t, log, "new file, first line\nsecond line\n")
-	fi, _ := os.Stat(log)
-	dev, ino := inode(fi)
-	// The position a collector saved for an older file on the same inode:
-	// a longer file with other first bytes.
-	old := fmt.Sprintf(`{"files":[{"path":%q,"dev":%d,"inode":%d,"headLen":12,"head":"%s","offset":20,"tail":"%x","format":"plain"}]}`,
-		log, dev, ino, hashHex([]byte("old content ")), "st line\n")
-	src, _ := NewFileSource(log, 10*time.Millisecond, 1<<20)
-	var got []string
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := src.Run(ctx, Position(old), func(r Record, _ Position) error {
-		got = append(got, string(r.Value))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(got, "|") != "new file, first line|second line" {
-		t.Errorf("read %q, want the new file from its start", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		appendTo(t, log, "new file, first line\nsecond line\n")
+		fi, _ := os.Stat(log)
+		dev, ino := inode(fi)
+		// The position a collector saved for an older file on the same inode:
+		// a longer file with other first bytes.
+		old := fmt.Sprintf(`{"files":[{"path":%q,"dev":%d,"inode":%d,"headLen":12,"head":"%s","offset":20,"tail":"%x","format":"plain"}]}`,
+			log, dev, ino, hashHex([]byte("old content ")), "st line\n")
+		src, _ := NewFileSource(log, 10*time.Millisecond, 1<<20)
+		var got []string
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := src.Run(ctx, Position(old), func(r Record, _ Position) error {
+			got = append(got, string(r.Value))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, "|") != "new file, first line|second line" {
+			t.Errorf("read %q, want the new file from its start", got)
+		}
 
-	// While running: the file is deleted and a new one created (on this
-	// file system it may or may not get the same inode).
-	b := memblob.OpenBucket(nil)
-	tl := startTailer(t, log, b, t.TempDir(), &memSection{})
-	waitStored(t, b, 2)
-	os.Remove(log)
-	appendTo(t, log, "third\n")
-	settle()
-	got = tl.end(t)
-	if strings.Join(got, "|") != "new file, first line|second line|third" {
-		t.Errorf("read %q", got)
-	}
+		// While running: the file is deleted and a new one created (on this
+		// file system it may or may not get the same inode).
+		b := memblob.OpenBucket(nil)
+		tl := startTailer(t, log, b, t.TempDir(), &memSection{})
+		waitStored(t, b, 2)
+		os.Remove(log)
+		appendTo(t, log, "third\n")
+		settle()
+		got = tl.end(t)
+		if strings.Join(got, "|") != "new file, first line|second line|third" {
+			t.Errorf("read %q", got)
+		}
+	})
 }
 
 // A partial last line is held: a collector that stops in between (killed:
@@ -325,66 +342,70 @@ func TestPartialLastLineAcrossARestart(t *testing.T) {
 
 // A saved offset whose bytes before it changed is not trusted.
 func TestSavedOffsetCheckedAgainstTheFile(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	appendTo(t, log, "aaaa\nbbbb\n")
-	b := memblob.OpenBucket(nil)
-	sec := &memSection{}
-	spoolDir := t.TempDir()
-	tl := startTailer(t, log, b, spoolDir, sec)
-	waitStored(t, b, 2)
-	tl.end(t)
-	// Rewritten in place, same inode and first bytes, other bytes before
-	// the offset.
-	os.WriteFile(log, []byte("aaaa\ncccc\ndddd\n"), 0o644)
-	tl = startTailer(t, log, b, spoolDir, sec)
-	settle()
-	got := tl.end(t)
-	if strings.Join(got, "|") != "aaaa|bbbb|aaaa|cccc|dddd" {
-		t.Errorf("store holds %q; want the rewritten file read again from its start", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "app.log")
+		appendTo(t, log, "aaaa\nbbbb\n")
+		b := memblob.OpenBucket(nil)
+		sec := &memSection{}
+		spoolDir := t.TempDir()
+		tl := startTailer(t, log, b, spoolDir, sec)
+		waitStored(t, b, 2)
+		tl.end(t)
+		// Rewritten in place, same inode and first bytes, other bytes before
+		// the offset.
+		os.WriteFile(log, []byte("aaaa\ncccc\ndddd\n"), 0o644)
+		tl = startTailer(t, log, b, spoolDir, sec)
+		settle()
+		got := tl.end(t)
+		if strings.Join(got, "|") != "aaaa|bbbb|aaaa|cccc|dddd" {
+			t.Errorf("store holds %q; want the rewritten file read again from its start", got)
+		}
+	})
 }
 
 // TestFileSourceBacksOffWhileIdle: while its file does not change, the
 // source looks at it idlePolls polls apart, not every poll; a line written
 // after the pause is read, and then it looks every poll again.
 func TestFileSourceBacksOffWhileIdle(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "app.log")
-	appendTo(t, log, "before\n")
-	const poll = 10 * time.Millisecond
-	src, _ := NewFileSource(log, poll, 1<<20)
-	var looks, idleLooks atomic.Int64
-	src.looked = func(moved bool) {
-		looks.Add(1)
-		if !moved {
-			idleLooks.Add(1)
+	synctest.Test(t, func(t *testing.T) {
+		log := filepath.Join(t.TempDir(), "app.log")
+		appendTo(t, log, "before\n")
+		const poll = 10 * time.Millisecond
+		src, _ := NewFileSource(log, poll, 1<<20)
+		var looks, idleLooks atomic.Int64
+		src.looked = func(moved bool) {
+			looks.Add(1)
+			if !moved {
+				idleLooks.Add(1)
+			}
 		}
-	}
-	lines := make(chan string, 10)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- src.Run(ctx, nil, func(r Record, _ Position) error {
-			lines <- string(r.Value)
-			return nil
-		})
-	}()
-	if got := <-lines; got != "before" {
-		t.Fatalf("first line %q", got)
-	}
-	idleLooks.Store(0)
-	const pause = time.Second
-	time.Sleep(pause)
-	// Every poll would be 100 looks; idlePolls apart, 25.
-	if n, most := idleLooks.Load(), int64(pause/(idlePolls*poll))+10; n > most {
-		t.Errorf("%d looks at an unchanged file in %v; want at most %d (one every %v)", n, pause, most, idlePolls*poll)
-	}
-	appendTo(t, log, "after\n")
-	if got := <-lines; got != "after" {
-		t.Fatalf("line after the pause %q", got)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+		lines := make(chan string, 10)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- src.Run(ctx, nil, func(r Record, _ Position) error {
+				lines <- string(r.Value)
+				return nil
+			})
+		}()
+		if got := <-lines; got != "before" {
+			t.Fatalf("first line %q", got)
+		}
+		idleLooks.Store(0)
+		const pause = time.Second
+		time.Sleep(pause) // on the bubble's fake clock
+		// Every poll would be 100 looks; idlePolls apart, 25.
+		if n, most := idleLooks.Load(), int64(pause/(idlePolls*poll))+10; n > most {
+			t.Errorf("%d looks at an unchanged file in %v; want at most %d (one every %v)", n, pause, most, idlePolls*poll)
+		}
+		appendTo(t, log, "after\n")
+		if got := <-lines; got != "after" {
+			t.Fatalf("line after the pause %q", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	stdsync "sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,8 +35,9 @@ type fakeKube struct {
 	changed   chan struct{}
 	abort     chan struct{} // closed: open streams drop their connection
 	cuts      []int
-	requests  []url.Values // of the log endpoint
-	streams   atomic.Int32 // log streams being served
+	requests  []url.Values  // of the log endpoint
+	streams   int           // log streams being served
+	ended     chan struct{} // closed and replaced when a log stream ends
 }
 
 type fakeInstance struct {
@@ -53,7 +53,7 @@ type fakeLine struct {
 
 func newFakeKube(t *testing.T, policy string) *fakeKube {
 	k := &fakeKube{token: "s3cr3t-token", policy: policy, instances: []*fakeInstance{{}},
-		changed: make(chan struct{}), abort: make(chan struct{})}
+		changed: make(chan struct{}), abort: make(chan struct{}), ended: make(chan struct{})}
 	k.srv = httptest.NewTLSServer(http.HandlerFunc(k.serve))
 	k.srv.Config.ErrorLog = nil
 	t.Cleanup(k.srv.Close)
@@ -141,8 +141,14 @@ func (k *fakeKube) failAndRestart(first, n int) []string {
 	in.terminated, in.exitCode = true, 2
 	k.instances = append(k.instances, &fakeInstance{})
 	k.mu.Unlock()
-	for k.streams.Load() > 0 {
-		time.Sleep(time.Millisecond)
+	for {
+		k.mu.Lock()
+		open, ended := k.streams, k.ended
+		k.mu.Unlock()
+		if open == 0 {
+			break
+		}
+		<-ended
 	}
 	k.change(func() { k.abort = make(chan struct{}) })
 	return want
@@ -254,9 +260,15 @@ func (k *fakeKube) log(w http.ResponseWriter, r *http.Request) {
 	if len(k.cuts) > 0 {
 		cut, k.cuts = k.cuts[0], k.cuts[1:]
 	}
+	k.streams++
 	k.mu.Unlock()
-	k.streams.Add(1)
-	defer k.streams.Add(-1)
+	defer func() {
+		k.mu.Lock()
+		k.streams--
+		close(k.ended)
+		k.ended = make(chan struct{})
+		k.mu.Unlock()
+	}()
 
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)

@@ -23,7 +23,8 @@ type remoteRecorder struct {
 	mu        stdsync.Mutex
 	recs      []string
 	pos       Position
-	stopAfter int // emit fails once it has this many records (0: never)
+	stopAfter int           // emit fails once it has this many records (0: never)
+	emitted   chan struct{} // closed at the next record (nil: no one waits)
 }
 
 func (r *remoteRecorder) emit(rec Record, p Position) error {
@@ -41,6 +42,10 @@ func (r *remoteRecorder) emit(rec Record, p Position) error {
 	}
 	r.recs = append(r.recs, s)
 	r.pos = append(Position(nil), p...)
+	if r.emitted != nil {
+		close(r.emitted)
+		r.emitted = nil
+	}
 	return nil
 }
 
@@ -59,12 +64,23 @@ func (r *remoteRecorder) position() Position {
 // waitFor waits until n records have been emitted.
 func (r *remoteRecorder) waitFor(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(r.records()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %d records; have %d:\n%s", n, len(r.records()), strings.Join(r.records(), "\n"))
+	timeout := time.After(10 * time.Second)
+	for {
+		r.mu.Lock()
+		have := len(r.recs)
+		if r.emitted == nil {
+			r.emitted = make(chan struct{})
 		}
-		time.Sleep(5 * time.Millisecond)
+		next := r.emitted
+		r.mu.Unlock()
+		if have >= n {
+			return
+		}
+		select {
+		case <-next:
+		case <-timeout:
+			t.Fatalf("waited 10 s for %d records; have %d:\n%s", n, have, strings.Join(r.records(), "\n"))
+		}
 	}
 }
 

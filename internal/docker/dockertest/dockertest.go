@@ -38,7 +38,8 @@ type Engine struct {
 	containers map[string]*container
 	changed    chan struct{} // closed and replaced at every change
 	requests   []string
-	drops      []int // frames written before the next logs stream is cut
+	requested  chan struct{} // closed and replaced at every request
+	drops      []int         // frames written before the next logs stream is cut
 }
 
 type container struct {
@@ -74,7 +75,7 @@ func New(t testing.TB) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{Socket: socket, containers: map[string]*container{}, changed: make(chan struct{})}
+	e := &Engine{Socket: socket, containers: map[string]*container{}, changed: make(chan struct{}), requested: make(chan struct{})}
 	srv := &http.Server{Handler: e, ErrorLog: nil}
 	go srv.Serve(l)
 	t.Cleanup(func() {
@@ -168,6 +169,32 @@ func (e *Engine) Requests() []string {
 	return append([]string(nil), e.requests...)
 }
 
+// WaitRequests waits until the engine has had n requests that contain
+// substr, and fails the test after 10 s.
+func (e *Engine) WaitRequests(t testing.TB, substr string, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		e.mu.Lock()
+		got := 0
+		for _, r := range e.requests {
+			if strings.Contains(r, substr) {
+				got++
+			}
+		}
+		next := e.requested
+		e.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-next:
+		case <-timeout:
+			t.Fatalf("%d requests with %q in 10 s, want %d: %q", got, substr, n, e.Requests())
+		}
+	}
+}
+
 func (e *Engine) change(f func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -179,6 +206,8 @@ func (e *Engine) change(f func()) {
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.requests = append(e.requests, r.Method+" "+r.URL.RequestURI())
+	close(e.requested)
+	e.requested = make(chan struct{})
 	e.mu.Unlock()
 	if r.URL.Path == "/containers/json" && r.Method == http.MethodGet {
 		e.list(w, r)
