@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
@@ -77,16 +76,12 @@ func (c *collector) replicaKey() string {
 	return c.set.Run + "/" + resume.ReplicaPrefix(c.set.Replica)
 }
 
-// sumReplicas writes the run's resources summary, the sum over its replicas'
-// (resources.RunSummary), at the end of the replica's attempt: the last
-// replica to end writes the whole run's. It reads one summary per replica,
-// once per attempt, never during the run.
+// sumReplicas adds the replica's final resources summary to the run's, the
+// sum over its replicas (resources.EndReplica), at the end of the replica's
+// attempt: a few requests whatever the number of replicas, never during the
+// run.
 func (c *collector) sumReplicas(ctx context.Context) {
-	sum, ok, err := resources.SumReplicas(ctx, c.run, c.set.Run, time.Now())
-	if err == nil && ok {
-		err = resources.PutRunSummary(ctx, c.run, sum)
-	}
-	if err != nil {
+	if err := resources.EndReplica(ctx, c.run, c.set.Run, c.set.Replica); err != nil {
 		c.log.Warn("cannot write the run's resources summary, the sum over its replicas", "err", stores.Redact(err))
 	}
 }
