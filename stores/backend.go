@@ -44,9 +44,9 @@ type Driver interface {
 // putter is a Driver that writes single-call uploads itself rather than
 // through its bucket's writer: the folder store, whose objects must be on
 // disk (file and folder fsync'd) before Upload returns. key is in the
-// whole bucket.
+// whole bucket. metadata, when not nil, is the object's (Target.ForReplica).
 type putter interface {
-	Put(ctx context.Context, key string, r io.Reader) error
+	Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error
 }
 
 // bytesPutter is a Driver that sends an object held in memory in one request
@@ -54,7 +54,7 @@ type putter interface {
 // manager: S3, where that is one PutObject from the caller's goroutine. key
 // is in the whole bucket.
 type bytesPutter interface {
-	PutBytes(ctx context.Context, key string, data []byte, sums Sums) error
+	PutBytes(ctx context.Context, key string, data []byte, sums Sums, metadata map[string]string) error
 }
 
 // Sums are what is known of an object's bytes before it is uploaded.
@@ -140,6 +140,7 @@ type Target struct {
 	Resumable Uploader
 	drv       Driver
 	prefix    string // the target's prefix in the driver's bucket
+	replica   string // ForReplica's
 }
 
 // Limits are the store's limits on one object and its parts; none for a
@@ -159,7 +160,11 @@ func (t Target) Limits() Limits {
 // error; a refusal by the store matches ErrRefused.
 func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, partSize, concurrency int) error {
 	if p, ok := t.drv.(putter); ok {
-		if err := p.Put(ctx, t.prefix+key, r); err != nil {
+		var md map[string]string // a folder store keeps metadata only for a replica
+		if t.replica != "" {
+			md = t.metadata(sums)
+		}
+		if err := p.Put(ctx, t.prefix+key, r, md); err != nil {
 			return Redact(fmt.Errorf("upload %q: %w", key, err))
 		}
 		return nil
@@ -170,9 +175,7 @@ func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, 
 		BufferSize:     partSize,
 		MaxConcurrency: concurrency,
 	}
-	if sums.SHA256 != nil {
-		opts.Metadata = map[string]string{HashMetadataKey: fmt.Sprintf("%x", sums.SHA256)}
-	}
+	opts.Metadata = t.metadata(sums)
 	if t.drv != nil {
 		t.drv.Verify(opts, sums)
 	}
@@ -185,7 +188,7 @@ func (t Target) Upload(ctx context.Context, key string, r io.Reader, sums Sums, 
 // avoids the streaming machinery where the backend can.
 func (t Target) PutBytes(ctx context.Context, key string, data []byte, sums Sums) error {
 	if p, ok := t.drv.(bytesPutter); ok {
-		if err := p.PutBytes(ctx, t.prefix+key, data, sums); err != nil {
+		if err := p.PutBytes(ctx, t.prefix+key, data, sums, t.metadata(sums)); err != nil {
 			return storeError(t.drv, fmt.Errorf("upload %q: %w", key, err))
 		}
 		return nil

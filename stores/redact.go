@@ -163,14 +163,16 @@ func (e *redactedError) Unwrap() error { return e.err }
 func (e *redactedError) Is(target error) bool { return e.refused && target == ErrRefused }
 
 // redactingUploader is a backend's Uploader whose errors leave the package
-// through storeError.
+// through storeError, and whose objects carry the replica's name when it is
+// set (Target.ForReplica).
 type redactingUploader struct {
-	u   Uploader
-	drv Driver
+	u       Uploader
+	drv     Driver
+	replica string
 }
 
 func (r redactingUploader) Upload(ctx context.Context, src io.ReaderAt, p *Progress, metadata map[string]string, concurrency int, journal Journal) ([]byte, error) {
-	sum, err := r.u.Upload(ctx, src, p, metadata, concurrency, journal)
+	sum, err := r.u.Upload(ctx, src, p, withReplica(metadata, r.replica), concurrency, journal)
 	return sum, storeError(r.drv, err)
 }
 

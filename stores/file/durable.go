@@ -22,9 +22,10 @@ var (
 // Put implements the single-call upload of a folder store (Target.Upload
 // calls it): r goes into a temp file beside the object, named like a partial
 // file (stores.IsPartial), which is fsync'd, renamed into place, and the
-// folder fsync'd. fileblob's writer renames without fsync, so an object the
+// folder fsync'd; metadata goes into its extended attributes (xattr.go).
+// fileblob's writer renames without fsync, so an object the
 // manifest recorded could be empty or missing after a crash of the machine.
-func (d *driver) Put(ctx context.Context, key string, r io.Reader) error {
+func (d *driver) Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
 	final, err := objectPath(d.dir, key)
 	if err != nil {
 		return err
@@ -37,6 +38,11 @@ func (d *driver) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	temp := f.Name()
+	if err := setMetadata(f, metadata); err != nil {
+		f.Close()
+		_ = os.Remove(temp)
+		return err
+	}
 	if err := writeDurably(ctx, f, r); err != nil {
 		_ = os.Remove(temp)
 		return err

@@ -52,8 +52,9 @@ func partialPath(final, id string) string {
 	return filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+stores.PartialMarker+id)
 }
 
-// Upload implements Uploader. Metadata is not written: the file stores are
-// opened with fileblob's metadata off, so objects are plain files.
+// Upload implements Uploader. Metadata goes into the file's extended
+// attributes (xattr.go), not beside it: the file stores are opened with
+// fileblob's metadata off, so objects are plain files.
 func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Progress, metadata map[string]string, concurrency int, journal stores.Journal) ([]byte, error) {
 	if err := p.Check(); err != nil {
 		return nil, err
@@ -94,6 +95,10 @@ func (u *fileUploader) Upload(ctx context.Context, r io.ReaderAt, p *stores.Prog
 		}
 		f, err = os.OpenFile(partialPath(final, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
+			return nil, fmt.Errorf("upload %q: %w", p.Key, err)
+		}
+		if err := setMetadata(f, metadata); err != nil {
+			f.Close()
 			return nil, fmt.Errorf("upload %q: %w", p.Key, err)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -26,9 +25,9 @@ import (
 // SHA-256 (which the SDK adds over plain HTTP when it computes the CRC32)
 // would each be one more checksum for the server to compute, of the same
 // bytes, and are left out. Without an MD5 in sums, the SDK's CRC32 stays.
-// The SHA-256 of sums goes into the metadata, unchecked by the server: a
-// restore verifies the bytes it downloads against it.
-func (d *driver) PutBytes(ctx context.Context, key string, data []byte, sums stores.Sums) error {
+// metadata holds the SHA-256 of sums, unchecked by the server (a restore
+// verifies the bytes it downloads against it), and the replica's name.
+func (d *driver) PutBytes(ctx context.Context, key string, data []byte, sums stores.Sums, metadata map[string]string) error {
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(d.name),
 		Key:           aws.String(escape.S3Key(key)),
@@ -36,8 +35,8 @@ func (d *driver) PutBytes(ctx context.Context, key string, data []byte, sums sto
 		ContentLength: aws.Int64(int64(len(data))),
 		ContentType:   aws.String("application/octet-stream"),
 	}
-	if sums.SHA256 != nil {
-		in.Metadata = escape.S3Metadata(map[string]string{stores.HashMetadataKey: hex.EncodeToString(sums.SHA256)})
+	if len(metadata) > 0 {
+		in.Metadata = escape.S3Metadata(metadata)
 	}
 	if sums.MD5 == nil {
 		_, err := d.client.PutObject(ctx, in)

@@ -1,0 +1,114 @@
+package stores
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"gocloud.dev/blob"
+)
+
+// ReplicaMetadataKey is the object metadata key naming the replica of a
+// distributed run that stored the object (Target.ForReplica). A folder store
+// keeps it in the file's extended attribute "user.collector.replica".
+const ReplicaMetadataKey = "replica"
+
+// ForReplica returns the target with every object written through it (its
+// Upload, PutBytes and Resumable) carrying the replica's name under
+// ReplicaMetadataKey. "" is a single-replica run's target, whose objects
+// carry no name: t itself.
+func (t Target) ForReplica(name string) Target {
+	if name == "" {
+		return t
+	}
+	t.replica = name
+	if r, ok := t.Resumable.(redactingUploader); ok {
+		r.replica = name
+		t.Resumable = r
+	} else if t.Resumable != nil {
+		t.Resumable = redactingUploader{u: t.Resumable, drv: t.drv, replica: name}
+	}
+	return t
+}
+
+// Replica is the name ForReplica gave the target; "" for none.
+func (t Target) Replica() string { return t.replica }
+
+// metadata is what an object written through t carries besides its bytes:
+// the SHA-256 of sums and the replica's name, each when known.
+func (t Target) metadata(sums Sums) map[string]string {
+	var md map[string]string
+	if sums.SHA256 != nil {
+		md = map[string]string{HashMetadataKey: fmt.Sprintf("%x", sums.SHA256)}
+	}
+	return withReplica(md, t.replica)
+}
+
+// withReplica returns md with the replica's name added (a copy), or md as it
+// is when the name is "".
+func withReplica(md map[string]string, replica string) map[string]string {
+	if replica == "" {
+		return md
+	}
+	md = maps.Clone(md)
+	if md == nil {
+		md = map[string]string{}
+	}
+	md[ReplicaMetadataKey] = replica
+	return md
+}
+
+// metadataKeeper is a Driver whose objects keep their metadata outside the
+// bucket's attributes: the folder store, in extended attributes. key is in
+// the whole bucket.
+type metadataKeeper interface {
+	Metadata(key string) (map[string]string, error)
+}
+
+// copier is a Driver that copies objects itself rather than through its
+// bucket: the folder store, which links the file (its extended attributes
+// with it) and makes the copy durable. keys are in the whole bucket.
+type copier interface {
+	Copy(ctx context.Context, dst, src string) error
+}
+
+// Attributes returns the attributes of the object at key, its metadata
+// included where the store keeps it apart from the bucket (a folder store's
+// extended attributes). Its error is redacted; gcerrors.Code tells a missing
+// object (NotFound).
+func (t Target) Attributes(ctx context.Context, key string) (*blob.Attributes, error) {
+	attrs, err := t.Bucket.Attributes(ctx, key)
+	if err != nil {
+		return nil, storeError(t.drv, err)
+	}
+	if k, ok := t.drv.(metadataKeeper); ok {
+		md, err := k.Metadata(t.prefix + key)
+		if err != nil {
+			return nil, storeError(t.drv, fmt.Errorf("attributes %q: %w", key, err))
+		}
+		if len(md) > 0 {
+			attrs.Metadata = maps.Clone(attrs.Metadata)
+			if attrs.Metadata == nil {
+				attrs.Metadata = map[string]string{}
+			}
+			maps.Copy(attrs.Metadata, md)
+		}
+	}
+	return attrs, nil
+}
+
+// Copy copies the object at src to dst with its metadata, in the store where
+// it can (S3 CopyObject, a GCS rewrite, an Azure copy from URL; a hard link
+// on a folder store), replacing what dst held. Its error is redacted.
+func (t Target) Copy(ctx context.Context, dst, src string) error {
+	if c, ok := t.drv.(copier); ok {
+		if err := c.Copy(ctx, t.prefix+dst, t.prefix+src); err != nil {
+			return Redact(fmt.Errorf("copy %q to %q: %w", src, dst, err))
+		}
+		return nil
+	}
+	if err := t.Bucket.Copy(ctx, dst, src, nil); err != nil {
+		return storeError(t.drv, fmt.Errorf("copy %q to %q: %w", src, dst, err))
+	}
+	return nil
+}
