@@ -12,6 +12,19 @@ type Entry struct {
 	ModTime int64  `json:"mtime"`           // Unix nanoseconds of the local file when uploaded
 	Inode   uint64 `json:"inode,omitempty"` // 0 when unknown (e.g. restored on another machine)
 	SHA256  Digest `json:"sha256,omitzero"`
+	// Key is the object's key under outputs/ when it is not the file's
+	// path: a replica's copy of a path that a lower replica holds
+	// (<path>.replica-<name>, docs/distributed.md). "" is the path.
+	Key string `json:"key,omitempty"`
+}
+
+// ObjectKey is the key, under outputs/, of the object the entry records for
+// the file at rel.
+func (e Entry) ObjectKey(rel string) string {
+	if e.Key != "" {
+		return e.Key
+	}
+	return rel
 }
 
 // SameFile tells whether a local file with this size, mtime and inode is the

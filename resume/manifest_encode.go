@@ -81,6 +81,10 @@ func appendEntry(b []byte, k string, e *Entry) []byte {
 		b = hex.AppendEncode(b, e.SHA256[:])
 		b = append(b, '"')
 	}
+	if e.Key != "" {
+		b = append(b, `,"key":`...)
+		b = appendString(b, e.Key)
+	}
 	return append(b, '}')
 }
 

@@ -28,6 +28,8 @@ func TestMarshalJSONMatchesEncodingJSON(t *testing.T) {
 		"données/résumé ü.txt":  {Size: 9, ModTime: 7, SHA256: digest(nil)},
 		"quote\"back\\slash\tx": {Size: 1, ModTime: 2, Inode: 3},
 		"<html>&":               {Size: 1, ModTime: 2},
+		"shared/model.pt":       {Size: 4, ModTime: 5, SHA256: digest([]byte("mine")), Key: "shared/model.pt.replica-worker-1"},
+		"odd key":               {Size: 4, ModTime: 5, Key: "odd key\".replica-<w>&"},
 	}
 	got, err := m.MarshalJSON()
 	if err != nil {
@@ -68,5 +70,25 @@ func TestEntryJSONFormat(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"x":{"size":1,"mtime":1,"sha256":"ab12"}}`), &m); err == nil {
 		t.Error("a short sha256 was accepted")
+	}
+}
+
+// TestEntryKey: an entry of a file stored under another key (a replica's
+// copy of a shared path) keeps the key, written last; one without writes
+// none, as before.
+func TestEntryKey(t *testing.T) {
+	const diverted = `{"m.pt":{"size":5,"mtime":7,"key":"m.pt.replica-worker-1"},"n.pt":{"size":1,"mtime":1}}`
+	var m Manifest
+	if err := json.Unmarshal([]byte(diverted), &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m["m.pt"].ObjectKey("m.pt"); got != "m.pt.replica-worker-1" {
+		t.Errorf("m.pt's object key = %q", got)
+	}
+	if got := m["n.pt"].ObjectKey("n.pt"); got != "n.pt" {
+		t.Errorf("n.pt's object key = %q", got)
+	}
+	if got, _ := m.MarshalJSON(); string(got) != diverted {
+		t.Errorf("written back:\n got %s\nwant %s", got, diverted)
 	}
 }

@@ -16,6 +16,7 @@ func FuzzManifestDecode(f *testing.F) {
 	f.Add([]byte(`{"gone":null,"x<y>&\"z\"":{"size":0,"mtime":-1},"é":{"size":1,"mtime":2}}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"a":{"size":1,"mtime":2,"sha256":""}}`))
+	f.Add([]byte(`{"a":{"size":1,"mtime":2,"key":"a.replica-w\u00e9<1>"},"b":{"size":1,"mtime":2,"key":""}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m Manifest
 		if err := json.Unmarshal(data, &m); err != nil {
@@ -50,6 +51,9 @@ func FuzzManifestEntry(f *testing.F) {
 			return
 		}
 		e := &Entry{Size: size, ModTime: mtime, Inode: inode}
+		if len(sum) > 0 && sum[0]%2 == 1 {
+			e.Key = path + ".replica-w"
+		}
 		copy(e.SHA256[:], sum)
 		enc := Manifest{path: e}.appendJSON(nil)
 		var got Manifest
