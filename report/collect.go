@@ -13,6 +13,7 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/resources"
@@ -235,23 +236,14 @@ func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options
 	}
 	sign := opts.LinkExpiry > 0
 	if sign {
-		// Signing is local work for S3 and Azure; GCS without a private key
-		// asks its IAM service. Bounded either way.
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		for i := range r.Outputs {
-			u, err := run.SignedURL(sctx, resume.OutputsPrefix+r.Outputs[i].Path, &blob.SignedURLOptions{Expiry: opts.LinkExpiry})
-			if err != nil {
-				if gcerrors.Code(err) != gcerrors.Unimplemented {
-					r.Notes = append(r.Notes, fmt.Sprintf("links: the store did not sign a URL (%v): paths only", err))
-				}
-				for j := range r.Outputs {
-					r.Outputs[j].URL = ""
-				}
-				sign = false
-				break
+		if err := r.signLinks(ctx, run, opts.LinkExpiry); err != nil {
+			if gcerrors.Code(err) != gcerrors.Unimplemented {
+				r.Notes = append(r.Notes, fmt.Sprintf("links: the store did not sign a URL (%v): paths only", err))
 			}
-			r.Outputs[i].URL = u
+			for j := range r.Outputs {
+				r.Outputs[j].URL = ""
+			}
+			sign = false
 		}
 	}
 	r.Signed = sign && len(r.Outputs) > 0
@@ -261,6 +253,40 @@ func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options
 	if !r.Signed && opts.RelativeLinks {
 		for i := range r.Outputs {
 			r.Outputs[i].URL = relativeLink(r.Outputs[i].Path)
+		}
+	}
+	return nil
+}
+
+// signers is how many links are signed at once: signing is local work for
+// S3, Azure and GCS with a key, a request to the IAM Credentials API for
+// GCS without one.
+const signers = 16
+
+// signLinks signs a link to each output; on the first error it stops and
+// returns it. Bounded in time: a store that signs slowly costs the page its
+// links, not its other parts.
+func (r *Report) signLinks(ctx context.Context, run *blob.Bucket, expiry time.Duration) error {
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	g, gctx := errgroup.WithContext(tctx)
+	g.SetLimit(signers)
+	for i := range r.Outputs {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			u, err := run.SignedURL(gctx, resume.OutputsPrefix+r.Outputs[i].Path, &blob.SignedURLOptions{Expiry: expiry})
+			r.Outputs[i].URL = u
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, o := range r.Outputs {
+		if o.URL == "" { // out of time before every link was signed
+			return fmt.Errorf("signing %d links: %w", len(r.Outputs), context.DeadlineExceeded)
 		}
 	}
 	return nil

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"cloud.google.com/go/storage"
@@ -46,7 +45,11 @@ func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketU
 	if err != nil {
 		return nil, fmt.Errorf("create GCS client: %w", err)
 	}
-	b, err := gcsblob.OpenBucket(ctx, nil, loc.Bucket, &gcsblob.Options{Client: client})
+	opts := &gcsblob.Options{Client: client}
+	if why := signing(ctx, creds, opts); why != "" {
+		log.Debug("the GCS store signs no URLs, so the run's report lists the outputs without links", "why", stores.RedactString(why))
+	}
+	b, err := gcsblob.OpenBucket(ctx, nil, loc.Bucket, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -99,21 +102,11 @@ func clientOptions(creds stores.Credentials) ([]option.ClientOption, error) {
 	if creds.Getenv("STORAGE_EMULATOR_HOST") != "" {
 		return nil, nil
 	}
-	keyPath := creds.Path("GC_KEY_PATH")
-	if keyPath == "" {
-		keyPath = creds.Get("GC_KEY_PATH")
+	data, _, err := connectionKey(creds)
+	if err != nil || data == nil {
+		return nil, err
 	}
-	switch {
-	case keyPath != "":
-		data, err := os.ReadFile(keyPath)
-		if err != nil {
-			return nil, fmt.Errorf("read GC_KEY_PATH %q: %w", keyPath, stores.UnwrapPathError(err))
-		}
-		return []option.ClientOption{option.WithAuthCredentialsJSON(option.ServiceAccount, data)}, nil
-	case creds.Get("GC_KEYFILE_DICT") != "":
-		return []option.ClientOption{option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(creds.Get("GC_KEYFILE_DICT")))}, nil
-	}
-	return nil, nil
+	return []option.ClientOption{option.WithAuthCredentialsJSON(option.ServiceAccount, data)}, nil
 }
 
 // defaultEndpoint is GCS's JSON API, where resumable uploads start.
