@@ -44,3 +44,19 @@ func retry(ctx context.Context, attempts int, op func() error) error {
 		}
 	}
 }
+
+// uploadAttempts is how often a pass tries one file when the store's errors
+// are transient; after that the file waits for the next pass.
+const uploadAttempts = 4
+
+// retry is retry with uploadAttempts, counting the tries after the first.
+func (s *Syncer) retry(ctx context.Context, op func() error) error {
+	tries := 0
+	err := retry(ctx, uploadAttempts, func() error {
+		if tries++; tries > 1 {
+			s.totals.retries.Add(1)
+		}
+		return op()
+	})
+	return err
+}
