@@ -22,13 +22,14 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 		if _, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(j.rel))); err == nil {
 			return resume.Entry{}, errChanged
 		}
+		key := s.objectKey(j.rel)
 		err := s.retry(ctx, func() error {
-			if s.shared {
+			if s.shared && key == j.rel {
 				if mine, err := s.ownsObject(ctx, j.rel); err != nil || !mine {
 					return err
 				}
 			}
-			if err := s.bucket.Delete(ctx, j.rel); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			if err := s.bucket.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 				return err
 			}
 			return nil
@@ -45,13 +46,27 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 		s.mu.Unlock()
 		return resume.Entry{}, nil
 	}
+	// A replica's path stored aside stays aside; any other is looked at
+	// first, as another replica may hold it (shared.go).
+	key, sh := s.objectKey(j.rel), s.up.shared
 	var entry resume.Entry
 	err := s.retry(ctx, func() (err error) {
-		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), j.rel, j.state, j.storedMD5)
+		if sh != nil && key == j.rel {
+			if key, err = sh.claim(ctx, j.rel); err != nil {
+				key = j.rel
+				return err
+			}
+		}
+		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), key, j.state, j.storedMD5)
 		return err
 	})
 	if err != nil {
 		return entry, err
+	}
+	if key != j.rel {
+		entry.Key = key
+	} else if sh != nil {
+		sh.stored(j.rel)
 	}
 	e := &entry
 	s.mu.Lock()
@@ -61,7 +76,7 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 		s.ckpt.Record(j.rel, e)
 	}
 	s.mu.Unlock()
-	s.up.forget(ctx, j.rel) // after Record: the Keeper saves both together
+	s.up.forget(ctx, key) // after Record: the Keeper saves both together
 	return entry, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"strings"
 	stdsync "sync"
 
 	"golang.org/x/sync/semaphore"
@@ -34,8 +35,11 @@ type uploader struct {
 
 	resumable stores.Uploader // nil: large files go through the bucket's writer
 	journal   Checkpointer
-	mu        stdsync.Mutex
-	inFlight  map[string]stores.Progress // resumable uploads by key, as last saved
+	// shared is the rule for paths other replicas write too (shared.go);
+	// nil but for a replica in a shared folder.
+	shared   *sharing
+	mu       stdsync.Mutex
+	inFlight map[string]stores.Progress // resumable uploads by key, as last saved
 }
 
 func newUploader(t stores.Target, cfg Config, opts Options) *uploader {
@@ -51,6 +55,7 @@ func newUploader(t stores.Target, cfg Config, opts Options) *uploader {
 		budget:          budget.size,
 		mem:             budget.sem,
 		inFlight:        map[string]stores.Progress{},
+		shared:          newSharing(t, opts),
 	}
 	if t.Resumable != nil && opts.Checkpointer != nil {
 		u.resumable, u.journal = t.Resumable, opts.Checkpointer
@@ -310,7 +315,11 @@ func (u *uploader) abandonMissing(ctx context.Context, files map[string]fileStat
 	u.mu.Lock()
 	var gone []stores.Progress
 	for key, p := range u.inFlight {
-		if _, ok := files[key]; !ok {
+		rel := key
+		if u.shared != nil {
+			rel = strings.TrimSuffix(key, asideKey("", u.shared.replica)) // a copy's upload is its file's
+		}
+		if _, ok := files[rel]; !ok {
 			gone = append(gone, p)
 		}
 	}

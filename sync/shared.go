@@ -1,0 +1,243 @@
+package sync
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	stdsync "sync"
+	"sync/atomic"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
+)
+
+// The rule for one path written by several replicas of a distributed run
+// (docs/distributed.md): the lowest replica name (Go's string order, the
+// order `collector logs` lists replicas in) keeps the path; every other
+// replica's copy is stored as <path>.replica-<name>. Each object carries the
+// name of the replica that stored it (stores.ReplicaMetadataKey), so a
+// replica looks at the path once before it writes it there (a HEAD): free
+// or its own, it writes; a lower replica's, it writes its copy aside from
+// then on (the manifest entry's Key); a higher replica's, it copies that one
+// aside first, in the store, then writes its own. Two first writes of one
+// path within a round trip both find it free: the final sync checks again
+// the paths a replica stored under their own names (Recheck).
+
+// sharing is what a replica's Syncer knows of the paths it shares.
+type sharing struct {
+	replica string
+	target  stores.Target
+	log     *slog.Logger
+
+	mu     stdsync.Mutex
+	wrote  map[string]struct{} // paths stored under their own names in this attempt
+	warned map[string]struct{} // paths whose sharing was logged
+
+	diverted atomic.Int64 // paths stored aside, or moved aside, since the start
+}
+
+// newSharing returns the sharing of a Syncer with opts on target; nil but
+// for a replica's target in a shared folder.
+func newSharing(t stores.Target, opts Options) *sharing {
+	if !opts.Shared || t.Replica() == "" {
+		return nil
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &sharing{replica: t.Replica(), target: t, log: log.With("component", "sync"),
+		wrote: map[string]struct{}{}, warned: map[string]struct{}{}}
+}
+
+// asideKey is where replica keeps its copy of rel when a lower replica
+// holds rel.
+func asideKey(rel, replica string) string { return rel + ".replica-" + replica }
+
+// ownerOf is the replica that stored an object, from its attributes; "" for
+// one stored without a name (a single-replica run, a file system without
+// extended attributes, an earlier version).
+func ownerOf(attrs *blob.Attributes) string {
+	return attrs.Metadata[stores.ReplicaMetadataKey]
+}
+
+// claim returns the key this replica stores rel under, from what the store
+// holds at rel now: rel when it is free, its own, or nobody's in
+// particular, or a higher replica's, which it first copies aside to that
+// replica's key; the replica's own key when a lower replica holds rel.
+func (sh *sharing) claim(ctx context.Context, rel string) (string, error) {
+	attrs, err := sh.target.Attributes(ctx, rel)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return rel, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	owner := ownerOf(attrs)
+	switch {
+	case owner == "" || owner == sh.replica:
+		return rel, nil
+	case owner < sh.replica:
+		sh.logShared(rel, owner, sh.replica)
+		return asideKey(rel, sh.replica), nil
+	default:
+		if err := sh.target.Copy(ctx, asideKey(rel, owner), rel); err != nil {
+			return "", err
+		}
+		sh.logShared(rel, sh.replica, owner)
+		return rel, nil
+	}
+}
+
+// logShared logs once per path that two replicas write it: lower keeps rel,
+// higher's copy goes to its own key.
+func (sh *sharing) logShared(rel, lower, higher string) {
+	sh.mu.Lock()
+	_, done := sh.warned[rel]
+	sh.warned[rel] = struct{}{}
+	sh.mu.Unlock()
+	if done {
+		return
+	}
+	sh.diverted.Add(1)
+	sh.log.Warn("another replica writes this output's path too: the lowest replica name keeps the path, the other's copy is kept under its own key",
+		"path", rel, "replica", sh.replica, "kept_by", lower, "kept_key", rel, "copy_of", higher, "copy_key", asideKey(rel, higher))
+}
+
+// stored notes that rel was stored under its own name in this attempt.
+func (sh *sharing) stored(rel string) {
+	sh.mu.Lock()
+	sh.wrote[rel] = struct{}{}
+	sh.mu.Unlock()
+}
+
+// objectKey is the key of rel's object as the manifest records it, for a
+// job of the Syncer: rel, or its copy's key.
+func (s *Syncer) objectKey(rel string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[rel]; e != nil {
+		return e.ObjectKey(rel)
+	}
+	return rel
+}
+
+// Diverted is how many paths this replica found another replica writing
+// too, since it started: its copy stored aside, or the other's moved aside.
+func (s *Syncer) Diverted() int64 {
+	if s.up.shared == nil {
+		return 0
+	}
+	return s.up.shared.diverted.Load()
+}
+
+// RunShared is Run, followed, for a replica in a folder shared with other
+// replicas (Options.Shared on a replica's target), by a Recheck of the
+// paths it stored under their own names in this attempt and a final sync of
+// what that finds, under the same deadline. Without replicas it is Run.
+func (s *Syncer) RunShared(stop, deadline context.Context) error {
+	if err := s.Run(stop, deadline); err != nil || s.up.shared == nil {
+		return err
+	}
+	for range maxRechecks {
+		redo, err := s.Recheck(deadline)
+		if err != nil {
+			return err
+		}
+		if redo == 0 {
+			return nil
+		}
+		if err := s.Final(deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxRechecks bounds the rounds of Recheck and final sync at the end: each
+// finds only what another replica wrote within the last one.
+const maxRechecks = 3
+
+// Recheck looks again at each path this replica stored under its own name in
+// this attempt, for another replica that wrote it too within a round trip of
+// this one's check (both found it free), or that moved this one's copy
+// aside since. A higher replica's object there: the path is this replica's
+// to store again (the next pass moves the other's aside). A lower one's:
+// this replica's copy is at its own key when the lower one moved it there,
+// which the manifest then records; otherwise the next pass stores it there.
+// It returns how many paths the next pass must store again.
+func (s *Syncer) Recheck(ctx context.Context) (int, error) {
+	sh := s.up.shared
+	if sh == nil {
+		return 0, nil
+	}
+	sh.mu.Lock()
+	rels := slices.Sorted(maps.Keys(sh.wrote))
+	clear(sh.wrote)
+	sh.mu.Unlock()
+	redo := 0
+	for _, rel := range rels {
+		s.mu.Lock()
+		e := s.entries[rel]
+		s.mu.Unlock()
+		if e == nil || e.Key != "" {
+			continue // deleted, or stored aside since
+		}
+		var attrs *blob.Attributes
+		err := s.retry(ctx, func() (err error) {
+			attrs, err = sh.target.Attributes(ctx, rel)
+			return err
+		})
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			s.drop(rel, e)
+			redo++
+			continue
+		}
+		if err != nil {
+			return redo, err
+		}
+		owner := ownerOf(attrs)
+		if owner == "" || owner == sh.replica {
+			continue
+		}
+		if owner < sh.replica {
+			aside := asideKey(rel, sh.replica)
+			if copied, err := sh.target.Attributes(ctx, aside); err == nil && ownerOf(copied) == sh.replica && copied.Metadata[stores.HashMetadataKey] == e.SHA256.String() {
+				moved := *e
+				moved.Key = aside
+				s.replace(rel, e, &moved)
+				sh.logShared(rel, owner, sh.replica)
+				continue
+			}
+		}
+		s.drop(rel, e)
+		redo++
+	}
+	return redo, nil
+}
+
+// drop forgets the entry e of rel, if it is still the manifest's, so that
+// the next pass stores the file again.
+func (s *Syncer) drop(rel string, e *resume.Entry) { s.replace(rel, e, nil) }
+
+// replace puts next in place of the manifest's entry of rel (nil: none),
+// if that is still e, and tells the Checkpointer.
+func (s *Syncer) replace(rel string, e, next *resume.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries[rel] != e {
+		return
+	}
+	if next == nil {
+		delete(s.entries, rel)
+	} else {
+		s.entries[rel] = next
+	}
+	if s.ckpt != nil {
+		s.ckpt.Record(rel, next)
+	}
+}
