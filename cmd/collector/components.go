@@ -106,7 +106,7 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 		if c.conn.Kind == stores.KindHostPath || c.conn.Kind == stores.KindVolumeClaim {
 			skip = append(skip, c.conn.Schema.MountPath)
 		}
-		syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, c.store.Target(c.set.Run+"/"+resume.OutputsPrefix), sync.Options{
+		syncer, err := sync.New(c.set.Sync, c.set.OutputsPath, c.store.Target(c.set.Run+"/"+resume.OutputsPrefix).ForReplica(c.set.Replica), sync.Options{
 			Logger:       c.log,
 			Manifest:     st.Outputs,
 			Checkpointer: keeper,
@@ -119,7 +119,8 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			// every replica's, and could take another's file for its own.
 			Adopt: c.set.Replica == "",
 			// Replicas share outputs/: a replica deletes an object only
-			// while it holds the version the replica stored.
+			// while it holds the version the replica stored, and a path
+			// several write is the lowest replica's (docs/distributed.md).
 			Shared: c.set.Replica != "",
 			// Commit markers that wait are kept in the state, for the restore.
 			Markers: markerSection(c.set.Sync.CommitMarkers, keeper),
@@ -127,7 +128,7 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 		if err != nil {
 			return nil, fmt.Errorf("outputs sync: %w", err)
 		}
-		set = append(set, componentFunc{name: "outputs", run: syncer.Run})
+		set = append(set, componentFunc{name: "outputs", run: syncer.RunShared})
 		c.hurried.outputs = syncer
 		c.probe.Metrics.MustRegister(outputsMetrics{syncer})
 	}

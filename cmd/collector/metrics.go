@@ -19,6 +19,7 @@ var (
 	outputsRetries       = prometheus.NewDesc("collector_outputs_retries_total", "Store requests tried again after a transient failure.", nil, nil)
 	outputsPending       = prometheus.NewDesc("collector_outputs_pending_files", "Files waiting for a later pass: not settled yet, changing while read, or failed.", nil, nil)
 	outputsLastSync      = prometheus.NewDesc("collector_outputs_last_sync_timestamp_seconds", "When the last sync pass that left nothing failed ended (Unix time; 0 before the first).", nil, nil)
+	outputsShared        = prometheus.NewDesc("collector_outputs_shared_paths_total", "Paths of the outputs folder that another replica of the run writes too (the lowest replica name keeps the path, the others' copies go to <path>.replica-<name>).", nil, nil)
 	stateObjects         = prometheus.NewDesc("collector_state_checkpoint_objects_total", "Objects of the run's state (snapshots and journal records) put in the store.", nil, nil)
 	stateBytes           = prometheus.NewDesc("collector_state_checkpoint_bytes_total", "Bytes of the run's state put in the store.", nil, nil)
 	pluginsNoEffect      = prometheus.NewDesc("collector_plugins_no_effect_info", "A key of the plugins file the collector accepts and does not act on (syncStatuses, notifications, sidecar.image, ...).", []string{"key"}, nil)
@@ -39,7 +40,7 @@ func (m pluginsMetrics) Collect(ch chan<- prometheus.Metric) {
 type outputsMetrics struct{ s *sync.Syncer }
 
 func (m outputsMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{outputsUploadedFiles, outputsUploadedBytes, outputsDeleted, outputsFailures, outputsRetries, outputsPending, outputsLastSync} {
+	for _, d := range []*prometheus.Desc{outputsUploadedFiles, outputsUploadedBytes, outputsDeleted, outputsFailures, outputsRetries, outputsPending, outputsLastSync, outputsShared} {
 		ch <- d
 	}
 }
@@ -54,6 +55,7 @@ func (m outputsMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(outputsDeleted, t.Deleted)
 	counter(outputsFailures, t.Failures)
 	counter(outputsRetries, t.Retries)
+	counter(outputsShared, m.s.Diverted())
 	ch <- prometheus.MustNewConstMetric(outputsPending, prometheus.GaugeValue, float64(t.Pending))
 	last := 0.0
 	if !t.LastSync.IsZero() {
