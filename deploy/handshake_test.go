@@ -1,8 +1,10 @@
 package deploy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // TestComposeRunsToTheJobsEnd plays the compose demo without Docker: the
@@ -96,26 +100,24 @@ func TestComposeRunsToTheJobsEnd(t *testing.T) {
 			}()
 
 			// depends_on: service_healthy, the healthcheck `test -f <ready file>`.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				if _, err := os.Stat(readyFile); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no ready file after 30 s:\n%s", log.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitForFile(t, readyFile, &log)
 			jobCmd := exec.Command("sh", script.Source)
 			jobCmd.Env = []string{"PATH=/usr/bin:/bin", "OUTPUTS_PATH=" + outputs, "JOB_STATUS=" + statusFile, "STEPS=3"}
-			var jobOut bytes.Buffer
-			jobCmd.Stdout, jobCmd.Stderr = &jobOut, &jobOut
+			var jobOut syncBuffer
+			jobCmd.Stderr = &jobOut
+			stdout, err := jobCmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := jobCmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			if tt.kill {
-				time.Sleep(1500 * time.Millisecond)
-				jobCmd.Process.Signal(syscall.SIGTERM)
+			lines := bufio.NewScanner(stdout)
+			for lines.Scan() {
+				jobOut.Write(append(lines.Bytes(), '\n'))
+				if tt.kill && strings.HasPrefix(lines.Text(), "step 2/") { // half-way
+					jobCmd.Process.Signal(syscall.SIGTERM)
+				}
 			}
 			jobCmd.Wait()
 
@@ -138,7 +140,7 @@ func TestComposeRunsToTheJobsEnd(t *testing.T) {
 
 			// The final sync: the job's outputs in the store, byte for byte.
 			files := 0
-			err := filepath.WalkDir(outputs, func(path string, d os.DirEntry, err error) error {
+			err = filepath.WalkDir(outputs, func(path string, d os.DirEntry, err error) error {
 				if err != nil || d.IsDir() {
 					return err
 				}
@@ -158,6 +160,36 @@ func TestComposeRunsToTheJobsEnd(t *testing.T) {
 				t.Errorf("the job wrote %d files; want at least %d (metrics, and the model when it ran to its end):\n%s", files, wantFiles, jobOut.String())
 			}
 		})
+	}
+}
+
+// waitForFile waits until path exists, woken by its folder's changes, and
+// fails the test after 30 s showing log.
+func waitForFile(t *testing.T, path string, log fmt.Stringer) {
+	t.Helper()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case <-w.Events:
+		case err := <-w.Errors:
+			t.Fatalf("watch %s: %v", filepath.Dir(path), err)
+		case <-timeout:
+			t.Fatalf("no %s after 30 s:\n%s", path, log)
+		}
 	}
 }
 

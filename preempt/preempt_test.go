@@ -246,8 +246,11 @@ func TestFailureLoggedOnce(t *testing.T) {
 	for _, detected := range []bool{false, true} {
 		t.Run(fmt.Sprint("detected=", detected), func(t *testing.T) {
 			var tries atomic.Int32
+			fourth := make(chan struct{})
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				tries.Add(1)
+				if tries.Add(1) == 4 {
+					close(fourth)
+				}
 				http.Error(w, "", http.StatusInternalServerError)
 			}))
 			defer srv.Close()
@@ -260,8 +263,10 @@ func TestFailureLoggedOnce(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); w.Watch(ctx, func(Notice) {}) }()
-			for tries.Load() < 4 {
-				time.Sleep(5 * time.Millisecond)
+			select {
+			case <-fourth:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d tries in 10 s, want 4", tries.Load())
 			}
 			cancel()
 			<-done

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"bufio"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -18,12 +19,18 @@ func BenchmarkSample50(b *testing.B) {
 	for range 50 {
 		c := exec.Command(os.Args[0], "sleep", "10m")
 		c.Env = append(os.Environ(), "RESOURCES_TEST_HELPER=sleep")
+		out, err := c.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
 		if err := c.Start(); err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil { // sleeping
+			b.Fatal(err)
+		}
 	}
-	time.Sleep(200 * time.Millisecond) // let them start
 	tree, err := NewProcessTree("/proc", Scope{Parent: os.Getpid()})
 	if err != nil {
 		b.Fatal(err)

@@ -24,7 +24,7 @@ func TestContainerStats(t *testing.T) {
 
 	r := newRig(t, newStore(t), t.TempDir(), &memState{}, Config{Container: "job", Docker: docker.New(e.Socket)})
 	stop := r.start()
-	time.Sleep(400 * time.Millisecond)
+	r.waitSamples(4)
 	stop()
 
 	s := r.summary()
@@ -69,13 +69,7 @@ func TestContainerNotRunningYet(t *testing.T) {
 	stop := r.start()
 	samples := func(n int) Sample {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for r.sampler.Summary().Samples < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("fewer than %d samples in 10 s", n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		r.waitSamples(n)
 		l, _ := r.sampler.Latest()
 		return l
 	}
@@ -91,13 +85,10 @@ func TestContainerNotRunningYet(t *testing.T) {
 	}
 	e.SetStatus("demo-job-1", "running", 0)
 	e.SetStats("demo-job-1", string(body))
-	deadline := time.Now().Add(10 * time.Second)
-	for l, _ := r.sampler.Latest(); !has(l, "docker_cpu_cores"); l, _ = r.sampler.Latest() {
-		if time.Now().After(deadline) {
-			t.Fatal("no docker_cpu_cores in 10 s of the container running")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, "docker_cpu_cores of the running container", func() bool {
+		l, _ := r.sampler.Latest()
+		return has(l, "docker_cpu_cores")
+	})
 	e.Remove("demo-job-1")
 	n := r.sampler.Summary().Samples
 	samples(n + 3)
@@ -124,14 +115,8 @@ func TestContainerAbsent(t *testing.T) {
 	c := newContainer(client, "typo", 20*time.Millisecond, 50*time.Millisecond)
 	defer c.Close()
 	var smp Sample
-	deadline := time.Now().Add(10 * time.Second)
-	err := c.Sample(&smp)
-	for ; err == nil; err = c.Sample(&smp) {
-		if time.Now().After(deadline) {
-			t.Fatal("no error in 10 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var err error
+	waitUntil(t, "error", func() bool { err = c.Sample(&smp); return err != nil })
 	if want := `the Docker engine has no container or compose service "typo" (waited 50ms)`; err.Error() != want {
 		t.Errorf("Sample: %v, want %q", err, want)
 	}

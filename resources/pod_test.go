@@ -26,13 +26,14 @@ type fakePodAPI struct {
 	// status is the job container's status (containerStatuses[0]).
 	status  map[string]any
 	deleted bool
-	refuse  int // answered instead of the pod, when not 0
-	reads   int
+	refuse  int           // answered instead of the pod, when not 0
+	reads   int           // requests served
+	read    chan struct{} // closed and replaced at every request
 }
 
 func newFakePodAPI(t *testing.T) *fakePodAPI {
 	t.Helper()
-	a := &fakePodAPI{uid: "uid-1", status: running(0, nil)}
+	a := &fakePodAPI{uid: "uid-1", status: running(0, nil), read: make(chan struct{})}
 	a.srv = httptest.NewTLSServer(http.HandlerFunc(a.serve))
 	a.srv.Config.ErrorLog = nil
 	t.Cleanup(a.srv.Close)
@@ -63,6 +64,8 @@ func (a *fakePodAPI) serve(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.reads++
+	close(a.read)
+	a.read = make(chan struct{})
 	if r.Header.Get("Authorization") != "Bearer pod-token" || r.URL.Path != "/api/v1/namespaces/ns1/pods/pod1" || a.refuse != 0 {
 		code := http.StatusUnauthorized
 		if a.refuse != 0 {
@@ -126,15 +129,20 @@ func (a *fakePodAPI) waitReads(t *testing.T, n int) {
 	a.mu.Lock()
 	want := a.reads + n
 	a.mu.Unlock()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	timeout := time.After(10 * time.Second)
+	for {
 		a.mu.Lock()
-		got := a.reads
+		got, next := a.reads, a.read
 		a.mu.Unlock()
 		if got >= want {
 			return
 		}
+		select {
+		case <-next:
+		case <-timeout:
+			t.Fatalf("the pod was not read %d more times in 10 s", n)
+		}
 	}
-	t.Fatalf("the pod was not read %d more times", n)
 }
 
 // TestPodStatus: a native sidecar reads the job container's memory and CPU
@@ -150,19 +158,17 @@ func TestPodStatus(t *testing.T) {
 	api.set(func() { api.status = running(1, terminated("OOMKilled", 137)) })
 	api.waitReads(t, 3)
 	// The job ends; the kubelet reports it a moment after the sidecar's
-	// SIGTERM: the last sample waits for it.
-	stop2 := make(chan struct{})
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		api.set(func() {
-			st := running(1, terminated("OOMKilled", 137))
-			st["state"] = map[string]any{"terminated": terminated("Completed", 0)}
-			api.status = st
-		})
-		close(stop2)
-	}()
-	stop()
-	<-stop2
+	// SIGTERM: the last sample waits for it. Two reads after the stop, the
+	// last sample has read the pod running at least once.
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); stop() }()
+	api.waitReads(t, 2)
+	api.set(func() {
+		st := running(1, terminated("OOMKilled", 137))
+		st["state"] = map[string]any{"terminated": terminated("Completed", 0)}
+		api.status = st
+	})
+	<-stopped
 
 	s := r.summary()
 	b, _ := json.MarshalIndent(s.Kubernetes, "", "  ")
@@ -222,7 +228,7 @@ func TestPodStatusRefused(t *testing.T) {
 	api.refuse = http.StatusForbidden
 	r := podRig(t, api, &memState{}, 1)
 	stop := r.start()
-	time.Sleep(150 * time.Millisecond)
+	r.waitSamples(3)
 	stop()
 	if n := strings.Count(r.logs.String(), "no pod status: kubernetes API: get pod ns1/pod1: 403"); n != 1 {
 		t.Errorf("the log says \"no pod status\" %d times, want once:\n%s", n, r.logs)

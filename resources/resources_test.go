@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -18,6 +19,7 @@ import (
 	stdsync "sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gocloud.dev/blob"
@@ -53,9 +55,9 @@ func helper(name, arg string) {
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // the job: it holds its memory a while
 		fmt.Println(b[len(b)-4096])
-	case "fork": // three grandchildren that each burn arg of CPU and exit, then a pause
+	case "fork": // three grandchildren that each burn arg of CPU and exit, then a pause; "started" once they are
 		var cmds []*exec.Cmd
 		for range 3 {
 			c := exec.Command(os.Args[0], "burn-cpu", arg)
@@ -65,10 +67,11 @@ func helper(name, arg string) {
 			}
 			cmds = append(cmds, c)
 		}
+		fmt.Println("started")
 		for _, c := range cmds {
 			c.Wait()
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the job: it lives on after its children
 	case "oom": // join the cgroup whose cgroup.procs is arg, then allocate 256 MiB
 		if err := os.WriteFile(arg, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -79,8 +82,9 @@ func helper(name, arg string) {
 			b[i] = 1
 		}
 		fmt.Println(b[len(b)-4096])
-	case "sleep":
+	case "sleep": // "sleeping", then a job that sleeps arg
 		d, _ := time.ParseDuration(arg)
+		fmt.Println("sleeping")
 		time.Sleep(d)
 	}
 }
@@ -115,6 +119,43 @@ func startHelper(t *testing.T, name, arg string) *exec.Cmd {
 	}
 	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
 	return c
+}
+
+// startHelperLine starts the test binary as the helper name and returns
+// once it has printed its first line.
+func startHelperLine(t *testing.T, name, arg string) *exec.Cmd {
+	t.Helper()
+	c := exec.Command(os.Args[0], name, arg)
+	c.Env = append(os.Environ(), "RESOURCES_TEST_HELPER="+name)
+	c.Stderr = os.Stderr
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("helper %s: %v", name, err)
+	}
+	return c
+}
+
+// waitUntil polls cond until it holds, for what has no event to wait on,
+// and fails the test after 10 s (of the bubble's clock in a synctest test).
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("no %s in 10 s", what)
+		}
+	}
 }
 
 // cpuOf is the CPU time the kernel counted for a helper that was waited
@@ -231,6 +272,13 @@ func (r *rig) start() func() {
 		}
 		cancelDeadline()
 	}
+}
+
+// waitSamples waits until the sampler has taken n samples in all. The
+// sampler tells no one of a sample: its summary is polled.
+func (r *rig) waitSamples(n int) {
+	r.t.Helper()
+	waitUntil(r.t, fmt.Sprintf("%d samples", n), func() bool { return r.sampler.Summary().Samples >= n })
 }
 
 // summary reads summary.json from the store.
@@ -446,7 +494,7 @@ func TestParentAndChildEndTogether(t *testing.T) {
 	if err := sh.Run(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(250 * time.Millisecond) // a sample or two after both ended
+	r.waitSamples(r.sampler.Summary().Samples + 2) // after both ended
 	stop()
 	s := r.summary()
 	kernel := cpuOf(sh)
@@ -464,27 +512,29 @@ func TestParentAndChildEndTogether(t *testing.T) {
 // samples are stored, the summary counts every sample, and the run ends
 // without an error, the lost samples logged.
 func TestFullDisk(t *testing.T) {
-	spoolDir := t.TempDir()
-	r := newRig(t, t.TempDir(), spoolDir, &memState{}, Config{Wrapper: true, Interval: 50 * time.Millisecond, ChunkAge: 200 * time.Millisecond})
-	open := filepath.Join(spoolDir, ".open", Folder)
-	if err := os.MkdirAll(open, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("/dev/full", filepath.Join(open, spool.ChunkName(Series, 1, 0))); err != nil {
-		t.Fatal(err)
-	}
-	stop := r.start()
-	time.Sleep(time.Second)
-	stop() // fails the test if Run returns an error
-	s := r.summary()
-	stored := len(r.series())
-	t.Logf("%d samples in the summary, %d in the stored series", s.Samples, stored)
-	if stored == 0 || stored >= s.Samples {
-		t.Errorf("%d samples stored of the %d the summary counts; want the ones after the lost chunk", stored, s.Samples)
-	}
-	if !strings.Contains(r.logs.String(), "could not be written to the spool") {
-		t.Errorf("the lost samples are not logged:\n%s", r.logs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		spoolDir := t.TempDir()
+		r := newRig(t, t.TempDir(), spoolDir, &memState{}, Config{Wrapper: true, Interval: 50 * time.Millisecond, ChunkAge: 200 * time.Millisecond})
+		open := filepath.Join(spoolDir, ".open", Folder)
+		if err := os.MkdirAll(open, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/dev/full", filepath.Join(open, spool.ChunkName(Series, 1, 0))); err != nil {
+			t.Fatal(err)
+		}
+		stop := r.start()
+		time.Sleep(time.Second) // on the bubble's clock
+		stop()                  // fails the test if Run returns an error
+		s := r.summary()
+		stored := len(r.series())
+		t.Logf("%d samples in the summary, %d in the stored series", s.Samples, stored)
+		if stored == 0 || stored >= s.Samples {
+			t.Errorf("%d samples stored of the %d the summary counts; want the ones after the lost chunk", stored, s.Samples)
+		}
+		if !strings.Contains(r.logs.String(), "could not be written to the spool") {
+			t.Errorf("the lost samples are not logged:\n%s", r.logs)
+		}
+	})
 }
 
 // TestOrphanedGrandchild: a grandchild whose parent exits first is adopted
@@ -507,10 +557,8 @@ func TestOrphanedGrandchild(t *testing.T) {
 	// Wait for the burner to end.
 	b, _ := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	for syscall.Kill(pid, 0) == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
+	waitUntil(t, "end of the orphaned burner", func() bool { return syscall.Kill(pid, 0) != nil })
+	r.waitSamples(r.sampler.Summary().Samples + 2)
 	stop()
 	s := r.summary()
 	// The burner used 1 s of CPU; what it used after the last sample that
@@ -525,70 +573,72 @@ func TestOrphanedGrandchild(t *testing.T) {
 // counts no sample twice, whether the spool was lost (a new pod) or kept
 // chunks that the store did not have yet (a restart on the same disk).
 func TestResume(t *testing.T) {
-	store := newStore(t)
-	state := &memState{}
-	spoolDir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		store := newStore(t)
+		state := &memState{}
+		spoolDir := t.TempDir()
 
-	// Attempt 1: its chunks reach the store.
-	r1 := newRig(t, store, spoolDir, state, Config{Attempt: 1, ChunkAge: 200 * time.Millisecond})
-	stop := r1.start()
-	time.Sleep(600 * time.Millisecond)
-	stop()
-	s1 := r1.summary()
+		// Attempt 1: its chunks reach the store.
+		r1 := newRig(t, store, spoolDir, state, Config{Attempt: 1, ChunkAge: 200 * time.Millisecond})
+		stop := r1.start()
+		time.Sleep(600 * time.Millisecond) // it runs a while, on the bubble's clock, as the attempts below
+		stop()
+		s1 := r1.summary()
 
-	// Attempt 2 on the same disk: its spool never uploads (the engine does
-	// not run), so its chunks stay in the spool and the state does not move.
-	r2 := newRig(t, store, spoolDir, state, Config{Attempt: 2, ChunkAge: 200 * time.Millisecond})
-	stop2, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- r2.sampler.Run(stop2, context.Background()) }()
-	time.Sleep(600 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	s2 := r2.sampler.Summary()
-	if s2.Samples <= s1.Samples {
-		t.Fatalf("attempt 2's summary has %d samples, attempt 1 had %d", s2.Samples, s1.Samples)
-	}
-
-	// Attempt 3 on the same disk uploads attempt 2's chunks and its own.
-	r3 := newRig(t, store, spoolDir, state, Config{Attempt: 3, ChunkAge: 200 * time.Millisecond})
-	stop = r3.start()
-	time.Sleep(400 * time.Millisecond)
-	stop()
-
-	// Attempt 4 on a new disk: only the state carries over.
-	r4 := newRig(t, store, t.TempDir(), state, Config{Attempt: 4, ChunkAge: 200 * time.Millisecond})
-	stop = r4.start()
-	time.Sleep(400 * time.Millisecond)
-	stop()
-
-	s := r4.summary()
-	recs := r4.series()
-	if s.Samples != len(recs) {
-		t.Errorf("the summary counts %d samples; the store holds %d records", s.Samples, len(recs))
-	}
-	if got, want := fmt.Sprint(s.Attempts), "[1 2 3 4]"; got != want {
-		t.Errorf("attempts = %s, want %s", got, want)
-	}
-	var attempts []int
-	for _, rec := range recs {
-		a := int(rec["attempt"].(float64))
-		if n := len(attempts); n == 0 || attempts[n-1] != a {
-			attempts = append(attempts, a)
+		// Attempt 2 on the same disk: its spool never uploads (the engine does
+		// not run), so its chunks stay in the spool and the state does not move.
+		r2 := newRig(t, store, spoolDir, state, Config{Attempt: 2, ChunkAge: 200 * time.Millisecond})
+		stop2, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r2.sampler.Run(stop2, context.Background()) }()
+		time.Sleep(600 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
-	}
-	if got, want := fmt.Sprint(attempts), "[1 2 3 4]"; got != want {
-		t.Errorf("the series' attempts in order: %s, want %s", got, want)
-	}
-	var secs float64
-	for _, rec := range recs {
-		secs += rec["interval_seconds"].(float64)
-	}
-	if !within(s.DurationSeconds, secs, 0.001) {
-		t.Errorf("duration_seconds = %.3f, the records' intervals add up to %.3f", s.DurationSeconds, secs)
-	}
+		s2 := r2.sampler.Summary()
+		if s2.Samples <= s1.Samples {
+			t.Fatalf("attempt 2's summary has %d samples, attempt 1 had %d", s2.Samples, s1.Samples)
+		}
+
+		// Attempt 3 on the same disk uploads attempt 2's chunks and its own.
+		r3 := newRig(t, store, spoolDir, state, Config{Attempt: 3, ChunkAge: 200 * time.Millisecond})
+		stop = r3.start()
+		time.Sleep(400 * time.Millisecond)
+		stop()
+
+		// Attempt 4 on a new disk: only the state carries over.
+		r4 := newRig(t, store, t.TempDir(), state, Config{Attempt: 4, ChunkAge: 200 * time.Millisecond})
+		stop = r4.start()
+		time.Sleep(400 * time.Millisecond)
+		stop()
+
+		s := r4.summary()
+		recs := r4.series()
+		if s.Samples != len(recs) {
+			t.Errorf("the summary counts %d samples; the store holds %d records", s.Samples, len(recs))
+		}
+		if got, want := fmt.Sprint(s.Attempts), "[1 2 3 4]"; got != want {
+			t.Errorf("attempts = %s, want %s", got, want)
+		}
+		var attempts []int
+		for _, rec := range recs {
+			a := int(rec["attempt"].(float64))
+			if n := len(attempts); n == 0 || attempts[n-1] != a {
+				attempts = append(attempts, a)
+			}
+		}
+		if got, want := fmt.Sprint(attempts), "[1 2 3 4]"; got != want {
+			t.Errorf("the series' attempts in order: %s, want %s", got, want)
+		}
+		var secs float64
+		for _, rec := range recs {
+			secs += rec["interval_seconds"].(float64)
+		}
+		if !within(s.DurationSeconds, secs, 0.001) {
+			t.Errorf("duration_seconds = %.3f, the records' intervals add up to %.3f", s.DurationSeconds, secs)
+		}
+	})
 }
 
 // TestCgroupFixtures reads real v1 files (copied from a v1 machine, the OOM
@@ -802,39 +852,41 @@ func TestShmWarning(t *testing.T) {
 // TestRecoverOpenChunk: a chunk a kill left open is sealed with its whole
 // records, and counted.
 func TestRecoverOpenChunk(t *testing.T) {
-	store := newStore(t)
-	state := &memState{}
-	spoolDir := t.TempDir()
-	r1 := newRig(t, store, spoolDir, state, Config{Attempt: 1})
-	// Three samples into the open chunk, then "killed": never sealed.
-	for i := range 3 {
-		if err := r1.sampler.sample(time.Now().Add(time.Duration(i) * time.Millisecond)); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		store := newStore(t)
+		state := &memState{}
+		spoolDir := t.TempDir()
+		r1 := newRig(t, store, spoolDir, state, Config{Attempt: 1})
+		// Three samples into the open chunk, then "killed": never sealed.
+		for i := range 3 {
+			if err := r1.sampler.sample(time.Now().Add(time.Duration(i) * time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	// Cut the last record short, as a kill in the middle of a write would.
-	open := r1.sampler.prod.OpenPath(r1.sampler.out.Name())
-	b, _ := os.ReadFile(open)
-	os.WriteFile(open, b[:len(b)-3], 0o644)
+		// Cut the last record short, as a kill in the middle of a write would.
+		open := r1.sampler.prod.OpenPath(r1.sampler.out.Name())
+		b, _ := os.ReadFile(open)
+		os.WriteFile(open, b[:len(b)-3], 0o644)
 
-	r2 := newRig(t, store, spoolDir, state, Config{Attempt: 2})
-	stop := r2.start()
-	time.Sleep(250 * time.Millisecond)
-	stop()
-	s := r2.summary()
-	recs := r2.series()
-	if s.Samples != len(recs) {
-		t.Errorf("the summary counts %d samples; the store holds %d records", s.Samples, len(recs))
-	}
-	first := 0
-	for _, rec := range recs {
-		if rec["attempt"].(float64) == 1 {
-			first++
+		r2 := newRig(t, store, spoolDir, state, Config{Attempt: 2})
+		stop := r2.start()
+		time.Sleep(250 * time.Millisecond) // on the bubble's clock
+		stop()
+		s := r2.summary()
+		recs := r2.series()
+		if s.Samples != len(recs) {
+			t.Errorf("the summary counts %d samples; the store holds %d records", s.Samples, len(recs))
 		}
-	}
-	if first < 2 || first > 3 {
-		t.Errorf("%d records of attempt 1 recovered, want the 2 or 3 whole ones", first)
-	}
+		first := 0
+		for _, rec := range recs {
+			if rec["attempt"].(float64) == 1 {
+				first++
+			}
+		}
+		if first < 2 || first > 3 {
+			t.Errorf("%d records of attempt 1 recovered, want the 2 or 3 whole ones", first)
+		}
+	})
 }
 
 // TestNVML opens the real NVML: on a machine without a GPU it says why, in
@@ -890,15 +942,14 @@ func TestSidecarTree(t *testing.T) {
 // TestRushSealsTheOpenChunk: a preemption notice (the spool's Rush) puts the
 // series in the store at once, not at the next sample an interval later.
 func TestRushSealsTheOpenChunk(t *testing.T) {
-	r := newRig(t, newStore(t), t.TempDir(), &memState{}, Config{Interval: time.Hour})
-	stop := r.start()
-	defer stop()
-	r.spool.Rush()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(r.series()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no resource chunk in the store 10 s after the Rush (the sampling interval is an hour)")
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, newStore(t), t.TempDir(), &memState{}, Config{Interval: time.Hour})
+		stop := r.start()
+		defer stop()
+		r.spool.Rush()
+		synctest.Wait() // the bubble's clock stands still: no tick, no timer
+		if len(r.series()) == 0 {
+			t.Fatal("no resource chunk in the store once the Rush is done (the sampling interval is an hour)")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 }

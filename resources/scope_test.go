@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -171,11 +172,16 @@ func TestHostPIDNamespace(t *testing.T) {
 func sidecarRig(t *testing.T, cfg Config) (string, []map[string]any) {
 	t.Helper()
 	cfg.Interval = 50 * time.Millisecond
-	r := newRig(t, newStore(t), t.TempDir(), &memState{}, cfg)
-	stop := r.start()
-	time.Sleep(200 * time.Millisecond)
-	stop()
-	return r.logs.String(), r.series()
+	var log string
+	var series []map[string]any
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, newStore(t), t.TempDir(), &memState{}, cfg)
+		stop := r.start()
+		time.Sleep(200 * time.Millisecond) // on the bubble's clock
+		stop()
+		log, series = r.logs.String(), r.series()
+	})
+	return log, series
 }
 
 // jobLine is what the start's log line says is measured.
@@ -245,21 +251,15 @@ func TestSidecarScope(t *testing.T) {
 // TestResourcesPID: --resources-pid measures that process and its
 // descendants, and no other.
 func TestResourcesPID(t *testing.T) {
-	job := startHelper(t, "fork", "300ms")
+	job := startHelperLine(t, "fork", "300ms") // its 3 children started
 	other := startHelper(t, "sleep", "10s")
 	tree, err := NewProcessTree("/proc", Scope{PIDs: []int{job.Process.Pid}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s Sample
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		s = Sample{Time: time.Now(), Attempt: 1, Interval: time.Second}
-		if err := tree.Sample(&s); err != nil {
-			t.Fatal(err)
-		}
-		if n, _ := s.Value("processes"); n == 4 {
-			break
-		}
+	s := Sample{Time: time.Now(), Attempt: 1, Interval: time.Second}
+	if err := tree.Sample(&s); err != nil {
+		t.Fatal(err)
 	}
 	if !tree.isMember(job.Process.Pid) || tree.isMember(other.Process.Pid) || tree.isMember(os.Getpid()) {
 		t.Errorf("member: the job %v, another process %v, the collector %v; want true, false, false",

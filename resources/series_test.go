@@ -25,9 +25,7 @@ func TestEarlierVersionsChunks(t *testing.T) {
 	stop1, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- r1.sampler.Run(stop1, context.Background()) }()
-	for r1.sampler.Summary().Samples < 6 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	r1.waitSamples(6)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -53,9 +51,7 @@ func TestEarlierVersionsChunks(t *testing.T) {
 	// Attempt 2, of this version, on the same disk.
 	r2 := newRig(t, store, spoolDir, state, Config{Attempt: 2, Interval: 50 * time.Millisecond, ChunkAge: 100 * time.Millisecond})
 	stop := r2.start()
-	for r2.sampler.Summary().Samples < r1.sampler.Summary().Samples+4 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	r2.waitSamples(r1.sampler.Summary().Samples + 4)
 	stop()
 
 	ctx := context.Background()

@@ -10,6 +10,7 @@ import (
 	stdsync "sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"gocloud.dev/blob"
@@ -209,38 +210,40 @@ func TestNoIntervalUploadsAtTheEnd(t *testing.T) {
 // A chunk the store refuses stays in the spool and goes as soon as the store
 // is back.
 func TestChunksWaitOutAStoreOutage(t *testing.T) {
-	dir, b := t.TempDir(), memblob.OpenBucket(nil)
-	up := &bucketUploader{b: b}
-	up.down.Store(true)
-	s := newSpool(t, dir, up)
-	var rec recorder
-	p, _ := s.Producer("resources", rec.record)
-	w, _ := p.Writer("samples", DefaultCompression, SealAt{})
-	stop, end := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(stop, context.Background()) }()
-	writeChunk(t, w, 0, "sample\n")
-	for up.calls.Load() < 2 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := rec.names(); len(got) != 0 {
-		t.Fatalf("stored during the outage: %v", got)
-	}
-	if got := files(t, dir); len(got) != 1 {
-		t.Fatalf("spool holds %v, want the chunk", got)
-	}
-	up.down.Store(false)
-	end()
-	p.Done()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if got := read(t, b, "resources/samples.000001.00000000.jsonl.gz"); got != "sample\n" {
-		t.Errorf("store holds %q", got)
-	}
-	if got := files(t, dir); len(got) != 0 {
-		t.Errorf("left in the spool: %v", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir, b := t.TempDir(), memblob.OpenBucket(nil)
+		up := &bucketUploader{b: b}
+		up.down.Store(true)
+		s := newSpool(t, dir, up)
+		var rec recorder
+		p, _ := s.Producer("resources", rec.record)
+		w, _ := p.Writer("samples", DefaultCompression, SealAt{})
+		stop, end := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(stop, context.Background()) }()
+		writeChunk(t, w, 0, "sample\n")
+		for up.calls.Load() < 2 { // the spool has tried twice
+			time.Sleep(10 * time.Millisecond) // on the bubble's clock
+		}
+		if got := rec.names(); len(got) != 0 {
+			t.Fatalf("stored during the outage: %v", got)
+		}
+		if got := files(t, dir); len(got) != 1 {
+			t.Fatalf("spool holds %v, want the chunk", got)
+		}
+		up.down.Store(false)
+		end()
+		p.Done()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, b, "resources/samples.000001.00000000.jsonl.gz"); got != "sample\n" {
+			t.Errorf("store holds %q", got)
+		}
+		if got := files(t, dir); len(got) != 0 {
+			t.Errorf("left in the spool: %v", got)
+		}
+	})
 }
 
 // A store that stays down ends the final upload after GiveUp, with an error

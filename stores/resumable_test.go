@@ -943,7 +943,7 @@ func TestResumeWhileTheCompleteIsInFlight(t *testing.T) {
 		first := stores.JournalFunc(func(_ context.Context, p stores.Progress) error {
 			if int64(len(p.Parts)) == p.NumParts() {
 				whole <- p
-				time.Sleep(2 * time.Second)
+				time.Sleep(2 * time.Second) // the behaviour: the Complete lands while the restart looks for the object
 			}
 			return nil
 		})

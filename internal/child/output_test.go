@@ -221,25 +221,38 @@ func TestReadStopsAndGoesOn(t *testing.T) {
 type lockedBuffer struct {
 	mu    sync.Mutex
 	lines int
+	wrote chan struct{} // closed at the next write (nil: no one waits)
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.lines += bytes.Count(p, []byte("\n"))
+	if b.wrote != nil {
+		close(b.wrote)
+		b.wrote = nil
+	}
 	return len(p), nil
 }
 
 // waitLines waits up to timeout for n lines and returns how many came.
 func (b *lockedBuffer) waitLines(n int, timeout time.Duration) int {
-	deadline := time.Now().Add(timeout)
+	expired := time.After(timeout)
 	for {
 		b.mu.Lock()
 		got := b.lines
+		if b.wrote == nil {
+			b.wrote = make(chan struct{})
+		}
+		next := b.wrote
 		b.mu.Unlock()
-		if got >= n || time.Now().After(deadline) {
+		if got >= n {
 			return got
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-next:
+		case <-expired:
+			return got
+		}
 	}
 }

@@ -133,12 +133,19 @@ func TestLogsFollowEndsWhenTheContainerExits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		e.Write("job", "stderr", t0.Add(time.Second), "last\n")
-		e.SetStatus("job", "exited", 3)
-	}()
-	got := frames(t, r)
+	// The first frame read, the reader follows: the container writes a
+	// last line and exits.
+	stream, payload, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := io.ReadAll(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Write("job", "stderr", t0.Add(time.Second), "last\n")
+	e.SetStatus("job", "exited", 3)
+	got := append([]string{stream + "|" + string(first)}, frames(t, r)...)
 	if len(got) != 2 || got[1] != "stderr|2026-12-01T04:00:01.000000000Z last\n" {
 		t.Errorf("followed frames %q", got)
 	}

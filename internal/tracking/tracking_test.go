@@ -14,6 +14,7 @@ type api struct {
 	mu       stdsync.Mutex
 	statuses []Status
 	auth     []string
+	running  chan struct{} // a send at each Running status while it has room, if made
 }
 
 func (a *api) handler(w http.ResponseWriter, r *http.Request) {
@@ -26,6 +27,12 @@ func (a *api) handler(w http.ResponseWriter, r *http.Request) {
 	a.statuses = append(a.statuses, st)
 	a.auth = append(a.auth, r.Header.Get("Authorization"))
 	a.mu.Unlock()
+	if st.Status == Running && a.running != nil {
+		select {
+		case a.running <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (a *api) got() ([]Status, []string) {
@@ -35,7 +42,7 @@ func (a *api) got() ([]Status, []string) {
 }
 
 func TestReportAndHeartbeat(t *testing.T) {
-	var a api
+	a := api{running: make(chan struct{}, 2)}
 	srv := httptest.NewServer(http.HandlerFunc(a.handler))
 	defer srv.Close()
 	r := New(srv.URL, "s3cret", nil)
@@ -49,7 +56,13 @@ func TestReportAndHeartbeat(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Heartbeat(ctx, base, 20*time.Millisecond); close(done) }()
-	time.Sleep(90 * time.Millisecond)
+	for range 2 {
+		select {
+		case <-a.running:
+		case <-time.After(10 * time.Second):
+			t.Fatal("fewer than 2 heartbeats in 10 s")
+		}
+	}
 	cancel()
 	<-done
 	end := base
