@@ -1,9 +1,17 @@
 package main
 
 import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -155,26 +163,39 @@ func TestReportBadInput(t *testing.T) {
 	}
 }
 
-// TestReportSignedLinks: on S3 and Azure the page links each output by a
-// URL the store signed, and the link gives the object's bytes.
+// TestReportSignedLinks: on S3, Azure and GCS the page links each output by
+// a URL the store signed, and the link gives the object's bytes. GCS signs
+// with the service account key GOOGLE_APPLICATION_CREDENTIALS names (one
+// the test makes); fake-gcs-server serves a signed URL's path and query
+// but checks no signature, so the test checks it with the key's public
+// half.
 func TestReportSignedLinks(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		fixture   func(testing.TB) storetest.Fixture
-		endpoint  string // where the links lead
-		signature string // a parameter of a signed link
+		prefix    func(env map[string]string) string // where the links lead
+		signature string                             // a parameter of a signed link
+		gcsKey    bool                               // sign with a service account key the test makes
 	}{
-		{"s3", storetest.S3, "COLLECTOR_TEST_S3_ENDPOINT", "X-Amz-Signature="},
-		{"azure", storetest.Azure, "COLLECTOR_TEST_AZURE_ENDPOINT", "sig="},
+		{"s3", storetest.S3, func(map[string]string) string { return os.Getenv("COLLECTOR_TEST_S3_ENDPOINT") + "/" }, "X-Amz-Signature=", false},
+		{"azure", storetest.Azure, func(map[string]string) string { return os.Getenv("COLLECTOR_TEST_AZURE_ENDPOINT") + "/" }, "sig=", false},
+		// The Go client signs for https://$STORAGE_EMULATOR_HOST/ where one
+		// is set (storage.googleapis.com otherwise).
+		{"gcs", storetest.GCS, func(env map[string]string) string { return "https://" + env["STORAGE_EMULATOR_HOST"] + "/" }, "Signature=", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.fixture(t)
+			dir := t.TempDir()
+			var key *rsa.PrivateKey
+			if tc.gcsKey {
+				key = serviceAccountKeyFile(t, filepath.Join(dir, "key.json"))
+				f.Env = append(f.Env, "GOOGLE_APPLICATION_CREDENTIALS="+filepath.Join(dir, "key.json"))
+			}
 			env := map[string]string{}
 			for _, kv := range f.Env {
 				k, v, _ := strings.Cut(kv, "=")
 				env[k] = v
 			}
-			dir := t.TempDir()
 			p := start(t, dir, f.Env, "--connections", f.Connections, "--run", "s", "--outputs-path", filepath.Join(dir, "outputs"),
 				"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0.2", "--", "sh", "-c", reportJob)
 			if code := p.wait(t, 60*time.Second); code != 3 {
@@ -193,7 +214,7 @@ func TestReportSignedLinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			page := string(data)
-			checkPage(t, page, os.Getenv(tc.endpoint)+"/", "valid until")
+			checkPage(t, page, tc.prefix(env), "valid until")
 			m := regexp.MustCompile(`<a href="([^"]+)">f2.bin</a>`).FindStringSubmatch(page)
 			if m == nil {
 				t.Fatal("f2.bin is not linked")
@@ -201,6 +222,9 @@ func TestReportSignedLinks(t *testing.T) {
 			link := strings.ReplaceAll(m[1], "&amp;", "&")
 			if !strings.Contains(link, tc.signature) {
 				t.Errorf("link %q is not signed", link)
+			}
+			if key != nil {
+				link = checkGCSSignature(t, link, &key.PublicKey)
 			}
 			resp, err := http.Get(link)
 			if err != nil {
@@ -213,6 +237,53 @@ func TestReportSignedLinks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serviceAccountKeyFile writes a service account key file with a new RSA
+// key to path, and returns the key.
+func serviceAccountKeyFile(t *testing.T, path string) *rsa.PrivateKey {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": "test-project", "private_key_id": "k1",
+		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})),
+		"client_email": "collector@test-project.iam.gserviceaccount.com", "client_id": "1", "token_uri": "http://127.0.0.1:9/token",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// checkGCSSignature fails the test unless link (a V2 signed URL) carries
+// the key's signature of a GET of its object until its expiry, and returns
+// it in http (the test's fake-gcs-server speaks no TLS).
+func checkGCSSignature(t *testing.T, link string, pub *rsa.PublicKey) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	sig, err := base64.StdEncoding.DecodeString(q.Get("Signature"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("GET\n\n\n" + q.Get("Expires") + "\n" + u.EscapedPath()))
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
+		t.Errorf("link %s: not signed by the service account's key: %v", link, err)
+	}
+	if q.Get("GoogleAccessId") != "collector@test-project.iam.gserviceaccount.com" {
+		t.Errorf("link %s: not signed as the key's service account", link)
+	}
+	u.Scheme = "http"
+	return u.String()
 }
 
 // TestReportSidecarOnSIGTERM: a sidecar ended by SIGTERM records its
