@@ -16,7 +16,7 @@ const (
 )
 
 // idleNice is the niceness used where SCHED_IDLE is refused: the thread
-// still gets about 1.5 % of a busy core.
+// still gets a small share of a busy core, more than under SCHED_IDLE.
 const idleNice = 19
 
 // background puts the collector behind the job in the scheduler while the
@@ -24,9 +24,9 @@ const idleNice = 19
 // SCHED_BATCH, and so does every thread it starts later (a thread inherits
 // its creator's policy). A batch thread gets its fair share of the CPU, but
 // it does not preempt the task running where it wakes up: the Go runtime's
-// monitor thread alone wakes up thousands of times a second while the
-// collector passes a command's output through, and each wake-up would
-// otherwise take the CPU from the command writing it. Where the system
+// monitor thread alone wakes up many times a second while the collector
+// passes a command's output through, and each wake-up would otherwise take
+// the CPU from the command writing it. Where the system
 // refuses, a thread keeps its policy.
 func background() { setEveryThread(schedOther, schedBatch) }
 
