@@ -109,7 +109,7 @@ func (s *s3Server) start() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("versitygw does not accept connections on %s after 60 s", s.addr)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // until the port accepts
 	}
 }
 
@@ -190,7 +190,7 @@ exit 3`, before, during, batch, stopped, restarted, n)
 	s3.kill(t)
 	touch(t, stopped)
 	t.Logf("store killed with %d chunks in it", len(chunks()))
-	time.Sleep(20 * time.Second)
+	time.Sleep(20 * time.Second) // the outage under test
 	if err := s3.start(); err != nil {
 		t.Fatalf("start the store again: %v", err)
 	}

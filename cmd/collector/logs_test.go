@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -136,23 +138,27 @@ func tail(s string) string { return s[max(0, len(s)-4000):] }
 
 // outageProxy is a reverse proxy to a store server that answers 503 to
 // every request while it is down, as a store in an outage does.
-func outageProxy(t *testing.T, target string) (string, *atomic.Bool) {
+func outageProxy(t *testing.T, target string) (string, *atomic.Bool, *atomic.Int64) {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var down atomic.Bool
+	var refusedChunks atomic.Int64
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/logs/") {
+				refusedChunks.Add(1)
+			}
 			http.Error(w, "store down for the test", http.StatusServiceUnavailable)
 			return
 		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL, &down
+	return srv.URL, &down, &refusedChunks
 }
 
 // TestWrapperLogsAcrossAStoreOutage: the S3 server stops answering in the
@@ -161,7 +167,7 @@ func outageProxy(t *testing.T, target string) (string, *atomic.Bool) {
 func TestWrapperLogsAcrossAStoreOutage(t *testing.T) {
 	f := storetest.S3(t)
 	endpoint := os.Getenv("COLLECTOR_TEST_S3_ENDPOINT")
-	proxy, down := outageProxy(t, endpoint)
+	proxy, down, refused := outageProxy(t, endpoint)
 	bucket := strings.SplitN(f.Conn.Schema.Bucket, "/", 4)[2]
 	env := []string{
 		"AWS_ACCESS_KEY_ID=" + os.Getenv("COLLECTOR_TEST_S3_ACCESS_KEY"),
@@ -179,7 +185,9 @@ func TestWrapperLogsAcrossAStoreOutage(t *testing.T) {
 		return len(storetest.Objects(t, root, "outage/logs/")) > 0
 	})
 	down.Store(true)
-	time.Sleep(3 * time.Second)
+	// The outage lasts until the collector has tried and failed to store
+	// two chunks: they wait in the spool.
+	waitFor(t, 30*time.Second, "two chunks refused by the store", func() bool { return refused.Load() >= 2 })
 	stored := len(storetest.Objects(t, root, "outage/logs/"))
 	down.Store(false)
 	if code := p.wait(t, 90*time.Second); code != 0 {
@@ -240,7 +248,10 @@ func TestFileLogsAcrossAKill(t *testing.T) {
 
 	second := startBinary(t, fastBinary, dir, nil, args...)
 	<-written
-	time.Sleep(time.Second)
+	waitFor(t, 30*time.Second, "the last line read into a chunk", func() bool {
+		last := fmt.Sprintf(`"line %d"`, n-1)
+		return chunksHold(t, filepath.Join(state, "killed"), last) || chunksHold(t, filepath.Join(store, "killed", "logs"), last)
+	})
 	if code := second.stop(t, 30*time.Second); code != 0 {
 		t.Fatalf("second collector exit %d:\n%s", code, tail(second.stderr.String()))
 	}
@@ -399,7 +410,9 @@ func TestWrapperLogsAcrossAKill(t *testing.T) {
 		_, err := os.Stat(printed)
 		return err == nil
 	})
-	time.Sleep(2500 * time.Millisecond) // two ticks of the chunk writer
+	waitFor(t, 30*time.Second, "the last line in the open chunk's file", func() bool {
+		return chunksHold(t, filepath.Join(state, "wk"), fmt.Sprintf(`"out %d"`, n-1))
+	})
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	first.wait(t, 10*time.Second)
 	if m, _ := filepath.Glob(filepath.Join(store, "wk", "logs", "*")); len(m) > 0 {
@@ -508,4 +521,30 @@ func TestLogsFollowEndsWithTheRun(t *testing.T) {
 	if out.String() != want.String() {
 		t.Errorf("followed:\n%s\nwant lines 0 to 39, each once, in order", out.String())
 	}
+}
+
+// chunksHold tells whether a chunk under dir (a run's local folder: its
+// spool, open chunks included; or the run's logs/ in a folder store) holds s. An open chunk is read up to what
+// its writer flushed.
+func chunksHold(t *testing.T, dir, s string) bool {
+	t.Helper()
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".jsonl.gz") || found {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return nil
+		}
+		data, _ := io.ReadAll(gz) // an open chunk ends without its trailer
+		found = bytes.Contains(data, []byte(s))
+		return nil
+	})
+	return found
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	stdsync "sync"
 	"testing"
 	"time"
 
@@ -53,9 +54,11 @@ func TestProbeAndMetrics(t *testing.T) {
 	// Attempt 2, on a fresh disk, reads the store through a proxy that holds
 	// the restore's downloads until released.
 	target, _ := url.Parse(endpoint)
-	release := make(chan struct{})
+	release, held := make(chan struct{}), make(chan struct{})
+	var holding stdsync.Once
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/outputs/") {
+			holding.Do(func() { close(held) })
 			<-release
 		}
 		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
@@ -84,7 +87,11 @@ func TestProbeAndMetrics(t *testing.T) {
 		return resp.StatusCode, string(body)
 	}
 	waitFor(t, 30*time.Second, "the probe to listen", func() bool { code, _ := get("/healthz"); return code == 200 })
-	time.Sleep(500 * time.Millisecond) // the restore is waiting on the store
+	select {
+	case <-held: // the restore is waiting on the store
+	case <-time.After(30 * time.Second):
+		t.Fatal("the restore did not ask for seed.bin within 30 s")
+	}
 	if code, body := get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz during the restore = %d %q, want 503", code, body)
 	}

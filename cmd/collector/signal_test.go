@@ -21,10 +21,10 @@ import (
 // than leaving it behind.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "command.pid")
+	pidFile, termed := filepath.Join(dir, "command.pid"), filepath.Join(dir, "termed")
 	p := start(t, dir, nil, "--store", filepath.Join(dir, "store"), "--run", "twice", "--outputs-path", filepath.Join(dir, "outputs"),
 		"--state-dir", filepath.Join(dir, "state"), "--resources-interval", "0", "--",
-		"sh", "-c", `trap "" TERM; echo $$ > `+pidFile+`; while :; do sleep 0.1; done`)
+		"sh", "-c", `trap "touch `+termed+`" TERM; echo $$ > `+pidFile+`; while :; do sleep 0.1; done`)
 	var pid int
 	waitFor(t, 30*time.Second, "the command's pid", func() bool {
 		data, _ := os.ReadFile(pidFile)
@@ -32,11 +32,13 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		return pid > 0
 	})
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the command to get the SIGTERM", func() bool { _, err := os.Stat(termed); return err == nil })
+	// What is checked is that nothing happens: the collector waits for the
+	// command that ignored the signal.
 	select {
 	case <-p.done:
 		t.Fatalf("the collector exited on the first SIGTERM while the command still ran:\n%s", p.stderr.String())
-	default:
+	case <-time.After(300 * time.Millisecond):
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t, 10*time.Second); code != 128+int(syscall.SIGTERM) {
@@ -68,7 +70,7 @@ func TestSignalsPassedToTheCommand(t *testing.T) {
 		"bash", "-c", `trap "echo got USR1" USR1; trap "echo got HUP" HUP; touch `+ready+`; for i in $(seq 1 30); do sleep 0.1; done; echo done`)
 	waitFor(t, 30*time.Second, "the command's traps", func() bool { _, err := os.Stat(ready); return err == nil })
 	_ = p.cmd.Process.Signal(syscall.SIGUSR1)
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the command's USR1 trap", func() bool { return strings.Contains(p.stderr.String(), "got USR1\n") })
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
 	if code := p.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit code %d, want the command's 0:\n%s", code, p.stderr.String())
