@@ -119,8 +119,9 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			// every replica's, and could take another's file for its own.
 			Adopt: c.set.Replica == "",
 			// Replicas share outputs/: a replica deletes an object only
-			// while it holds the version the replica stored, and a path
-			// several write is the lowest replica's (docs/distributed.md).
+			// while it holds the version the replica stored; of a path
+			// several write, the last writer's object stays
+			// (docs/distributed.md).
 			Shared: c.set.Replica != "",
 			// Commit markers that wait are kept in the state, for the restore.
 			Markers: markerSection(c.set.Sync.CommitMarkers, keeper),

@@ -229,7 +229,7 @@ func sidecarRecords(t *testing.T, env []string, args ...string) (string, []map[s
 }
 
 // TestSidecarMeasuresTheJob: a sidecar outside a container (this machine)
-// measured every process of the host as the job; now it measures none and
+// does not take every process of the host for the job: it measures none and
 // says so, or, with --resources-pid, that process and its descendants.
 func TestSidecarMeasuresTheJob(t *testing.T) {
 	if _, err := os.Stat("/proc/2/stat"); err != nil {

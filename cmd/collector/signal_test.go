@@ -60,8 +60,8 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 
 // TestSignalsPassedToTheCommand: SIGUSR1 and SIGHUP sent to a wrapper reach
 // the command, as with tini or dumb-init (a job that checkpoints on SIGUSR1
-// gets it; before, Go ignored it, and SIGHUP killed the collector before its
-// final sync). A sidecar ends on SIGHUP as on SIGTERM, after its final sync.
+// gets it), and the collector ends after its final sync. A sidecar ends on
+// SIGHUP as on SIGTERM, after its final sync.
 func TestSignalsPassedToTheCommand(t *testing.T) {
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
@@ -96,8 +96,8 @@ func TestSignalsPassedToTheCommand(t *testing.T) {
 // TestCtrlCReachesTheCommandOnce: at a terminal, Ctrl-C reaches the
 // command from the terminal itself (it is in the terminal's foreground
 // process group with the collector); the collector sends it nothing more,
-// so the command's own handler runs to its end (before, the collector sent
-// SIGTERM at once, which cut it short). A SIGINT sent to the collector
+// so the command's own handler runs to its end, not cut short by a SIGTERM.
+// A SIGINT sent to the collector
 // alone (kill -INT, no terminal) is passed on as SIGINT, not SIGTERM.
 func TestCtrlCReachesTheCommandOnce(t *testing.T) {
 	dir := t.TempDir()
