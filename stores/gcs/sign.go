@@ -61,12 +61,15 @@ func signing(ctx context.Context, creds stores.Credentials, opts *gcsblob.Option
 	if creds.Getenv("STORAGE_EMULATOR_HOST") != "" {
 		return "STORAGE_EMULATOR_HOST is set and no service account key is given"
 	}
+	// The token source may keep its context for its refreshes: it must
+	// outlive Open.
+	tctx := context.WithoutCancel(ctx)
 	var dc *google.Credentials
 	if data != nil {
-		dc, err = google.CredentialsFromJSON(ctx, data, iamScope)
+		dc, err = google.CredentialsFromJSON(tctx, data, iamScope)
 	} else {
 		from = "the default credentials"
-		dc, err = google.FindDefaultCredentials(ctx, iamScope)
+		dc, err = google.FindDefaultCredentials(tctx, iamScope)
 	}
 	if err != nil {
 		return fmt.Sprintf("%s: %v", from, err)
@@ -75,7 +78,7 @@ func signing(ctx context.Context, creds stores.Credentials, opts *gcsblob.Option
 	if email == "" {
 		return why
 	}
-	signer := &iamSigner{client: oauth2.NewClient(context.WithoutCancel(ctx), dc.TokenSource), endpoint: iamEndpoint, email: email}
+	signer := &iamSigner{client: oauth2.NewClient(tctx, dc.TokenSource), endpoint: iamEndpoint, email: email}
 	opts.GoogleAccessID, opts.MakeSignBytes = email, signer.makeSignBytes
 	return ""
 }
