@@ -105,7 +105,7 @@ func (sh *sharing) logShared(rel, lower, higher string) {
 	}
 	sh.diverted.Add(1)
 	sh.log.Warn("another replica writes this output's path too: the lowest replica name keeps the path, the other's copy is kept under its own key",
-		"path", rel, "replica", sh.replica, "kept_by", lower, "kept_key", rel, "copy_of", higher, "copy_key", asideKey(rel, higher))
+		"path", rel, "kept_by", lower, "kept_key", rel, "copy_of", higher, "copy_key", asideKey(rel, higher))
 }
 
 // stored notes that rel was stored under its own name in this attempt.

@@ -120,8 +120,9 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			Adopt: c.set.Replica == "",
 			// Replicas share outputs/: a replica deletes an object only
 			// while it holds the version the replica stored; of a path
-			// several write, the last writer's object stays
-			// (docs/distributed.md).
+			// several write, the lowest replica name keeps the path and
+			// the others' copies go to <path>.replica-<name> (the target
+			// names the replica in each object; docs/distributed.md).
 			Shared: c.set.Replica != "",
 			// Commit markers that wait are kept in the state, for the restore.
 			Markers: markerSection(c.set.Sync.CommitMarkers, keeper),
