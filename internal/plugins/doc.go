@@ -4,13 +4,8 @@
 // and the keys that shape what the wrapped command gets (auth, docker, shm,
 // mountArtifactsStore, externalHost).
 //
-// Parse reads the section out of a whole polyaxonfile (kind operation,
-// component or compiled_operation, the operation's plugins patched over its
-// inline component's as Polyaxon compiles them), a bare `plugins:` section or
-// the bare keys, in YAML or JSON, with camelCase or snake_case keys. Every
-// V1Plugins key is accepted; those the collector does not act on
-// (syncStatuses, notifications, the sidecar's image fields, ...) come back as
-// notices, and so does a key that is neither known nor close to a known one,
-// so that a newer Polyaxon never stops a run. A key close to a known one is
-// a misspelling and an error, with the key it is close to.
+// Parse reads the section from any form a Polyaxon user has at hand. A key
+// the collector does not act on, or does not know, comes back as a notice,
+// so that a newer Polyaxon never stops a run; a key close to a known one is
+// a misspelling and an error.
 package plugins
