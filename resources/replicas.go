@@ -218,8 +218,28 @@ func (e *summer) held(ctx context.Context) (*RunSummary, []byte, error) {
 }
 
 // list returns the version of each replica's copy in resources/replicas/:
-// its modification time, size and MD5 as the listing gives them.
+// its modification time, size and MD5 as the listing gives them. Where a
+// store gives no MD5 and times to the second, two writes of one copy in one
+// second and of one size look the same: a copy is written once an attempt.
+//
+// A listing of a folder store fails with NotFound when a file it found
+// goes before it is looked at (fileblob stats each entry after reading the
+// folder): another replica's copy, written through a temp file and
+// renamed. It is listed again.
 func (e *summer) list(ctx context.Context) (map[string]string, error) {
+	for try := 1; ; try++ {
+		listed, err := e.listOnce(ctx)
+		if gcerrors.Code(err) == gcerrors.NotFound && try < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", replicaSummaries, err)
+		}
+		return listed, nil
+	}
+}
+
+func (e *summer) listOnce(ctx context.Context) (map[string]string, error) {
 	listed := map[string]string{}
 	it := e.run.List(&blob.ListOptions{Prefix: replicaSummaries, Delimiter: "/"})
 	for {
@@ -228,7 +248,7 @@ func (e *summer) list(ctx context.Context) (map[string]string, error) {
 			return listed, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", replicaSummaries, err)
+			return nil, err
 		}
 		name, ok := strings.CutSuffix(obj.Key[len(replicaSummaries):], ".json")
 		if obj.IsDir || !ok {
