@@ -175,7 +175,7 @@ func (e *summer) settle(ctx context.Context) error {
 			return err
 		}
 	}
-	return fmt.Errorf("%s%s: replicas kept ending while %s summed them: gave up after %d rounds", Folder, "/"+SummaryKey, e.replica, maxRounds)
+	return fmt.Errorf("%s/%s: replicas kept ending while %s summed them: gave up after %d rounds", Folder, SummaryKey, e.replica, maxRounds)
 }
 
 // smallerPending tells whether a replica named before this one has a copy
