@@ -173,6 +173,9 @@ func (s *Syncer) withhold(marker, file string) {
 	repeat := s.markers.withheld[marker] == file
 	s.markers.withheld[marker] = file
 	reason := s.lastErr[file]
+	if inner, ok := s.markers.withheld[file]; ok {
+		reason = "a commit marker withheld for " + inner
+	}
 	s.mu.Unlock()
 	level := slog.LevelWarn
 	if repeat {
@@ -182,7 +185,7 @@ func (s *Syncer) withhold(marker, file string) {
 	if folder == "" {
 		folder = "."
 	}
-	s.log.Log(context.Background(), level, "commit marker withheld: a file of its folder is refused by the store for good, so the folder stays incomplete there and the marker is not uploaded",
+	s.log.Log(context.Background(), level, "commit marker withheld: a file of its folder cannot be stored, and trying again will not change that; the folder stays incomplete in the store and the marker is not uploaded",
 		"folder", folder, "marker", marker, "refused", file, "err", reason)
 }
 

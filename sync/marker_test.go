@@ -217,6 +217,43 @@ func TestCommitMarkerWithheldForARefusedFile(t *testing.T) {
 	}
 }
 
+// TestNestedCommitMarkerWithheld: a marker withheld for a refused file
+// holds back the marker of the folder above it too, also counted refused,
+// so the final sync still ends on the refusals; one warning for each.
+func TestNestedCommitMarkerWithheld(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	checkpointFolder(t, dir, "ckpt-5", 4, old)
+	big, inner := "ckpt-5/shard-002/data.bin", "ckpt-5/shard-002/commit_success.txt"
+	write(t, dir, big, strings.Repeat("x", 100))
+	write(t, dir, inner, "done")
+	for _, rel := range []string{big, inner} {
+		must(t, os.Chtimes(filepath.Join(dir, rel), old, old))
+	}
+	cfg := testConfig()
+	cfg.CommitMarkers = []string{"commit_success.txt"}
+	cfg.ShutdownTimeout = 20 * time.Second
+	var logs bytes.Buffer
+	b := memblob.OpenBucket(nil)
+	s := newSyncer(t, cfg, dir, b, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s.up.limits = stores.Limits{MaxObjectSize: 50}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
+	defer cancel()
+	if err := s.Final(ctx); err == nil || !strings.Contains(err.Error(), "3 paths cannot be synced") {
+		t.Fatalf("final sync: %v; want it to end on 3 refused paths (the shard and both markers)", err)
+	}
+	for _, m := range []string{inner, "ckpt-5/commit_success.txt"} {
+		if ok, _ := b.Exists(context.Background(), m); ok {
+			t.Errorf("%s is in the store", m)
+		}
+	}
+	for _, want := range []string{"marker=" + inner + " refused=" + big, "marker=ckpt-5/commit_success.txt refused=" + inner} {
+		if n := strings.Count(logs.String(), want); n != 1 {
+			t.Errorf("%d warnings with %q; want 1:\n%s", n, want, logs.String())
+		}
+	}
+}
+
 func TestCommitMarkerWaitsForAShardChangedAfterIt(t *testing.T) {
 	dir := t.TempDir()
 	old := time.Now().Add(-time.Hour)
