@@ -100,25 +100,32 @@ func checkStreams(t *testing.T, lines []string, n int) {
 }
 
 // TestCaptureSpillsWhatTheReaderHasNotTaken: a command printing far more
-// than the capture's memory while the reader is slow still has every line
+// than the capture's memory while the reader stops still has every line
 // captured once, in order, through the spill file; the command is never
-// held up, and the spill file is gone at the end.
+// held up (it ends while the reader waits for it to), and the spill file is
+// gone at the end.
 func TestCaptureSpillsWhatTheReaderHasNotTaken(t *testing.T) {
 	const n = 200_000
 	spill := filepath.Join(t.TempDir(), "output.spill")
 	c := NewCapture(CaptureConfig{Memory: 64 << 10, SpillPath: spill, SpillLimit: 64 << 20, MaxLine: 1024})
 	var stdout, stderr bytes.Buffer
 	out, errs := c.Output("stdout", &stdout), c.Output("stderr", &stderr)
+	ran := make(chan struct{})
 	done := make(chan []string)
 	go func() {
 		i := 0
 		done <- readLines(t, c, func(Line) {
-			if i++; i%20_000 == 0 {
-				time.Sleep(20 * time.Millisecond) // a slow reader: the command gets ahead
+			if i++; i == 20_000 {
+				select { // the reader stops: the command gets ahead, to its end
+				case <-ran:
+				case <-time.After(30 * time.Second):
+					t.Error("the command did not end in 30 s while the reader waited: held up")
+				}
 			}
 		})
 	}()
 	code, err := Command{Args: printLines(n), Stdout: out, Stderr: errs}.Run(context.Background())
+	close(ran)
 	if err != nil || code != 0 {
 		t.Fatalf("Run = %d, %v", code, err)
 	}
