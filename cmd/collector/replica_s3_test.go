@@ -64,7 +64,8 @@ func (r *replicaS3) otherListings(run string) (bad []string, own int) {
 
 // TestSixteenReplicasOnS3: 16 collectors on one run, each wrapping a
 // command that writes 20 files of its own and one every replica writes, and
-// prints 500 lines. Every file is in the store; collector logs prints every
+// prints 500 lines. Every file is in the store, the shared one at its path
+// from the lowest replica and at shared.txt.replica-<name> from each other; collector logs prints every
 // line once, labelled with its replica; each replica's state, logs and
 // resources are its own, and no replica lists another's folder. Then one
 // replica is retried on a fresh disk: it is attempt 2, gets its own 20 files
@@ -103,8 +104,19 @@ func TestSixteenReplicasOnS3(t *testing.T) {
 			t.Errorf("replica %s listed other replicas' folders %v, and its own %d times (want none, and some)", r.name, bad, own)
 		}
 	}
-	if shared := string(store[run+"/outputs/shared.txt"]); !strings.HasPrefix(shared, "from r") {
-		t.Errorf("outputs/shared.txt = %q; want one replica's version", shared)
+	// The file every replica writes, at once: the lowest name keeps the
+	// path, each other's copy is at shared.txt.replica-<name>.
+	for _, r := range reps {
+		key := run + "/outputs/shared.txt.replica-" + r.name
+		if r == reps[0] {
+			key = run + "/outputs/shared.txt"
+		}
+		if got, want := string(store[key]), "from "+r.name+"\n"; got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
+	}
+	if _, ok := store[run+"/outputs/shared.txt.replica-"+reps[0].name]; ok {
+		t.Errorf("outputs/shared.txt.replica-%s is in the store: the lowest replica keeps the path", reps[0].name)
 	}
 	checkRunSummary(t, store, run, names)
 	logEnv := map[string]string{}
@@ -139,9 +151,9 @@ func TestSixteenReplicasOnS3(t *testing.T) {
 	after := storetest.Objects(t, root, "")
 	for k, v := range before {
 		switch {
-		case strings.HasPrefix(k, run+"/replicas/r03/"), k == run+"/outputs/shared.txt", k == run+"/resources/summary.json",
+		case strings.HasPrefix(k, run+"/replicas/r03/"), k == run+"/outputs/shared.txt.replica-r03", k == run+"/resources/summary.json",
 			k == run+"/resources/replicas/r03.json":
-			continue // r03's own, the shared file, and the sum over replicas with r03's copy in it
+			continue // r03's own, its copy of the shared file, and the sum over replicas with r03's copy in it
 		}
 		if string(after[k]) != string(v) {
 			t.Errorf("%s changed by r03's retry", k)
