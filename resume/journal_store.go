@@ -86,11 +86,14 @@ type storeJournal struct {
 // saveStore puts the changes not in the store yet as one record, after the
 // records queued before it, or a snapshot when one is due. The state's
 // first write to the store in an attempt is a snapshot; an attempt that
-// changes nothing writes nothing.
+// changes nothing writes nothing. A snapshot due because the journal has
+// outgrown the last one waits for the manifest with the records going on
+// meanwhile; one due because the store lacks changes holds them.
 func (k *Keeper) saveStore(ctx context.Context) error {
 	j := &k.store
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	defer func() { k.storeDue.Store(k.bucket != nil && (!j.started || j.stale || j.size > compactAt(j.snap))) }()
 	k.mu.Lock()
 	rec := k.toStore
 	k.toStore = record{}
@@ -112,11 +115,10 @@ func (k *Keeper) saveStore(ctx context.Context) error {
 			j.size += int64(len(line))
 		}
 	}
-	if j.size > compactAt(j.snap) {
-		j.stale = true // also when the queue grew while the store was down
-	}
-	if j.stale {
-		return k.snapshotStore(ctx)
+	if j.stale || j.size > compactAt(j.snap) { // also when the queue grew while the store was down
+		if written, err := k.snapshotStore(ctx); written || err != nil || j.stale {
+			return err
+		}
 	}
 	for len(j.queue) > 0 {
 		o := j.queue[0]
@@ -133,32 +135,39 @@ func (k *Keeper) saveStore(ctx context.Context) error {
 }
 
 // snapshotStore puts a snapshot of the state as it is now at StateKey, then
-// deletes the journal objects it replaces. j.mu is held.
-func (k *Keeper) snapshotStore(ctx context.Context) error {
+// deletes the journal objects it replaces. It writes nothing when the Keeper
+// lacks the manifest. j.mu is held.
+func (k *Keeper) snapshotStore(ctx context.Context) (bool, error) {
 	j := &k.store
+	k.mu.Lock()
+	has := k.outputs != nil || k.begun != nil
+	k.mu.Unlock()
+	if !has {
+		return false, nil // written once the sync engine hands the manifest over
+	}
+	j.stale = true // from here, what the store lacks waits for the snapshot
 	// The journal as the store has it, also an earlier attempt's: the
 	// snapshot comes after all of it.
 	old, err := listJournal(ctx, k.bucket)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, o := range old {
 		j.seq = max(j.seq, o.last)
 	}
 	k.mu.Lock()
-	st, outputs := k.whole()
-	if outputs == nil {
+	st := k.whole(k.localDue.Load())
+	if st == nil {
 		k.mu.Unlock()
-		return nil // the sync engine's first checkpoint writes it
+		return false, nil // written once the sync engine hands the manifest over
 	}
 	k.toStore = record{}
 	k.mu.Unlock()
 	j.queue = nil // the snapshot holds them
 	st.Seq = j.seq
-	st.Outputs = outputs() // may hold changes after Seq, which their records set again
 	size, err := k.putSnapshot(ctx, st)
 	if err != nil {
-		return err
+		return false, err
 	}
 	first := !j.started
 	j.started, j.stale = true, false
@@ -172,7 +181,7 @@ func (k *Keeper) snapshotStore(ctx context.Context) error {
 	if first {
 		k.deleteState(ctx, SectionsKey) // version 1's, in the snapshot now
 	}
-	return nil
+	return true, nil
 }
 
 // mergeStore puts the one-record objects not merged yet again as one object,

@@ -28,11 +28,13 @@ import (
 )
 
 // engine stands for the sync engine in these tests: it owns the manifest,
-// tells the Keeper each change under its lock, and checkpoints.
+// tells the Keeper each change under its lock, hands a copy of the manifest
+// over when the Keeper wants one, and checkpoints.
 type engine struct {
-	mu stdsync.Mutex
-	m  Manifest
-	k  *Keeper
+	mu     stdsync.Mutex
+	m      Manifest
+	k      *Keeper
+	handed int // copies of the manifest handed over
 }
 
 // run starts an attempt of a run on bucket with its state in stateDir, as
@@ -74,9 +76,20 @@ func (e *engine) manifest() Manifest {
 	return e.m.Clone()
 }
 
+// save checkpoints as the sync engine does.
+func (e *engine) save(ctx context.Context) error {
+	e.mu.Lock()
+	if e.k.WantsManifest() {
+		e.k.TakeManifest(e.m.Clone())
+		e.handed++
+	}
+	e.mu.Unlock()
+	return e.k.Checkpoint(ctx)
+}
+
 func (e *engine) checkpoint(t *testing.T) {
 	t.Helper()
-	if err := e.k.Checkpoint(context.Background(), e.manifest); err != nil {
+	if err := e.save(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -195,6 +208,90 @@ func TestCheckpointCostsWhatChanged(t *testing.T) {
 	sameManifest(t, "restart's state", st.Outputs, e.manifest())
 	if st.Attempt != 2 {
 		t.Errorf("restart's attempt = %d, want 2", st.Attempt)
+	}
+}
+
+// TestManifestHandedOverForSnapshotsOnly: the sync engine copies its
+// manifest for the Keeper when a snapshot is due (the attempt's first in
+// the store, a journal that outgrew its snapshot), not at every checkpoint;
+// the state in the store and on disk is the engine's manifest all along.
+func TestManifestHandedOverForSnapshotsOnly(t *testing.T) {
+	b := openFileBucket(t)
+	dir := t.TempDir()
+	e, _ := run(t, b, dir, nil)
+	for i := range 2_000 {
+		e.put(fmt.Sprintf("d%02d/f%05d.bin", i%20, i), 1)
+	}
+	e.checkpoint(t)
+	if e.handed != 1 {
+		t.Fatalf("the first checkpoint took %d copies of the manifest, want 1 (the store's snapshot, and the local one that its journal outgrew)", e.handed)
+	}
+	snap := fileSize(t, filepath.Join(dir, "state.json"))
+	for i := range 100 {
+		e.put(fmt.Sprintf("d%02d/f%05d.bin", i%20, i), 2)
+		e.checkpoint(t)
+	}
+	if e.handed != 1 {
+		t.Errorf("100 checkpoints of one change took %d copies of the manifest, want none", e.handed-1)
+	}
+	sameManifest(t, "store state", storeState(t, b).Outputs, e.manifest())
+	sameManifest(t, "local state", mustLoad(t, filepath.Join(dir, "state.json")).Outputs, e.manifest())
+	// Enough changes for the journals to outgrow a quarter of the snapshots.
+	for round := range 3 {
+		for i := range 2_000 {
+			e.put(fmt.Sprintf("d%02d/f%05d.bin", i%20, i), 3+round)
+			if i%100 == 99 {
+				e.checkpoint(t)
+			}
+		}
+	}
+	// A record of 100 changes is about a twentieth of the snapshot: a
+	// journal outgrows its snapshot every five checkpoints or so.
+	if n := e.handed - 1; n < 2 || n > 60/4 {
+		t.Errorf("60 checkpoints of 100 changes each took %d copies of the manifest; want one for each snapshot that replaced the journals, 2 to 15", n)
+	}
+	if got := fileSize(t, filepath.Join(dir, "state.json")); got == snap {
+		t.Error("the local snapshot was never written again")
+	}
+	sameManifest(t, "store state", storeState(t, b).Outputs, e.manifest())
+	sameManifest(t, "local state", mustLoad(t, filepath.Join(dir, "state.json")).Outputs, e.manifest())
+}
+
+// TestSnapshotsWithoutTheOutputsSync: a collector without the outputs sync
+// records no change of the manifest, and its snapshots hold the manifest
+// Begin returned: a journal of sections that outgrew the snapshot is
+// replaced, and the outputs of the attempt before are kept.
+func TestSnapshotsWithoutTheOutputsSync(t *testing.T) {
+	b := openFileBucket(t)
+	dir := t.TempDir()
+	e, _ := run(t, b, dir, nil)
+	for i := range 50 {
+		e.put(fmt.Sprintf("f%03d.bin", i), 1)
+	}
+	e.checkpoint(t)
+	want := e.manifest()
+
+	st, _, err := Begin(context.Background(), BeginOptions{Run: "r", StatePath: filepath.Join(dir, "state.json"), Outputs: t.TempDir(), Bucket: b})
+	must(t, err)
+	k := NewKeeper(filepath.Join(dir, "state.json"), b, st, nil)
+	sec := k.Section("logs")
+	for i := range 1_000 {
+		must(t, sec.Save(context.Background(), map[string]int{"offset": i}))
+		if i%100 == 99 {
+			must(t, k.Flush(context.Background()))
+		}
+		if k.WantsManifest() {
+			t.Fatal("a Keeper with Begin's manifest and no change recorded asks for the manifest")
+		}
+	}
+	if got := fileSize(t, journalPath(filepath.Join(dir, "state.json"))); got > 16<<10 {
+		t.Errorf("the local journal has %d bytes of sections; want it replaced by a snapshot past 16 KiB", got)
+	}
+	for what, st := range map[string]*State{"local state": mustLoad(t, filepath.Join(dir, "state.json")), "store state": storeState(t, b)} {
+		sameManifest(t, what, st.Outputs, want)
+		if string(st.Sections["logs"]) != `{"offset":999}` || st.Attempt != 2 {
+			t.Errorf("%s: attempt %d, section %s; want attempt 2, offset 999", what, st.Attempt, st.Sections["logs"])
+		}
 	}
 }
 
@@ -519,7 +616,7 @@ func TestCheckpointOrder(t *testing.T) {
 				// One file every worker changes, and one of its own.
 				e.put("shared", int(version.Add(1)))
 				e.put(fmt.Sprintf("w%d", w), i)
-				if err := e.k.Checkpoint(context.Background(), e.manifest); err != nil {
+				if err := e.save(context.Background()); err != nil {
 					t.Error(err)
 					return
 				}
@@ -562,7 +659,7 @@ func TestProgressDoesNotWaitForTheStore(t *testing.T) {
 	snap := fileSize(t, filepath.Join(dir, "state.json"))
 	traffic.BytesPerSecond.Store(64 << 10) // the store's snapshot (about 220 KB) takes 3 s
 	done := make(chan error, 1)
-	go func() { done <- e.k.Checkpoint(context.Background(), e.manifest) }()
+	go func() { done <- e.save(context.Background()) }()
 	// The checkpoint saves locally first (a snapshot, here), then to the store.
 	for fileSize(t, filepath.Join(dir, "state.json")) == snap {
 		select {

@@ -20,9 +20,10 @@ import (
 // as a snapshot followed by a journal of what changed (see journal.go). It
 // implements the sync engine's Checkpointer.
 //
-// It does not keep the outputs manifest, which is the sync engine's: the sync
-// engine tells it each change (Record) and, at each Checkpoint, how to get a
-// copy of the whole manifest for a snapshot.
+// The outputs manifest is the sync engine's, which tells the Keeper each
+// change (Record) for the journal. A snapshot holds the whole manifest: when
+// one is due the Keeper asks for it (WantsManifest), and the sync engine
+// hands a copy over (TakeManifest) before its next Checkpoint.
 //
 // Saving locally and saving to the store are apart: a local disk that is full
 // keeps nothing from the store, and a slow store keeps nothing from the local
@@ -41,14 +42,19 @@ type Keeper struct {
 	meta     State // Version, Run, Store, Attempt, Restored
 	uploads  map[string]stores.Progress
 	sections map[string]json.RawMessage
-	// outputs returns a copy of the whole manifest, for snapshots: the sync
-	// engine's, from its first checkpoint (outputsKnown) on; before, Begin's,
-	// which is the manifest until the first change is recorded (early).
-	outputs      func() Manifest
-	outputsKnown bool
-	early        bool
-	toLocal      record // changes not in the local journal yet
-	toStore      record // changes not in the store yet
+	// begun is the manifest Begin returned, read and never changed: the
+	// snapshots' until the sync engine records a change (a collector without
+	// the outputs sync never does).
+	begun Manifest
+	// outputs is the copy of the whole manifest the sync engine handed over
+	// for a snapshot that was due, with the changes recorded since applied
+	// to it; the snapshot takes it.
+	outputs Manifest
+	toLocal record // changes not in the local journal yet
+	toStore record // changes not in the store yet
+	// localDue and storeDue say a snapshot is due there: the next write is
+	// one, or the journal has outgrown the snapshot.
+	localDue, storeDue atomic.Bool
 
 	// saveMu orders the local writes: the journal holds the changes in the
 	// order they were made.
@@ -92,15 +98,17 @@ func NewKeeper(path string, bucket *blob.Bucket, st *State, log *slog.Logger) *K
 	if k.sections == nil {
 		k.sections = map[string]json.RawMessage{}
 	}
-	// Until the sync engine's first checkpoint says where the manifest is,
-	// the one Begin returned is it.
-	initial := st.Outputs
-	k.outputs = func() Manifest { return initial.Clone() }
+	k.begun = st.Outputs
+	if k.begun == nil {
+		k.begun = Manifest{}
+	}
 	if fi, err := os.Stat(path); err == nil {
 		k.localSnap = fi.Size()
 	} else {
 		k.localStale = true // Begin could not save it: start with a snapshot
+		k.localDue.Store(true)
 	}
+	k.storeDue.Store(bucket != nil) // an attempt's first write to the store is a snapshot
 	return k
 }
 
@@ -109,31 +117,59 @@ func NewKeeper(path string, bucket *blob.Bucket, st *State, log *slog.Logger) *K
 // cheap, made to be called at each change under the caller's own lock.
 func (k *Keeper) Record(rel string, e *Entry) {
 	k.mu.Lock()
-	k.early = k.early || !k.outputsKnown
+	k.begun = nil
+	switch {
+	case k.outputs == nil:
+	case e == nil:
+		delete(k.outputs, rel)
+	default:
+		k.outputs[rel] = e
+	}
 	k.toLocal.setOutput(rel, e)
 	k.toStore.setOutput(rel, e)
 	k.mu.Unlock()
 }
 
-// Checkpoint saves the changes recorded since the last checkpoint: a record
-// appended to the local journal, and one put in the store. outputs returns a
-// copy of the whole manifest, which the Keeper calls when it writes a
-// snapshot; it must hold every change Record was told of before the call.
-// The error is the store's: a local disk that refuses the record is logged
-// and the state kept in memory.
-func (k *Keeper) Checkpoint(ctx context.Context, outputs func() Manifest) error {
+// WantsManifest tells whether a snapshot is due and waits for the whole
+// manifest: the sync engine then hands a copy over (TakeManifest) before
+// its next Checkpoint. Until then the changes go on in the journal.
+func (k *Keeper) WantsManifest() bool {
 	k.mu.Lock()
-	k.outputs, k.outputsKnown = outputs, true
+	has := k.outputs != nil || k.begun != nil
 	k.mu.Unlock()
+	return !has && (k.localDue.Load() || k.storeDue.Load())
+}
+
+// TakeManifest hands the Keeper m, a copy of the whole manifest, for the
+// snapshots that are due; the Keeper keeps it until they are written. It
+// must be called under the lock Record is called under, so that m holds
+// exactly the changes recorded before it.
+func (k *Keeper) TakeManifest(m Manifest) {
+	k.mu.Lock()
+	k.outputs = m
+	k.mu.Unlock()
+}
+
+// Checkpoint saves the changes recorded since the last checkpoint: a record
+// appended to the local journal, and one put in the store, or a snapshot
+// where one is due and the Keeper has the manifest. The error is the
+// store's: a local disk that refuses the record is logged and the state
+// kept in memory.
+func (k *Keeper) Checkpoint(ctx context.Context) error {
 	k.saveLocal(true)
-	return k.saveStore(ctx)
+	err := k.saveStore(ctx)
+	if !k.localDue.Load() && !k.storeDue.Load() {
+		k.mu.Lock()
+		k.outputs = nil // a snapshot that was due took it, or none is due any more
+		k.mu.Unlock()
+	}
+	return err
 }
 
 // Flush saves every change not saved yet, locally and to the store: the
 // run's final checkpoint, after every component has finished.
 func (k *Keeper) Flush(ctx context.Context) error {
-	k.saveLocal(true)
-	return k.saveStore(ctx)
+	return k.Checkpoint(ctx)
 }
 
 // SaveProgress records a large upload's progress. It runs after every part,
@@ -162,18 +198,25 @@ func (k *Keeper) DropProgress(_ context.Context, key string) error {
 	return nil
 }
 
-// whole returns the state as it is now, but for the manifest, and the
-// function that gives the manifest; nil when the manifest is not known (the
-// sync engine recorded changes and has not checkpointed yet: a snapshot
-// waits for its first checkpoint). k.mu is held.
-func (k *Keeper) whole() (*State, func() Manifest) {
+// whole returns the state as it is now, for a snapshot, or nil when the
+// Keeper lacks the manifest (the sync engine hands it over when asked). A
+// snapshot takes the manifest the sync engine handed over, or a copy of it
+// when keep (the other snapshot is due too). k.mu is held.
+func (k *Keeper) whole(keep bool) *State {
 	st := k.meta
 	st.Uploads = maps.Clone(k.uploads)
 	st.Sections = maps.Clone(k.sections)
-	if k.early && !k.outputsKnown {
-		return &st, nil
+	switch {
+	case k.outputs != nil && keep:
+		st.Outputs = k.outputs.Clone()
+	case k.outputs != nil:
+		st.Outputs, k.outputs = k.outputs, nil
+	case k.begun != nil:
+		st.Outputs = k.begun
+	default:
+		return nil
 	}
-	return &st, k.outputs
+	return &st
 }
 
 // saveLocal appends the changes not saved locally yet to the local journal,
@@ -184,6 +227,7 @@ func (k *Keeper) whole() (*State, func() Manifest) {
 func (k *Keeper) saveLocal(retry bool) {
 	k.saveMu.Lock()
 	defer k.saveMu.Unlock()
+	defer func() { k.localDue.Store(k.localStale || k.localLog > compactAt(k.localSnap)) }()
 	k.mu.Lock()
 	rec := k.toLocal
 	k.toLocal = record{}
@@ -219,16 +263,14 @@ func (k *Keeper) saveLocal(retry bool) {
 // the state as it is now. k.saveMu is held.
 func (k *Keeper) snapshotLocal() {
 	k.mu.Lock()
-	st, outputs := k.whole()
+	st := k.whole(k.storeDue.Load())
 	k.mu.Unlock()
-	if outputs == nil {
-		return // the sync engine's first checkpoint writes it
+	if st == nil {
+		return // written once the sync engine hands the manifest over
 	}
-	// The manifest is taken after the state's other parts: it may hold
-	// changes of records after localSeq, which then set what it holds
-	// already.
+	// The manifest may hold changes not in the journal yet (in toLocal):
+	// their records, after localSeq, set what it holds already.
 	st.Seq = k.localSeq
-	st.Outputs = outputs()
 	size, removed, err := writeSnapshot(k.fs, k.path, st)
 	if err != nil {
 		k.localFailed(err)

@@ -103,7 +103,7 @@ func TestBeginLeavesOutAFolderWhoseMarkerWaited(t *testing.T) {
 		e.mu.Unlock()
 	}
 	must(t, e.k.Section(MarkersSection).Save(ctx, []string{"ckpt-2/commit_success.txt"}))
-	must(t, e.k.Checkpoint(ctx, e.manifest))
+	must(t, e.save(ctx))
 	must(t, e.k.Flush(ctx))
 
 	var logs bytes.Buffer

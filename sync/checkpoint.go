@@ -10,18 +10,25 @@ import (
 
 // Checkpointer saves what the store holds, so a restarted collector knows
 // what is already there, and the progress of large uploads after each part,
-// so it continues them. It is told each change of the manifest as it
-// happens (Record), and saves the changes at each checkpoint: the cost of a
-// checkpoint is what changed, not the tree. The resume package implements it.
+// so it continues them. The Syncer owns the manifest: it tells the
+// Checkpointer each change as it happens (Record), and hands it a copy of the
+// whole manifest only when it asks for one (a snapshot is due), so that a
+// checkpoint costs what changed, not the tree. The resume package implements
+// it.
 type Checkpointer interface {
 	// Record notes that the store now holds entry for rel, or nothing when
 	// entry is nil. It is called under the Syncer's lock, so that the
 	// changes are recorded in the order they were made, and must be cheap.
 	Record(rel string, entry *resume.Entry)
+	// WantsManifest tells whether the next checkpoint needs the whole
+	// manifest (a snapshot is due).
+	WantsManifest() bool
+	// TakeManifest hands over a copy of the whole manifest, under the
+	// Syncer's lock as Record, so that it holds exactly the changes
+	// recorded before it.
+	TakeManifest(outputs resume.Manifest)
 	// Checkpoint saves the changes recorded since the last checkpoint.
-	// outputs returns a copy of the whole manifest, for when the
-	// Checkpointer writes a snapshot.
-	Checkpoint(ctx context.Context, outputs func() resume.Manifest) error
+	Checkpoint(ctx context.Context) error
 	stores.Journal
 	DropProgress(ctx context.Context, key string) error
 }
@@ -40,7 +47,12 @@ const (
 // earlier one.
 func (s *Syncer) checkpoint(ctx context.Context) {
 	start := s.now()
-	if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx), s.Manifest); err != nil {
+	s.mu.Lock()
+	if s.ckpt.WantsManifest() {
+		s.ckpt.TakeManifest(s.entries.Clone())
+	}
+	s.mu.Unlock()
+	if err := s.ckpt.Checkpoint(context.WithoutCancel(ctx)); err != nil {
 		s.log.Warn("checkpoint failed; the next pass tries again", "err", err)
 	}
 	s.mu.Lock()
@@ -50,8 +62,8 @@ func (s *Syncer) checkpoint(ctx context.Context) {
 }
 
 // checkpointAfter tells whether a pass that did st should end with a
-// checkpoint: when it changed the store, and the first pass, which tells the
-// Checkpointer where the manifest is (it need not keep a copy).
+// checkpoint: when it changed the store, and the first pass, whose
+// checkpoint puts the attempt's state in the store.
 func (s *Syncer) checkpointAfter(st PassStats) bool {
 	s.mu.Lock()
 	first := !s.checkpointed

@@ -21,9 +21,11 @@ type partsSaved struct {
 	started chan struct{}
 }
 
-func (p *partsSaved) Record(string, *resume.Entry)                             {}
-func (p *partsSaved) Checkpoint(context.Context, func() resume.Manifest) error { return nil }
-func (p *partsSaved) DropProgress(context.Context, string) error               { return nil }
+func (p *partsSaved) Record(string, *resume.Entry)               {}
+func (p *partsSaved) WantsManifest() bool                        { return false }
+func (p *partsSaved) TakeManifest(resume.Manifest)               {}
+func (p *partsSaved) Checkpoint(context.Context) error           { return nil }
+func (p *partsSaved) DropProgress(context.Context, string) error { return nil }
 func (p *partsSaved) SaveProgress(_ context.Context, pr stores.Progress) error {
 	if len(pr.Parts) > 0 {
 		p.once.Do(func() { close(p.started) })

@@ -28,9 +28,11 @@ func (o *order) Record(rel string, e *resume.Entry) {
 		o.rels = append(o.rels, rel)
 	}
 }
-func (o *order) Checkpoint(context.Context, func() resume.Manifest) error { return nil }
-func (o *order) SaveProgress(context.Context, stores.Progress) error      { return nil }
-func (o *order) DropProgress(context.Context, string) error               { return nil }
+func (o *order) WantsManifest() bool                                 { return false }
+func (o *order) TakeManifest(resume.Manifest)                        {}
+func (o *order) Checkpoint(context.Context) error                    { return nil }
+func (o *order) SaveProgress(context.Context, stores.Progress) error { return nil }
+func (o *order) DropProgress(context.Context, string) error          { return nil }
 
 func TestRushUploadsNewestFirstWithoutWaitingToSettle(t *testing.T) {
 	dir := t.TempDir()
