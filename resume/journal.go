@@ -108,8 +108,9 @@ func (r *record) apply(st *State) {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// appendRecord appends r as a journal line.
-func appendRecord(b []byte, r *record) ([]byte, error) {
+// appendJournalLine appends r to b as a journal line: its checksum, a space,
+// its JSON, a newline.
+func appendJournalLine(b []byte, r *record) ([]byte, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode a state record: %w", err)

@@ -148,7 +148,7 @@ func journalOf(recs []*record) []byte {
 	var b []byte
 	for _, r := range recs {
 		var err error
-		if b, err = appendRecord(b, r); err != nil {
+		if b, err = appendJournalLine(b, r); err != nil {
 			panic(err)
 		}
 	}

@@ -106,7 +106,7 @@ func (k *Keeper) saveStore(ctx context.Context) error {
 			j.stale = true // the snapshot holds the changes
 		} else {
 			rec.Seq = j.seq + 1
-			line, err := appendRecord(nil, &rec)
+			line, err := appendJournalLine(nil, &rec)
 			if err != nil {
 				return err
 			}

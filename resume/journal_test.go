@@ -377,7 +377,7 @@ func TestTornLastRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	torn, err := appendRecord(nil, &record{Seq: 99, Outputs: Manifest{"f0": nil}})
+	torn, err := appendJournalLine(nil, &record{Seq: 99, Outputs: Manifest{"f0": nil}})
 	if err != nil {
 		t.Fatal(err)
 	}

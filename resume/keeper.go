@@ -242,7 +242,7 @@ func (k *Keeper) saveLocal(retry bool) {
 	}
 	if !rec.empty() {
 		rec.Seq = k.localSeq + 1
-		line, err := appendRecord(nil, &rec)
+		line, err := appendJournalLine(nil, &rec)
 		if err == nil {
 			err = k.fs.Append(journalPath(k.path), line, rec.durable())
 		}
