@@ -92,12 +92,57 @@ func next(t *testing.T, notices <-chan Notice) Notice {
 	}
 }
 
-func none(t *testing.T, notices <-chan Notice, d time.Duration) {
+// requests counts a fake metadata service's requests as they arrive.
+type requests struct {
+	mu      stdsync.Mutex
+	n       int
+	arrived chan struct{} // closed and replaced at each request
+}
+
+func (c *requests) count(h http.Handler) http.Handler {
+	c.arrived = make(chan struct{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.n++
+		close(c.arrived)
+		c.arrived = make(chan struct{})
+		c.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// reach waits until the service has had want requests in all.
+func (c *requests) reach(t *testing.T, want int) {
 	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got, arrived := c.n, c.arrived
+		c.mu.Unlock()
+		if got >= want {
+			return
+		}
+		select {
+		case <-arrived:
+		case <-timeout:
+			t.Fatalf("the service had %d requests in 10 s, want %d", got, want)
+		}
+	}
+}
+
+// none checks that no notice came while the watcher asked the service n
+// more times: it asks one thing at a time, so it had read every answer but
+// the last, and told what they held.
+func none(t *testing.T, notices <-chan Notice, c *requests, n int) {
+	t.Helper()
+	c.mu.Lock()
+	want := c.n + n
+	c.mu.Unlock()
+	c.reach(t, want)
 	select {
-	case n := <-notices:
-		t.Fatalf("unexpected notice %+v", n)
-	case <-time.After(d):
+	case notice := <-notices:
+		t.Fatalf("unexpected notice %+v", notice)
+	default:
 	}
 }
 
@@ -142,10 +187,11 @@ func (f *fakeIMDS) set(fn func()) { f.mu.Lock(); defer f.mu.Unlock(); fn() }
 
 func TestAWS(t *testing.T) {
 	f := &fakeIMDS{}
-	srv := httptest.NewServer(f)
+	var reqs requests
+	srv := httptest.NewServer(reqs.count(f))
 	defer srv.Close()
 	notices := watch(t, AWS, map[string]string{AWSEndpointEnv: srv.URL + "/"})
-	none(t, notices, 100*time.Millisecond) // 404s: no notice
+	none(t, notices, &reqs, 5) // 404s: no notice
 
 	f.set(func() {
 		f.valid = "" // the token expires: the watcher gets a new one
@@ -161,7 +207,7 @@ func TestAWS(t *testing.T) {
 	if n.Kind != Interruption || !n.Deadline.Equal(want) || n.Detail != "terminate" {
 		t.Errorf("interruption notice = %+v, want the deadline %v and terminate", n, want)
 	}
-	none(t, notices, 100*time.Millisecond) // each once
+	none(t, notices, &reqs, 5) // each once
 	f.set(func() {
 		if f.tokens < 2 {
 			t.Errorf("%d tokens asked for, want a new one after the first was revoked", f.tokens)
@@ -172,18 +218,20 @@ func TestAWS(t *testing.T) {
 func TestGCE(t *testing.T) {
 	var preempted atomic.Bool
 	changed := make(chan struct{})
-	var waits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hanging := make(chan struct{}) // closed at the first GET that waits for a change
+	var hangingOnce stdsync.Once
+	var reqs requests
+	srv := httptest.NewServer(reqs.count(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Metadata-Flavor") != "Google" || r.URL.Path != "/computeMetadata/v1/instance/preempted" {
 			http.Error(w, "", http.StatusForbidden)
 			return
 		}
 		if r.URL.Query().Get("wait_for_change") == "true" {
-			waits.Add(1)
 			if r.URL.Query().Get("last_etag") == "" {
 				http.Error(w, "", http.StatusBadRequest)
 				return
 			}
+			hangingOnce.Do(func() { close(hanging) })
 			select { // hangs until the value changes
 			case <-changed:
 			case <-r.Context().Done():
@@ -197,13 +245,15 @@ func TestGCE(t *testing.T) {
 		}
 		w.Header().Set("ETag", "etag-1")
 		fmt.Fprint(w, "FALSE")
-	}))
+	})))
 	defer srv.Close()
 	notices := watch(t, GCP, map[string]string{GCEHostEnv: strings.TrimPrefix(srv.URL, "http://")})
-	none(t, notices, 100*time.Millisecond)
-	if waits.Load() == 0 {
-		t.Error("no hanging GET (wait_for_change=true) after the first answer")
+	select { // FALSE, then a GET that hangs until the value changes
+	case <-hanging:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no hanging GET (wait_for_change=true, last_etag) in 10 s after the first answer")
 	}
+	none(t, notices, &reqs, 0)
 	preempted.Store(true)
 	close(changed)
 	at := time.Now()
@@ -214,30 +264,31 @@ func TestGCE(t *testing.T) {
 	if d := n.Deadline.Sub(at); d < 29*time.Second || d > 31*time.Second {
 		t.Errorf("deadline %v after the notice, want 30 s", d)
 	}
-	none(t, notices, 100*time.Millisecond)
+	none(t, notices, &reqs, 3)
 }
 
 func TestAzure(t *testing.T) {
 	var doc atomic.Value
 	doc.Store(`{"DocumentIncarnation": 1, "Events": [{"EventId": "A", "EventType": "Freeze", "EventStatus": "Scheduled", "NotBefore": "Sun, 06 Dec 2026 05:10:00 GMT"}]}`)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var reqs requests
+	srv := httptest.NewServer(reqs.count(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Metadata") != "true" || r.URL.Path != "/metadata/scheduledevents" || r.URL.Query().Get("api-version") != "2020-07-01" {
 			http.Error(w, "", http.StatusBadRequest)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, doc.Load())
-	}))
+	})))
 	defer srv.Close()
 	notices := watch(t, Azure, map[string]string{AzureEndpointEnv: srv.URL})
-	none(t, notices, 100*time.Millisecond) // a Freeze is no preemption
+	none(t, notices, &reqs, 3) // a Freeze is no preemption
 	doc.Store(`{"DocumentIncarnation": 2, "Events": [{"EventId": "B", "EventType": "Preempt", "ResourceType": "VirtualMachine", "Resources": ["vm1"], "EventStatus": "Scheduled", "NotBefore": "Sun, 06 Dec 2026 05:00:30 GMT", "Description": "", "EventSource": "Platform", "DurationInSeconds": -1}]}`)
 	n := next(t, notices)
 	want := time.Date(2026, 12, 6, 5, 0, 30, 0, time.UTC)
 	if n.Cloud != Azure || n.Kind != Interruption || !n.Deadline.Equal(want) || n.Detail != "B" {
 		t.Errorf("notice = %+v, want event B at %v", n, want)
 	}
-	none(t, notices, 100*time.Millisecond) // once, though polled again
+	none(t, notices, &reqs, 3) // once, though polled again
 }
 
 // A metadata service that fails is logged once, not at each try: WARN for
