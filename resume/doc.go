@@ -1,16 +1,12 @@
-// Package resume owns what lets a run continue where it stopped: the outputs
-// Manifest (what the store holds of each file), the collector's checkpointed
-// State with one section per component, saved locally and to <run>/.collector/
-// in the store by a Keeper, and Begin and Restore, which work out the state a
-// new attempt continues from and bring the run's outputs back into the outputs
-// folder, verified.
+// Package resume owns what lets a run continue where it stopped: the format
+// of the run's State (the outputs Manifest, the large uploads in flight, one
+// section per component), its journal, the Keeper that saves it locally and
+// to <run>/.collector/ in the store, and Begin and Restore, which work out
+// the state a new attempt continues from and bring the outputs back,
+// verified. The manifest itself is the sync engine's, which tells the Keeper
+// each change and hands it a copy for a snapshot.
 //
-// The state is a snapshot (versioned JSON) followed by a journal of records,
-// each holding what one checkpoint changed: a checkpoint costs what changed,
-// not the size of the tree, and a new snapshot replaces the journal once it
-// has outgrown a share of the snapshot. Locally the journal is a file beside
-// the snapshot; in the store, small immutable objects under
-// .collector/journal/. A missing local snapshot is a fresh start; a corrupt
-// one is moved aside and named, never silently dropped; a last journal record
-// that a crash cut short is ignored.
+// Contract: a checkpoint costs what changed, not the tree; a corrupt local
+// state is moved aside and named, never silently dropped; a last journal
+// record that a crash cut short is ignored. docs/resume.md has the design.
 package resume

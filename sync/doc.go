@@ -1,12 +1,14 @@
-// Package sync owns getting the outputs folder into the store: scanning the
-// folder, deciding from the manifest what is new, changed or deleted, and
-// uploading with a bounded pool of workers inside a fixed memory budget.
+// Package sync owns getting the outputs folder into the store, and the
+// manifest of what the store holds of it. It scans the folder (file system
+// events bring a pass forward), decides from the manifest what is new,
+// changed or deleted, and uploads with bounded workers inside a memory
+// budget. It tells the run's Checkpointer each change of the manifest, and
+// hands it a copy when a snapshot is due.
 //
-// A file is uploaded only once it has settled (not modified for
-// Config.Settle), except in the final pass at shutdown, which takes files as
-// they are. An upload whose file changes while it is read is abandoned before
-// the store commits it, so the store never shows a torn object; the file stays
-// pending and goes in a later pass. A failed upload is never recorded as done.
+// Contract: a file goes up once settled (but for the final pass and Rush,
+// which take files as they are); an upload whose file changes while read is
+// abandoned before the store commits it; a failed upload is never recorded
+// as done; only what this attempt saw is deleted.
 //
 // The package shadows the standard library's sync; import that one as stdsync.
 package sync

@@ -12,11 +12,8 @@ import (
 // memory only slowly by itself). It runs after passes that did work, and
 // collects once they have allocated idleGarbage bytes, or an eighth of the
 // live heap, since the last time: a collection costs in proportion to the
-// live heap, mostly the manifest (about 10 ms of CPU at 100,000 files), and
-// a pass that uploads one small file allocates about 200 KB. So a burst of
-// uploads is handed back at once, a file changed every second every few
-// dozen passes rather than after each, and the RSS stays within that much of
-// what the sidecar holds.
+// live heap (mostly the manifest), so a burst of uploads is handed back at
+// once, and a file changed every second only every few dozen passes.
 func idle() {
 	m := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(m)
