@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	stdsync "sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
+	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/stores/storetest"
 )
@@ -477,27 +479,43 @@ func keys(m map[string][]byte) []string {
 	return out
 }
 
+// signalled is a Checkpointer that closes ch once the store holds rel.
+type signalled struct {
+	order
+	rel  string
+	ch   chan struct{}
+	once stdsync.Once
+}
+
+func (c *signalled) Record(rel string, e *resume.Entry) {
+	if rel == c.rel && e != nil {
+		c.once.Do(func() { close(c.ch) })
+	}
+}
+
 func TestRunSyncsOnEventsWithoutWaitingForTheInterval(t *testing.T) {
 	dir := t.TempDir()
 	b := memblob.OpenBucket(nil)
 	cfg := testConfig()
 	cfg.Interval = time.Hour // no tick during the test: only events can bring a pass
 	cfg.Settle = 100 * time.Millisecond
-	s := newSyncer(t, cfg, dir, b, Options{})
+	stored := &signalled{rel: "new/folder/metrics.csv", ch: make(chan struct{})}
+	s := newSyncer(t, cfg, dir, b, Options{Checkpointer: stored})
+	watching := make(chan struct{})
+	watch := s.watch
+	s.watch = func() (*watcher, error) {
+		defer close(watching) // every folder is watched once newWatcher returns
+		return watch()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, context.Background()) }()
-	time.Sleep(100 * time.Millisecond) // let the watcher start
+	<-watching
 	write(t, dir, "new/folder/metrics.csv", "step,loss\n")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if ok, _ := b.Exists(context.Background(), "new/folder/metrics.csv"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("an event did not bring a pass within 5 s")
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-stored.ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an event did not bring a pass within 5 s")
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -359,13 +359,14 @@ func bareWatcher(root string, log *slog.Logger) *watcher {
 	}
 }
 
-// takeUntil takes from w, every 10 ms, until done holds for everything taken so
-// far, and returns that. It fails the test after 5 s.
+// takeUntil takes from w, each time it says something changed, until done
+// holds for everything taken so far, and returns that. It fails the test
+// after 5 s.
 func takeUntil(t *testing.T, w *watcher, done func(dirty map[string]struct{}, rescan bool) bool) (map[string]struct{}, bool) {
 	t.Helper()
 	all := map[string]struct{}{}
 	var rescan bool
-	deadline := time.Now().Add(5 * time.Second)
+	timeout := time.After(5 * time.Second)
 	for {
 		dirty, r := w.Take()
 		for p := range dirty {
@@ -375,10 +376,11 @@ func takeUntil(t *testing.T, w *watcher, done func(dirty map[string]struct{}, re
 		if done(all, rescan) {
 			return all, rescan
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-w.Changed():
+		case <-timeout:
 			t.Fatalf("timed out; dirty so far: %v, rescan: %v", pathList(all), rescan)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
