@@ -85,7 +85,7 @@ func (s *Syncer) passUntil(stop, ctx context.Context, final bool, scope map[stri
 		}
 	}
 	// Adopting lasts until a full pass with a listing runs to its end: a
-	// pass cut short by the stop (the command exited) leaves it to the
+	// pass cut short (the command exited, and stop ended) leaves it to the
 	// final pass.
 	adopting := false
 	if scope == nil && s.adopt {
@@ -173,7 +173,7 @@ func (s *Syncer) passUntil(stop, ctx context.Context, final bool, scope map[stri
 			workers.Wait()
 		})
 	}
-	if adopting && ctx.Err() == nil {
+	if adopting && ctx.Err() == nil && stop.Err() == nil {
 		s.adopt = false
 	}
 	st.Took = s.now().Sub(start)

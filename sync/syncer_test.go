@@ -612,3 +612,45 @@ func TestAdoptAfterACanceledPass(t *testing.T) {
 		t.Error("a.txt was uploaded again: the final pass did not list the store after the first pass was canceled")
 	}
 }
+
+// stopAfterFirst is a Checkpointer that ends the run (stop) once the store
+// holds one file.
+type stopAfterFirst struct {
+	order
+	once stdsync.Once
+	stop context.CancelFunc
+}
+
+func (c *stopAfterFirst) Record(string, *resume.Entry) { c.once.Do(c.stop) }
+
+// TestAdoptAfterAPassTheRunEnded: the run ends (stop) during the first
+// pass, which hands out no more files; the final pass lists the store again
+// and adopts the rest of what a killed collector had uploaded, rather than
+// uploading it again.
+func TestAdoptAfterAPassTheRunEnded(t *testing.T) {
+	dir := t.TempDir()
+	b := memblob.OpenBucket(nil)
+	killed := &blob.WriterOptions{Metadata: map[string]string{"by": "the killed collector"}}
+	rels := []string{"a.txt", "b.txt", "c.txt", "d.txt"}
+	for _, rel := range rels {
+		write(t, dir, rel, rel)
+		must(t, b.WriteAll(context.Background(), rel, []byte(rel), killed))
+	}
+	cfg := testConfig()
+	cfg.Workers, cfg.Requests = 1, 1
+	stop, end := context.WithCancel(context.Background())
+	s := newSyncer(t, cfg, dir, b, Options{Adopt: true, Checkpointer: &stopAfterFirst{stop: end}})
+	if st, err := s.passUntil(stop, context.Background(), false, nil); err != nil || st.Uploaded == len(rels) {
+		t.Fatalf("first pass = %+v, %v; want it ended by the stop before the last file", st, err)
+	}
+	must(t, s.Final(context.Background()))
+	for _, rel := range rels {
+		attrs, err := b.Attributes(context.Background(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if attrs.Metadata["by"] == "" {
+			t.Errorf("%s was uploaded again: the final pass did not list the store after the first was ended by the stop", rel)
+		}
+	}
+}
