@@ -109,9 +109,9 @@ type restoreItem struct {
 // an *UnsafeKeyError. Each file is written to a temp file next to its target
 // and checked on the way; a large object comes in ranges read in parallel,
 // checked as they arrive and synced in the background as they are written.
-// Files are made durable in batches (one syncfs for many files where the
-// system has it, an fsync of each file otherwise) and only then renamed into
-// place, so an interrupted restore never leaves a torn file under a final
+// Files are made durable in batches while the downloads go on (one syncfs
+// for many files where the system has it, an fsync of each file otherwise)
+// and only then renamed into place, so an interrupted restore never leaves a torn file under a final
 // name; temp files left by a killed restore are removed by the next one.
 // Everything restored is durable, renames included, when Restore returns;
 // when it fails, the files finished before the failure are kept in place. A
@@ -364,10 +364,7 @@ type restorer struct {
 	mu     stdsync.Mutex
 	dirsOK map[string]struct{} // folders made or checked by mkdirs
 
-	pendingMu    stdsync.Mutex
-	pending      []pendingFile // downloaded and verified, not yet in place
-	pendingBytes int64
-	commitMu     stdsync.Mutex // one batch made durable and renamed at a time
+	commits commits // the downloaded files on their way into place
 }
 
 // tuning holds the sizes a restore works with; tests shrink them.
@@ -376,20 +373,23 @@ type tuning struct {
 	rangeSize    int64 // the size of each range
 	rangeStreams int   // ranges of one object read at once
 	flushBytes   int64 // a large file is synced in the background every this many bytes
-	commitBytes  int64 // a batch is made durable and put in place past this size
+	commitFiles  int   // a batch is made durable and put in place in the background from this many files
+	commitBytes  int64 // or from this size
 	syncfsFiles  int   // a batch of at least this many files is made durable with syncfs
 }
 
 // restoreTuning: from 64 MiB on, 4 streams of ranges of up to 64 MiB, as
 // rclone reads (a request per 16 MiB cost the S3 test server half again
 // the CPU per byte); a large file synced in the background every 128 MiB;
-// a durable batch every GiB, so that a restore killed late keeps most of
-// its work, made durable with syncfs from 16 files on.
+// a batch made durable and put in place in the background every 1,000
+// files or GiB, so that the disk writes one out while the next downloads
+// and a restore killed late keeps most of its work; syncfs from 16 files.
 var restoreTuning = tuning{
 	rangeCutoff:  64 << 20,
 	rangeSize:    64 << 20,
 	rangeStreams: 4,
 	flushBytes:   128 << 20,
+	commitFiles:  1000,
 	commitBytes:  1 << 30,
 	syncfsFiles:  16,
 }

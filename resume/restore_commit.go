@@ -3,8 +3,10 @@ package resume
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	stdsync "sync"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -18,42 +20,97 @@ type pendingFile struct {
 	size        int64
 }
 
-// addPending queues a downloaded file to be put in place, and commits the
-// queue once it holds tune.commitBytes.
+// commits puts the downloaded files in place in the background while the
+// downloads go on, a batch at a time: the disk writes one batch out while
+// the next is downloaded, instead of all of them after the last download.
+type commits struct {
+	start   stdsync.Once
+	wake    chan struct{} // to the loop: a batch is waiting; closed by commitAll
+	exited  chan struct{} // closed when the loop returns
+	mu      stdsync.Mutex
+	pending []pendingFile // downloaded and verified, not yet in place
+	bytes   int64         // their sizes
+	err     error         // the loop's first error: the restore stops
+	// The folders whose renames are not durable yet, and whether their
+	// batch was made durable with syncfs: the next batch's sync covers
+	// them, or commitAll's last one.
+	unsynced map[string]struct{}
+	viaFS    bool
+}
+
+// addPending queues a downloaded file to be put in place, and wakes the
+// background commit once tune.commitFiles files or tune.commitBytes wait.
+// It returns the background commit's error, if it failed.
 func (r *restorer) addPending(p pendingFile) error {
-	r.pendingMu.Lock()
-	r.pending = append(r.pending, p)
-	r.pendingBytes += p.size
-	var batch []pendingFile
-	if r.pendingBytes >= r.tune.commitBytes {
-		batch, r.pending, r.pendingBytes = r.pending, nil, 0
+	c := &r.commits
+	c.start.Do(func() {
+		c.wake, c.exited = make(chan struct{}, 1), make(chan struct{})
+		go r.commitLoop()
+	})
+	c.mu.Lock()
+	c.pending = append(c.pending, p)
+	c.bytes += p.size
+	full := len(c.pending) >= r.tune.commitFiles || c.bytes >= r.tune.commitBytes
+	err := c.err
+	c.mu.Unlock()
+	if full {
+		select {
+		case c.wake <- struct{}{}:
+		default: // the loop is awake already: it takes this file too
+		}
 	}
-	r.pendingMu.Unlock()
-	if batch == nil {
-		return nil
-	}
-	return r.commit(batch)
+	return err
 }
 
-// commitAll commits what is queued.
+// commitLoop commits what is queued each time addPending wakes it, until
+// commitAll closes c.wake.
+func (r *restorer) commitLoop() {
+	c := &r.commits
+	defer close(c.exited)
+	for range c.wake {
+		if err := r.commit(r.takePending(), false); err != nil {
+			c.mu.Lock()
+			c.err = err
+			c.mu.Unlock()
+			for range c.wake { // commitAll commits the rest, or removes it
+			}
+			return
+		}
+	}
+}
+
+// takePending empties the queue and returns what it held.
+func (r *restorer) takePending() []pendingFile {
+	c := &r.commits
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	batch := c.pending
+	c.pending, c.bytes = nil, 0
+	return batch
+}
+
+// commitAll stops the background commit, commits what is queued and makes
+// every rename durable. It returns the background commit's error too.
 func (r *restorer) commitAll() error {
-	r.pendingMu.Lock()
-	batch := r.pending
-	r.pending, r.pendingBytes = nil, 0
-	r.pendingMu.Unlock()
-	return r.commit(batch)
+	c := &r.commits
+	var err error
+	c.start.Do(func() {}) // no file was queued: no loop to stop
+	if c.wake != nil {
+		close(c.wake)
+		<-c.exited
+		err = c.err
+	}
+	return errors.Join(err, r.commit(r.takePending(), true))
 }
 
-// commit makes a batch of files durable, renames them into place and makes
-// the renames durable: a crash at any point leaves either a temp file, which
-// the next restore removes, or the whole file under its final name. On an
-// error, the temp files of the batch not yet in place are removed.
-func (r *restorer) commit(batch []pendingFile) (err error) {
-	if len(batch) == 0 {
-		return nil
-	}
-	r.commitMu.Lock()
-	defer r.commitMu.Unlock()
+// commit makes a batch of files durable, renames them into place and, when
+// last, makes the renames durable; otherwise the next batch's sync does. A
+// crash at any point leaves either a temp file, which the next restore
+// removes, or the whole file under its final name. On an error, the temp
+// files of the batch not yet in place are removed. Batches are committed
+// one at a time.
+func (r *restorer) commit(batch []pendingFile, last bool) (err error) {
+	c := &r.commits
 	renamed := 0
 	defer func() {
 		if err != nil {
@@ -62,25 +119,39 @@ func (r *restorer) commit(batch []pendingFile) (err error) {
 			}
 		}
 	}()
-
-	dirs := map[string]struct{}{}
-	for _, p := range batch {
-		dirs[p.dir] = struct{}{}
-	}
-	// syncfs for many files, where an fsync each would cost a journal
-	// commit each; an fsync of each file and folder for a few, which does
-	// not wait for whatever else is written to the same file system.
-	many := len(batch) >= r.tune.syncfsFiles
-	if err := r.makeDurable(batch, dirs, many); err != nil {
-		return err
-	}
-	for _, p := range batch {
-		if err := os.Rename(p.tmp, p.target); err != nil {
-			return fmt.Errorf("put %s in place: %w", p.target, err)
+	if len(batch) > 0 {
+		dirs := map[string]struct{}{}
+		for _, p := range batch {
+			dirs[p.dir] = struct{}{}
 		}
-		renamed++
+		synced := maps.Clone(c.unsynced)
+		if synced == nil {
+			synced = map[string]struct{}{}
+		}
+		maps.Copy(synced, dirs)
+		// syncfs for many files, where an fsync each would cost a
+		// journal commit each; an fsync of each file and folder for a
+		// few, which does not wait for whatever else is written to the
+		// same file system.
+		many := len(batch) >= r.tune.syncfsFiles
+		if err := r.makeDurable(batch, synced, many); err != nil {
+			return err
+		}
+		// The last batch's renames are durable now; this one's are not.
+		c.unsynced, c.viaFS = dirs, many
+		for _, p := range batch {
+			if err := os.Rename(p.tmp, p.target); err != nil {
+				return fmt.Errorf("put %s in place: %w", p.target, err)
+			}
+			renamed++
+		}
 	}
-	return r.makeDurable(nil, dirs, many)
+	if !last || c.unsynced == nil {
+		return nil
+	}
+	err = r.makeDurable(nil, c.unsynced, c.viaFS)
+	c.unsynced = nil
+	return err
 }
 
 // makeDurable makes the files and the folders' entries durable: with
