@@ -29,12 +29,17 @@ func withSmallRanges(t *testing.T) {
 	t.Cleanup(func() { restoreTuning = saved })
 }
 
-// s3ThroughProxy returns a bucket on the S3 test server, the same bucket
-// reached through a counting proxy, and the proxy's counts.
-func s3ThroughProxy(t *testing.T) (direct, proxied *blob.Bucket, traffic *storetest.Traffic) {
+// s3Servers are the two S3 test servers the ranged restore runs against.
+var s3Servers = []struct {
+	name    string
+	fixture func(testing.TB) storetest.Fixture
+}{{"s3", storetest.S3}, {"s3_minio", storetest.MinIO}}
+
+// s3ThroughProxy returns a bucket on the fixture's S3 server, the same
+// bucket reached through a counting proxy, and the proxy's counts.
+func s3ThroughProxy(t *testing.T, f storetest.Fixture) (direct, proxied *blob.Bucket, traffic *storetest.Traffic) {
 	t.Helper()
-	f := storetest.S3(t)
-	proxy, traffic := storetest.CountingProxy(t, os.Getenv("COLLECTOR_TEST_S3_ENDPOINT"))
+	proxy, traffic := storetest.CountingProxy(t, f.Endpoint)
 	return f.Open(t), openS3Via(t, f, proxy, ""), traffic
 }
 
@@ -47,12 +52,16 @@ func openS3Via(t *testing.T, f storetest.Fixture, endpoint, params string) *blob
 	if err != nil {
 		t.Fatal(err)
 	}
+	server := "S3"
+	if f.Server == "minio" {
+		server = "MINIO"
+	}
 	s, err := stores.Open(context.Background(), conn, stores.Options{Getenv: func(name string) string {
 		switch name {
 		case "AWS_ACCESS_KEY_ID":
-			return os.Getenv("COLLECTOR_TEST_S3_ACCESS_KEY")
+			return os.Getenv("COLLECTOR_TEST_" + server + "_ACCESS_KEY")
 		case "AWS_SECRET_ACCESS_KEY":
-			return os.Getenv("COLLECTOR_TEST_S3_SECRET_KEY")
+			return os.Getenv("COLLECTOR_TEST_" + server + "_SECRET_KEY")
 		}
 		return ""
 	}})
@@ -63,12 +72,12 @@ func openS3Via(t *testing.T, f storetest.Fixture, endpoint, params string) *blob
 	return s.Bucket()
 }
 
-// flipProxy starts a reverse proxy to the S3 test server that flips one bit
-// of the byte at offset at of an object in the answer to the ranged GET that
-// carries it, and returns the proxy's base URL.
-func flipProxy(t *testing.T, at int64) string {
+// flipProxy starts a reverse proxy to the S3 server at endpoint that flips
+// one bit of the byte at offset at of an object in the answer to the ranged
+// GET that carries it, and returns the proxy's base URL.
+func flipProxy(t *testing.T, endpoint string, at int64) string {
 	t.Helper()
-	u, err := url.Parse(os.Getenv("COLLECTOR_TEST_S3_ENDPOINT"))
+	u, err := url.Parse(endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,24 +138,26 @@ func TestRestoreRanged(t *testing.T) {
 			}
 		})
 	}
-	t.Run("s3", func(t *testing.T) {
-		root, proxied, traffic := s3ThroughProxy(t)
-		put(t, blob.PrefixedBucket(root, "run/"), files)
-		b := blob.PrefixedBucket(proxied, "run/")
-		defer b.Close()
-		dir := t.TempDir()
-		traffic.Reset()
-		// No state: the hashes come from the objects' metadata.
-		if _, _, err := Restore(context.Background(), b, dir, RestoreOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		assertTree(t, dir, files)
-		// A listing, a HEAD and a GET per range of the large object, a HEAD
-		// and a GET for the small one.
-		if got, want := traffic.Requests("GET"), 1+17+1; got != want {
-			t.Errorf("%d GET requests, want %d (one per range)", got, want)
-		}
-	})
+	for _, srv := range s3Servers {
+		t.Run(srv.name, func(t *testing.T) {
+			root, proxied, traffic := s3ThroughProxy(t, srv.fixture(t))
+			put(t, blob.PrefixedBucket(root, "run/"), files)
+			b := blob.PrefixedBucket(proxied, "run/")
+			defer b.Close()
+			dir := t.TempDir()
+			traffic.Reset()
+			// No state: the hashes come from the objects' metadata.
+			if _, _, err := Restore(context.Background(), b, dir, RestoreOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			assertTree(t, dir, files)
+			// A listing, a HEAD and a GET per range of the large object, a HEAD
+			// and a GET for the small one.
+			if got, want := traffic.Requests("GET"), 1+17+1; got != want {
+				t.Errorf("%d GET requests, want %d (one per range)", got, want)
+			}
+		})
+	}
 }
 
 // TestRestoreRangedDamaged: a large object whose bytes do not match its hash
@@ -171,36 +182,40 @@ func TestRestoreRangedDamaged(t *testing.T) {
 		assertTree(t, dir, map[string]string{})
 	}
 
-	// An object the server keeps no CRC32 for (uploaded without one, it
-	// computes a CRC64NVME): the bytes are hashed.
-	noCRC32 := func(t *testing.T) *blob.Bucket {
-		f := storetest.S3(t)
-		b := blob.PrefixedBucket(openS3Via(t, f, os.Getenv("COLLECTOR_TEST_S3_ENDPOINT"), "&checksum=when_required"), "run/")
-		t.Cleanup(func() { b.Close() })
-		return b
-	}
-	t.Run("metadata", func(t *testing.T) { // the object's own sha256 says it is damaged
-		b := noCRC32(t)
-		putKey(t, b, "outputs/ckpt/model.pt", damaged, sha(data))
-		check(t, b, nil, "sha256")
-	})
-	t.Run("state", func(t *testing.T) { // the run's state and the object's metadata agree, the bytes do not
-		b := noCRC32(t)
-		putKey(t, b, "outputs/ckpt/model.pt", damaged, sha(data))
-		check(t, b, Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}}, "sha256")
-	})
-	// An object with the full-object CRC32 the collector's uploads carry:
-	// a bit flipped on the way fails the check against it.
-	for _, c := range []struct {
-		name  string
-		known Manifest
-	}{{"in transit", Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}}}, {"in transit, no state", nil}} {
-		t.Run(c.name, func(t *testing.T) {
-			f := storetest.S3(t)
-			putKey(t, blob.PrefixedBucket(f.Open(t), "run/"), "outputs/ckpt/model.pt", data, sha(data))
-			b := blob.PrefixedBucket(openS3Via(t, f, flipProxy(t, int64(len(data)/2)), ""), "run/")
-			defer b.Close()
-			check(t, b, c.known, "crc32")
+	for _, srv := range s3Servers {
+		t.Run(srv.name, func(t *testing.T) {
+			// An object the server keeps no CRC32 for (uploaded without one, it
+			// computes a CRC64NVME): the bytes are hashed.
+			noCRC32 := func(t *testing.T) *blob.Bucket {
+				f := srv.fixture(t)
+				b := blob.PrefixedBucket(openS3Via(t, f, f.Endpoint, "&checksum=when_required"), "run/")
+				t.Cleanup(func() { b.Close() })
+				return b
+			}
+			t.Run("metadata", func(t *testing.T) { // the object's own sha256 says it is damaged
+				b := noCRC32(t)
+				putKey(t, b, "outputs/ckpt/model.pt", damaged, sha(data))
+				check(t, b, nil, "sha256")
+			})
+			t.Run("state", func(t *testing.T) { // the run's state and the object's metadata agree, the bytes do not
+				b := noCRC32(t)
+				putKey(t, b, "outputs/ckpt/model.pt", damaged, sha(data))
+				check(t, b, Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}}, "sha256")
+			})
+			// An object with the full-object CRC32 the collector's uploads carry:
+			// a bit flipped on the way fails the check against it.
+			for _, c := range []struct {
+				name  string
+				known Manifest
+			}{{"in transit", Manifest{"ckpt/model.pt": {Size: int64(len(data)), SHA256: digest(data)}}}, {"in transit, no state", nil}} {
+				t.Run(c.name, func(t *testing.T) {
+					f := srv.fixture(t)
+					putKey(t, blob.PrefixedBucket(f.Open(t), "run/"), "outputs/ckpt/model.pt", data, sha(data))
+					b := blob.PrefixedBucket(openS3Via(t, f, flipProxy(t, f.Endpoint, int64(len(data)/2)), ""), "run/")
+					defer b.Close()
+					check(t, b, c.known, "crc32")
+				})
+			}
 		})
 	}
 }
