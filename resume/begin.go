@@ -26,6 +26,8 @@ type BeginOptions struct {
 	// replica uploaded, not every object under outputs/: a replica of a
 	// distributed run. Without a state, nothing is restored.
 	Own bool
+	// Replica is the replica's name: with Own, see RestoreOptions.Replica.
+	Replica string
 	// Store names the store (stores.Identity). A local state saved for
 	// another store is moved aside and the run continues from this store's.
 	Store string
@@ -115,7 +117,12 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 	}
 
 	if opts.AutoResume && hasOutputs {
+		replica := "" // --restore all takes the store's outputs as they are
+		if opts.Own {
+			replica = opts.Replica
+		}
 		m, rs, err := Restore(ctx, opts.Bucket, opts.Outputs, RestoreOptions{
+			Replica:       replica,
 			Include:       opts.Include,
 			Workers:       opts.Workers,
 			CommitMarkers: opts.CommitMarkers,

@@ -52,6 +52,11 @@ type RestoreOptions struct {
 	// records but the store does not hold is left out, with one warning:
 	// the store's copy of it may be incomplete. Not checked with FromKnown.
 	CommitMarkers []string
+	// Replica, for the restore of one replica's own files (FromKnown with
+	// its state), is its name: a path another replica's object holds now is
+	// restored from this replica's copy, <path>.replica-<name>, where the
+	// store has one (restore_replica.go).
+	Replica string
 	// Unmarked are the commit markers (paths) that the sync engine saw in
 	// the folder and had not stored yet when the state was last saved: a
 	// folder of one whose marker the store does not hold is left out too,
@@ -186,7 +191,13 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 			break // a download failed: start no more
 		}
 		g.Go(func() error {
-			e, skip, err := r.restoreOne(gctx, it)
+			it, err := r.ownCopy(gctx, it, opts.Replica)
+			var e Entry
+			var skip bool
+			if err == nil {
+				e, skip, err = r.restoreOne(gctx, it)
+				e.Key = it.objectKey()
+			}
 			if errors.Is(err, errKeptLocal) {
 				r.done.Add(1)
 				return nil
@@ -240,7 +251,7 @@ func knownOutputs(known Manifest, include []string) ([]restoreItem, error) {
 		if len(include) > 0 && !pathglob.List(include).Match(rel, false) {
 			continue
 		}
-		items = append(items, restoreItem{key: OutputsPrefix + rel, rel: rel, size: e.Size})
+		items = append(items, restoreItem{key: OutputsPrefix + e.ObjectKey(rel), rel: rel, size: e.Size})
 	}
 	slices.SortFunc(items, func(a, b restoreItem) int { return strings.Compare(a.rel, b.rel) })
 	return items, nil
