@@ -140,7 +140,17 @@ func (s *Syncer) incremental(stop, ctx context.Context, w *watcher) (PassStats, 
 // the store, ctx ends, or Config.ShutdownTimeout passes without a pass that
 // uploaded or deleted anything (a store that stays down does not hold a
 // finished job forever). It returns an error naming how much was left behind.
+//
+// A snapshot of the state still due when it ends is handed the manifest
+// and written then: the checkpoints after the outputs sync have none to give.
 func (s *Syncer) Final(ctx context.Context) error {
+	if s.ckpt != nil {
+		defer func() {
+			if s.ckpt.WantsManifest() {
+				s.checkpoint(ctx)
+			}
+		}()
+	}
 	wait := backoff.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}
 	lastProgress := s.now()
 	for attempt := 1; ; attempt++ {
