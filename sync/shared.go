@@ -10,6 +10,7 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
@@ -179,45 +180,59 @@ func (s *Syncer) Recheck(ctx context.Context) (int, error) {
 	rels := slices.Sorted(maps.Keys(sh.wrote))
 	clear(sh.wrote)
 	sh.mu.Unlock()
-	redo := 0
+	var redo atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Requests) // a HEAD each: as many in flight as small files
 	for _, rel := range rels {
-		s.mu.Lock()
-		e := s.entries[rel]
-		s.mu.Unlock()
-		if e == nil || e.Key != "" {
-			continue // deleted, or stored aside since
-		}
-		var attrs *blob.Attributes
-		err := s.retry(ctx, func() (err error) {
-			attrs, err = sh.target.Attributes(ctx, rel)
+		g.Go(func() error {
+			again, err := s.recheck(gctx, sh, rel)
+			if again {
+				redo.Add(1)
+			}
 			return err
 		})
-		if gcerrors.Code(err) == gcerrors.NotFound {
-			s.drop(rel, e)
-			redo++
-			continue
-		}
-		if err != nil {
-			return redo, err
-		}
-		owner := ownerOf(attrs)
-		if owner == "" || owner == sh.replica {
-			continue
-		}
-		if owner < sh.replica {
-			aside := asideKey(rel, sh.replica)
-			if copied, err := sh.target.Attributes(ctx, aside); err == nil && ownerOf(copied) == sh.replica && copied.Metadata[stores.HashMetadataKey] == e.SHA256.String() {
-				moved := *e
-				moved.Key = aside
-				s.replace(rel, e, &moved)
-				sh.logShared(rel, owner, sh.replica)
-				continue
-			}
-		}
-		s.drop(rel, e)
-		redo++
 	}
-	return redo, nil
+	err := g.Wait()
+	return int(redo.Load()), err
+}
+
+// recheck looks again at one path of Recheck's, and tells whether the next
+// pass must store it again.
+func (s *Syncer) recheck(ctx context.Context, sh *sharing, rel string) (bool, error) {
+	s.mu.Lock()
+	e := s.entries[rel]
+	s.mu.Unlock()
+	if e == nil || e.Key != "" {
+		return false, nil // deleted, or stored aside since
+	}
+	var attrs *blob.Attributes
+	err := s.retry(ctx, func() (err error) {
+		attrs, err = sh.target.Attributes(ctx, rel)
+		return err
+	})
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		s.drop(rel, e)
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	owner := ownerOf(attrs)
+	if owner == "" || owner == sh.replica {
+		return false, nil
+	}
+	if owner < sh.replica {
+		aside := asideKey(rel, sh.replica)
+		if copied, err := sh.target.Attributes(ctx, aside); err == nil && ownerOf(copied) == sh.replica && copied.Metadata[stores.HashMetadataKey] == e.SHA256.String() {
+			moved := *e
+			moved.Key = aside
+			s.replace(rel, e, &moved)
+			sh.logShared(rel, owner, sh.replica)
+			return false, nil
+		}
+	}
+	s.drop(rel, e)
+	return true, nil
 }
 
 // drop forgets the entry e of rel, if it is still the manifest's, so that
