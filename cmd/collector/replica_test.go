@@ -111,6 +111,18 @@ func TestReplicasKeepTheirOwnState(t *testing.T) {
 			}
 		}
 	}
+	// The file all three write, on a folder store (the replica's name in
+	// an extended attribute, a copy aside by a hard link): the lowest's at
+	// the path, each other's at its own key.
+	for _, n := range names {
+		key := "dist/outputs/shared.txt.replica-" + n
+		if n == names[0] {
+			key = "dist/outputs/shared.txt"
+		}
+		if got, want := string(root[key]), "from "+n+"\n"; got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
+	}
 	if _, ok := root["dist/.collector/state.json"]; ok {
 		t.Error("dist/.collector/state.json is in the store: a distributed run keeps its state per replica")
 	}
