@@ -196,8 +196,23 @@ func (t Target) PutBytes(ctx context.Context, key string, data []byte, sums Sums
 	return t.Upload(ctx, key, bytes.NewReader(data), sums, 0, 0)
 }
 
-// IdleConnsPerHost is how many idle connections to the store the backends'
-// HTTP clients keep. The SDKs' default (10) is below the collector's
-// parallel uploads (workers, parts in flight): every request beyond it
-// would dial a new connection and leave one in TIME_WAIT.
+// IdleConnsPerHost is the fewest idle connections to the store the
+// backends' HTTP clients keep. The SDKs' default (10) is below the
+// collector's parallel uploads (workers, parts in flight): every request
+// beyond it would dial a new connection and leave one in TIME_WAIT.
 const IdleConnsPerHost = 64
+
+// IdleConns is how many idle connections a client keeps for a caller that
+// sends up to requests at once: as many, and IdleConnsPerHost at least. A
+// client holds no more than were in flight at once.
+func IdleConns(requests int) int {
+	return max(IdleConnsPerHost, requests)
+}
+
+// PooledBackend is a Backend whose client keeps idle connections to the
+// store: Open in this package opens it with OpenPooled, telling it how many
+// to keep (IdleConns of Options.Requests).
+type PooledBackend interface {
+	Backend
+	OpenPooled(ctx context.Context, c Connection, loc BucketURL, creds Credentials, log *slog.Logger, idleConns int) (Driver, error)
+}

@@ -23,6 +23,10 @@ type Options struct {
 	// Logger takes what the stores' client libraries log (the AWS SDK's
 	// warnings), in the collector's format; nil discards it.
 	Logger *slog.Logger
+	// Requests is the most requests the caller sends to the store at once:
+	// the client keeps as many idle connections (IdleConns), so that none
+	// dials anew.
+	Requests int
 }
 
 // UnavailableError says a store could not be reached or used: a missing bucket,
@@ -109,7 +113,12 @@ func open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("store kind %q has no backend in this build", c.Kind)
 	}
-	drv, err := backend.Open(ctx, c, loc, creds, opts.Logger)
+	var drv Driver
+	if pb, ok := backend.(PooledBackend); ok {
+		drv, err = pb.OpenPooled(ctx, c, loc, creds, opts.Logger, IdleConns(opts.Requests))
+	} else {
+		drv, err = backend.Open(ctx, c, loc, creds, opts.Logger)
+	}
 	if err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {

@@ -53,7 +53,13 @@ func open(ctx context.Context, set *settings, getenv func(string) string, forWri
 	if err := checkStoreIsNotOutputs(conn, set.OutputsPath, set.Run); err != nil {
 		return nil, usageError{err}
 	}
-	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting, Logger: log})
+	// At once: the small files' requests and the large files' parts the
+	// memory budget holds.
+	requests := set.Sync.Requests
+	if set.Sync.PartSize > 0 {
+		requests += int(set.Sync.MemoryBudget / set.Sync.PartSize)
+	}
+	store, err := stores.Open(ctx, conn, stores.Options{Getenv: getenv, ForWriting: forWriting, Logger: log, Requests: requests})
 	if err == nil {
 		// The part size against the store's limits, before the store is used.
 		if err = set.Sync.ValidateFor(conn.Kind, store.Limits()); err == nil {

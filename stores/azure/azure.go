@@ -30,9 +30,14 @@ func init() { stores.Register(stores.KindWASB, backend{}) }
 
 type backend struct{}
 
-func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger) (stores.Driver, error) {
+func (b backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger) (stores.Driver, error) {
+	return b.OpenPooled(ctx, c, loc, creds, log, stores.IdleConnsPerHost)
+}
+
+// OpenPooled is Open with a client that keeps idleConns idle connections.
+func (backend) OpenPooled(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger, idleConns int) (stores.Driver, error) {
 	checks := &blockChecks{}
-	b, client, err := openAzure(ctx, c, loc, creds, checks)
+	b, client, err := openAzure(ctx, c, loc, creds, checks, idleConns)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +88,8 @@ func (d *driver) Limits() stores.Limits {
 	return stores.Limits{MaxParts: azureMaxBlocks, MaxPartSize: azureMaxBlockSize, MaxObjectSize: azureMaxBlocks * azureMaxBlockSize}
 }
 
-func openAzure(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials, checks *blockChecks) (*blob.Bucket, *container.Client, error) {
-	clientOpts := clientOptions(checks)
+func openAzure(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials, checks *blockChecks, idleConns int) (*blob.Bucket, *container.Client, error) {
+	clientOpts := clientOptions(checks, idleConns)
 	connString := creds.Get("AZURE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING")
 	account := bu.Account
 	if account == "" {

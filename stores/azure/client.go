@@ -53,14 +53,14 @@ const (
 func (c *blockChecks) useMD5() bool { return c.state.Load() == checksMD5 }
 
 // clientOptions are the container client's options: an HTTP client that
-// keeps enough idle connections and redacts the URLs it quotes, the CRC64 to
-// MD5 fallback of checks, and no retry of a refused feature.
-func clientOptions(checks *blockChecks) *container.ClientOptions {
+// keeps idleConns idle connections and redacts the URLs it quotes, the
+// CRC64 to MD5 fallback of checks, and no retry of a refused feature.
+func clientOptions(checks *blockChecks, idleConns int) *container.ClientOptions {
 	opts := &container.ClientOptions{}
 	opts.Retry.TryTimeout = 10 * time.Minute
 	opts.Retry.ShouldRetry = shouldRetry
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = stores.IdleConnsPerHost, stores.IdleConnsPerHost
+	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = idleConns, idleConns
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	opts.Transport = redactingClient{&http.Client{Transport: transport}}
 	// A per-call policy runs before the retries and before the request is

@@ -39,8 +39,13 @@ func init() { stores.Register(stores.KindS3, backend{}) }
 
 type backend struct{}
 
-func (backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger) (stores.Driver, error) {
-	b, client, err := openS3(ctx, c, loc, creds, log)
+func (b backend) Open(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger) (stores.Driver, error) {
+	return b.OpenPooled(ctx, c, loc, creds, log, stores.IdleConnsPerHost)
+}
+
+// OpenPooled is Open with a client that keeps idleConns idle connections.
+func (backend) OpenPooled(ctx context.Context, c stores.Connection, loc stores.BucketURL, creds stores.Credentials, log *slog.Logger, idleConns int) (stores.Driver, error) {
+	b, client, err := openS3(ctx, c, loc, creds, log, idleConns)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +113,7 @@ func headWithChecksums(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
-func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials, log *slog.Logger) (*blob.Bucket, *s3.Client, error) {
+func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds stores.Credentials, log *slog.Logger, idleConns int) (*blob.Bucket, *s3.Client, error) {
 	q := bu.Params
 	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger{log.With("component", "s3")})}
 	region := q.Get("region")
@@ -137,7 +142,7 @@ func openS3(ctx context.Context, c stores.Connection, bu stores.BucketURL, creds
 		return nil, nil, stores.ConfigErrorf(c.Setting()+".schema.bucket", "parameter checksum=%q is not valid; use when_supported or when_required", q.Get("checksum"))
 	}
 	loadOpts = append(loadOpts, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-		t.MaxIdleConnsPerHost = stores.IdleConnsPerHost
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = max(t.MaxIdleConns, idleConns), idleConns
 	})))
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
