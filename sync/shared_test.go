@@ -154,6 +154,9 @@ func TestLowestReplicaKeepsTheSharedPath(t *testing.T) {
 					if got := strings.Count(rs[n].log.String(), "another replica writes this output's path too"); got != 1 {
 						t.Errorf("%s warned %d times, want once:\n%s", n, got, rs[n].log)
 					}
+					if got := rs[n].s.Diverted(); got != 1 {
+						t.Errorf("%s counts %d shared paths (collector_outputs_shared_paths_total), want 1", n, got)
+					}
 				}
 				// A higher replica deletes its file: its copy goes, the
 				// path stays the lowest's.
