@@ -235,3 +235,32 @@ func canceled() context.Context {
 	cancel()
 	return ctx
 }
+
+// TestRecheckRecordsACopyMovedAside: a lower replica took a path a higher
+// one stored, moving the higher one's object aside; the higher one's final
+// sync finds its copy there and records its key without storing it again,
+// and warns once.
+func TestRecheckRecordsACopyMovedAside(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	high := newReplica(t, b, "worker-1")
+	high.write(t, "m.pt", "weights of worker-1")
+	low := newReplica(t, b, "chief-0")
+	low.write(t, "m.pt", "weights of chief-0")
+	if err := high.s.RunShared(canceled(), context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := high.s.Manifest()["m.pt"]; e == nil || e.Key != "m.pt.replica-worker-1" {
+		t.Errorf("worker-1's manifest entry = %+v, want key m.pt.replica-worker-1", e)
+	}
+	if got := high.s.Totals().UploadedFiles; got != 1 {
+		t.Errorf("worker-1 uploaded %d files, want 1: its copy was moved aside, not stored again", got)
+	}
+	for key, want := range map[string]string{"m.pt": "weights of chief-0", "m.pt.replica-worker-1": "weights of worker-1"} {
+		if data, _ := object(t, b, key); data != want {
+			t.Errorf("%s = %q, want %q", key, data, want)
+		}
+	}
+	if got := strings.Count(high.log.String(), "another replica writes this output's path too"); got != 1 {
+		t.Errorf("worker-1 warned %d times, want once:\n%s", got, high.log)
+	}
+}
