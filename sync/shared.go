@@ -18,7 +18,7 @@ import (
 
 // The rule for one path written by several replicas of a distributed run
 // (docs/distributed.md): the lowest replica name (Go's string order, the
-// order `collector logs` lists replicas in) keeps the path; every other
+// order `collector report` draws replicas in) keeps the path; every other
 // replica's copy is stored as <path>.replica-<name>. Each object carries the
 // name of the replica that stored it (stores.ReplicaMetadataKey), so a
 // replica looks at the path once before it writes it there (a HEAD): free
