@@ -38,7 +38,12 @@ func (p *partsSaved) SaveProgress(_ context.Context, pr stores.Progress) error {
 // link. The pass in flight finishes its upload, and the final sync finds the
 // file stored: every part crosses the link once, none is cut and sent again.
 func TestRunEndingMidUploadSendsEachPartOnce(t *testing.T) {
-	f := storetest.S3(t)
+	for name, fixture := range map[string]func(testing.TB) storetest.Fixture{"versitygw": storetest.S3, "minio": storetest.MinIO} {
+		t.Run(name, func(t *testing.T) { runEndingMidUpload(t, fixture(t)) })
+	}
+}
+
+func runEndingMidUpload(t *testing.T, f storetest.Fixture) {
 	proxy, traffic := storetest.CountingProxy(t, f.Endpoint)
 	traffic.BytesPerSecond.Store(20 << 20) // a 5 MiB part takes a quarter of a second
 	f.Conn.Schema.Bucket += "?endpoint=" + proxy
