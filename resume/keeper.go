@@ -204,8 +204,6 @@ func (k *Keeper) DropProgress(_ context.Context, key string) error {
 // when keep (the other snapshot is due too). k.mu is held.
 func (k *Keeper) whole(keep bool) *State {
 	st := k.meta
-	st.Uploads = maps.Clone(k.uploads)
-	st.Sections = maps.Clone(k.sections)
 	switch {
 	case k.outputs != nil && keep:
 		st.Outputs = k.outputs.Clone()
@@ -216,6 +214,8 @@ func (k *Keeper) whole(keep bool) *State {
 	default:
 		return nil
 	}
+	st.Uploads = maps.Clone(k.uploads)
+	st.Sections = maps.Clone(k.sections)
 	return &st
 }
 
