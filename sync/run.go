@@ -11,20 +11,16 @@ import (
 // Run syncs until stop ends, then runs the final sync under deadline and
 // returns its error. deadline ends when the shutdown budget, counted from
 // SIGTERM, is spent; until then the final sync goes on as long as it makes
-// progress, so a job that ended by itself has all its outputs uploaded,
-// however long that takes.
-//
-// With an interval, a pass runs every Config.Interval, and file system events
-// bring a pass forward: once the tree has been quiet for the settle time, the
-// paths they marked are synced without a scan. Every Config.RescanInterval
-// (longer when a scan costs more than a share of a core: see rescans), and
-// at once whenever the watcher lost track (an overflow, a folder renamed, a
-// watch limit), a pass scans the whole folder: events are hints, the scan is
-// the truth. Without a watcher, every pass scans.
-//
+// progress, so a job that ended by itself has all its outputs uploaded.
 // When stop ends in the middle of a pass, the pass hands out no more files,
 // and the uploads it started finish under deadline: a large file's parts in
 // flight are not cut off to be sent again by the final sync.
+//
+// With an interval, a pass runs every Config.Interval, file system events
+// bring one forward (only the paths they marked, once the tree is quiet for
+// the settle time), and a full scan runs on its own schedule (rescans) or at
+// once when the watcher lost track: events are hints, the scan is the truth.
+// Without a watcher, every pass scans. docs/sync.md has the whole design.
 func (s *Syncer) Run(stop, deadline context.Context) error {
 	if s.cfg.Interval > 0 {
 		s.loop(stop, deadline)
