@@ -392,15 +392,16 @@ type tuning struct {
 // restoreTuning: from 64 MiB on, 4 streams of ranges of up to 64 MiB, as
 // rclone reads (a request per 16 MiB cost the S3 test server half again
 // the CPU per byte); a large file synced in the background every 128 MiB;
-// a batch made durable and put in place in the background every 1,000
-// files or GiB, so that the disk writes one out while the next downloads
-// and a restore killed late keeps most of its work; syncfs from 16 files.
+// a batch made durable and put in place in the background from 256 files
+// or a GiB (whatever waits when the previous batch is done), so that the
+// disk writes one out while the next downloads and a restore killed late
+// keeps most of its work; syncfs from 16 files.
 var restoreTuning = tuning{
 	rangeCutoff:  64 << 20,
 	rangeSize:    64 << 20,
 	rangeStreams: 4,
 	flushBytes:   128 << 20,
-	commitFiles:  1000,
+	commitFiles:  256,
 	commitBytes:  1 << 30,
 	syncfsFiles:  16,
 }
