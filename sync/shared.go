@@ -2,8 +2,13 @@ package sync
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
+	"path"
 	"slices"
 	stdsync "sync"
 	"sync/atomic"
@@ -86,12 +91,41 @@ func (sh *sharing) claim(ctx context.Context, rel string) (string, error) {
 		sh.logShared(rel, owner, sh.replica)
 		return asideKey(rel, sh.replica), nil
 	default:
-		if err := sh.target.Copy(ctx, asideKey(rel, owner), rel); err != nil {
+		if err := sh.moveAside(ctx, rel, owner); err != nil {
 			return "", err
 		}
 		sh.logShared(rel, sh.replica, owner)
 		return rel, nil
 	}
+}
+
+// errTakenMeanwhile says another replica wrote a path between this one's
+// look at it and its copy aside; the job is tried again, from the look.
+var errTakenMeanwhile = errors.New("another replica wrote the path meanwhile")
+
+// moveAside copies owner's object at rel to owner's own key, through a
+// staging key first, checked to hold owner's object: a third replica may
+// write rel between this one's look and the copy, and its object must not
+// replace owner's copy, which that replica may have moved aside itself. The
+// staging key is named as a partial upload (stores.IsPartial), which the
+// restore leaves out, and is deleted at once.
+func (sh *sharing) moveAside(ctx context.Context, rel, owner string) error {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	dir, base := path.Split(asideKey(rel, owner))
+	staging := dir + "." + base + stores.PartialMarker + hex.EncodeToString(id[:])
+	if err := sh.target.Copy(ctx, staging, rel); err != nil {
+		return err
+	}
+	defer func() { _ = sh.target.Bucket.Delete(context.WithoutCancel(ctx), staging) }()
+	attrs, err := sh.target.Attributes(ctx, staging)
+	if err != nil {
+		return err
+	}
+	if ownerOf(attrs) != owner {
+		return fmt.Errorf("move %q aside: %w", rel, errTakenMeanwhile)
+	}
+	return sh.target.Copy(ctx, asideKey(rel, owner), staging)
 }
 
 // logShared logs once per path that two replicas write it: lower keeps rel,
