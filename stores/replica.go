@@ -1,7 +1,9 @@
 package stores
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 
@@ -111,4 +113,42 @@ func (t Target) Copy(ctx context.Context, dst, src string) error {
 		return storeError(t.drv, fmt.Errorf("copy %q to %q: %w", src, dst, err))
 	}
 	return nil
+}
+
+// Precondition makes a write conditional on what the store holds at its key:
+// nothing (IfAbsent), or the object whose ETag Attributes gave (IfETag).
+// The zero Precondition is none. Where the store cannot check it (every
+// kind but S3 today), the write is unconditional.
+type Precondition struct {
+	IfAbsent bool
+	IfETag   string
+}
+
+// ErrPrecondition matches a write the store refused because its
+// Precondition did not hold: another writer changed the object since it
+// was looked at.
+var ErrPrecondition = errors.New("the object changed since it was looked at")
+
+// conditionalPutter is a bytesPutter that can make its write conditional:
+// S3 (If-None-Match, If-Match).
+type conditionalPutter interface {
+	PutBytesIf(ctx context.Context, key string, data []byte, sums Sums, metadata map[string]string, pre Precondition) error
+}
+
+// PutBytesIf is PutBytes under pre, where the store can check it; a write
+// refused for it matches ErrPrecondition.
+func (t Target) PutBytesIf(ctx context.Context, key string, data []byte, sums Sums, pre Precondition) error {
+	if p, ok := t.drv.(conditionalPutter); ok && pre != (Precondition{}) {
+		if err := p.PutBytesIf(ctx, t.prefix+key, data, sums, t.metadata(sums), pre); err != nil {
+			if errors.Is(err, ErrPrecondition) {
+				return fmt.Errorf("upload %q: %w", key, ErrPrecondition)
+			}
+			return storeError(t.drv, fmt.Errorf("upload %q: %w", key, err))
+		}
+		return nil
+	}
+	if _, ok := t.drv.(bytesPutter); !ok {
+		return t.Upload(ctx, key, bytes.NewReader(data), sums, 0, 0)
+	}
+	return t.PutBytes(ctx, key, data, sums)
 }

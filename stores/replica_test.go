@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
+	"errors"
+	"strings"
 	"testing"
 
 	"gocloud.dev/gcerrors"
@@ -77,6 +79,47 @@ func TestReplicaNameOnEveryObject(t *testing.T) {
 		}
 		if _, err := target.Attributes(ctx, "missing.txt"); gcerrors.Code(err) != gcerrors.NotFound {
 			t.Errorf("Attributes of a missing object: %v, want NotFound", err)
+		}
+	})
+}
+
+// TestPutBytesIf: on S3 (versitygw, MinIO) a small write under a
+// Precondition fails with ErrPrecondition when the object is there for
+// IfAbsent, or is another than the ETag says for IfETag, and goes through
+// when it holds; other kinds write unconditionally.
+func TestPutBytesIf(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		target := e.store.Target(runPrefix).ForReplica("worker-1")
+		put := func(data string, pre stores.Precondition) error {
+			sha, md := sha256.Sum256([]byte(data)), md5.Sum([]byte(data))
+			return target.PutBytesIf(ctx, "cond.txt", []byte(data), stores.Sums{SHA256: sha[:], MD5: md[:]}, pre)
+		}
+		if err := put("first", stores.Precondition{IfAbsent: true}); err != nil {
+			t.Fatal(err)
+		}
+		attrs, err := target.Attributes(ctx, "cond.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := put("second", stores.Precondition{IfETag: attrs.ETag}); err != nil {
+			t.Fatalf("write under the current ETag: %v", err)
+		}
+		unchecked := !strings.HasPrefix(e.kind.name, "s3") // only S3 checks
+		for name, pre := range map[string]stores.Precondition{"absent": {IfAbsent: true}, "stale ETag": {IfETag: attrs.ETag}} {
+			err := put("third", pre)
+			if unchecked {
+				if err != nil {
+					t.Errorf("%s: %v; want an unconditional write", name, err)
+				}
+				continue
+			}
+			if !errors.Is(err, stores.ErrPrecondition) {
+				t.Errorf("%s: %v; want ErrPrecondition", name, err)
+			}
+		}
+		if got, _ := e.bucket.ReadAll(ctx, "cond.txt"); !unchecked && string(got) != "second" {
+			t.Errorf("cond.txt = %q after refused writes, want second", got)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
 )
 
 // do runs one job and records its outcome in the manifest.
@@ -51,13 +52,18 @@ func (s *Syncer) do(ctx context.Context, j job) (resume.Entry, error) {
 	key, sh := s.objectKey(j.rel), s.up.shared
 	var entry resume.Entry
 	err := s.retry(ctx, func() (err error) {
+		var pre stores.Precondition
 		if sh != nil && key == j.rel {
-			if key, err = sh.claim(ctx, j.rel); err != nil {
+			if key, pre, err = sh.claim(ctx, j.rel); err != nil {
 				key = j.rel
 				return err
 			}
 		}
-		entry, err = s.up.upload(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), key, j.state, j.storedMD5)
+		entry, err = s.up.uploadIf(ctx, filepath.Join(s.root, filepath.FromSlash(j.rel)), key, j.state, j.storedMD5, pre)
+		if errors.Is(err, stores.ErrPrecondition) {
+			key = j.rel // written meanwhile by another replica: look again
+			return fmt.Errorf("upload %q: %w", j.rel, errTakenMeanwhile)
+		}
 		return err
 	})
 	if err != nil {

@@ -75,27 +75,32 @@ func ownerOf(attrs *blob.Attributes) string {
 // holds at rel now: rel when it is free, its own, or nobody's in
 // particular, or a higher replica's, which it first copies aside to that
 // replica's key; the replica's own key when a lower replica holds rel.
-func (sh *sharing) claim(ctx context.Context, rel string) (string, error) {
+//
+// A write of rel is made under the condition that rel still holds what the
+// look found (stores.Precondition), where the store checks it (S3): another
+// replica's write in between makes it fail, and the job looks again.
+func (sh *sharing) claim(ctx context.Context, rel string) (string, stores.Precondition, error) {
 	attrs, err := sh.target.Attributes(ctx, rel)
 	if gcerrors.Code(err) == gcerrors.NotFound {
-		return rel, nil
+		return rel, stores.Precondition{IfAbsent: true}, nil
 	}
 	if err != nil {
-		return "", err
+		return "", stores.Precondition{}, err
 	}
+	seen := stores.Precondition{IfETag: attrs.ETag}
 	owner := ownerOf(attrs)
 	switch {
 	case owner == "" || owner == sh.replica:
-		return rel, nil
+		return rel, seen, nil
 	case owner < sh.replica:
 		sh.logShared(rel, owner, sh.replica)
-		return asideKey(rel, sh.replica), nil
+		return asideKey(rel, sh.replica), stores.Precondition{}, nil
 	default:
 		if err := sh.moveAside(ctx, rel, owner); err != nil {
-			return "", err
+			return "", stores.Precondition{}, err
 		}
 		sh.logShared(rel, sh.replica, owner)
-		return rel, nil
+		return rel, seen, nil
 	}
 }
 

@@ -84,6 +84,13 @@ func NewBudget(size ByteSize) *Budget {
 // storedMD5, when set, is the MD5 of an object of the same size the store
 // holds under key already: a small file with that MD5 is not sent again.
 func (u *uploader) upload(ctx context.Context, abs, key string, want fileState, storedMD5 []byte) (resume.Entry, error) {
+	return u.uploadIf(ctx, abs, key, want, storedMD5, stores.Precondition{})
+}
+
+// uploadIf is upload with a small file's write under pre, where the store
+// checks it (a replica's write of a shared path: shared.go); a large file's
+// is unconditional.
+func (u *uploader) uploadIf(ctx context.Context, abs, key string, want fileState, storedMD5 []byte, pre stores.Precondition) (resume.Entry, error) {
 	if err := u.limits.CheckSize(want.Size); err != nil {
 		return resume.Entry{}, fmt.Errorf("upload %q: %w", key, err)
 	}
@@ -99,14 +106,14 @@ func (u *uploader) upload(ctx context.Context, abs, key string, want fileState, 
 		return resume.Entry{}, errChanged
 	}
 	if want.Size <= u.partSize {
-		return u.uploadSmall(ctx, f, key, want, storedMD5)
+		return u.uploadSmall(ctx, f, key, want, storedMD5, pre)
 	}
 	return u.uploadLarge(ctx, f, abs, key, want)
 }
 
 // uploadSmall reads the whole file once, checks it did not change while read,
 // and uploads that snapshot in one request with its MD5 for the store to verify.
-func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want fileState, storedMD5 []byte) (resume.Entry, error) {
+func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want fileState, storedMD5 []byte, pre stores.Precondition) (resume.Entry, error) {
 	weight := max(want.Size, 1)
 	if err := u.mem.Acquire(ctx, weight); err != nil {
 		return resume.Entry{}, err
@@ -127,7 +134,7 @@ func (u *uploader) uploadSmall(ctx context.Context, f *os.File, key string, want
 	if storedMD5 != nil && bytes.Equal(storedMD5, md[:]) {
 		return entryFor(want, sum[:]), nil // uploaded before a kill, never recorded
 	}
-	if err := u.target.PutBytes(ctx, key, buf, stores.Sums{SHA256: sum[:], MD5: md[:]}); err != nil {
+	if err := u.target.PutBytesIf(ctx, key, buf, stores.Sums{SHA256: sum[:], MD5: md[:]}, pre); err != nil {
 		return resume.Entry{}, err
 	}
 	return entryFor(want, sum[:]), nil

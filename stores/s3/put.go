@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -28,6 +30,21 @@ import (
 // metadata holds the SHA-256 of sums, unchecked by the server (a restore
 // verifies the bytes it downloads against it), and the replica's name.
 func (d *driver) PutBytes(ctx context.Context, key string, data []byte, sums stores.Sums, metadata map[string]string) error {
+	return d.PutBytesIf(ctx, key, data, sums, metadata, stores.Precondition{})
+}
+
+// PutBytesIf is PutBytes under pre: If-None-Match: * for IfAbsent, If-Match
+// for IfETag. The server's 412 matches stores.ErrPrecondition.
+func (d *driver) PutBytesIf(ctx context.Context, key string, data []byte, sums stores.Sums, metadata map[string]string, pre stores.Precondition) error {
+	err := d.putBytes(ctx, key, data, sums, metadata, pre)
+	var ae interface{ ErrorCode() string } // smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
+		return fmt.Errorf("%w: %w", stores.ErrPrecondition, err)
+	}
+	return err
+}
+
+func (d *driver) putBytes(ctx context.Context, key string, data []byte, sums stores.Sums, metadata map[string]string, pre stores.Precondition) error {
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(d.name),
 		Key:           aws.String(escape.S3Key(key)),
@@ -37,6 +54,12 @@ func (d *driver) PutBytes(ctx context.Context, key string, data []byte, sums sto
 	}
 	if len(metadata) > 0 {
 		in.Metadata = escape.S3Metadata(metadata)
+	}
+	switch {
+	case pre.IfAbsent:
+		in.IfNoneMatch = aws.String("*")
+	case pre.IfETag != "":
+		in.IfMatch = aws.String(pre.IfETag)
 	}
 	if sums.MD5 == nil {
 		_, err := d.client.PutObject(ctx, in)
