@@ -8,6 +8,7 @@ import (
 	"maps"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 )
 
 // ReplicaMetadataKey is the object metadata key naming the replica of a
@@ -135,8 +136,14 @@ type conditionalPutter interface {
 	PutBytesIf(ctx context.Context, key string, data []byte, sums Sums, metadata map[string]string, pre Precondition) error
 }
 
-// PutBytesIf is PutBytes under pre, where the store can check it; a write
-// refused for it matches ErrPrecondition.
+// conditioner is a Driver whose bucket writer takes a Precondition in its
+// options: Azure (access conditions).
+type conditioner interface {
+	Condition(opts *blob.WriterOptions, pre Precondition)
+}
+
+// PutBytesIf is PutBytes under pre, where the store can check it (S3,
+// Azure); a write refused for it matches ErrPrecondition.
 func (t Target) PutBytesIf(ctx context.Context, key string, data []byte, sums Sums, pre Precondition) error {
 	if p, ok := t.drv.(conditionalPutter); ok && pre != (Precondition{}) {
 		if err := p.PutBytesIf(ctx, t.prefix+key, data, sums, t.metadata(sums), pre); err != nil {
@@ -146,6 +153,16 @@ func (t Target) PutBytesIf(ctx context.Context, key string, data []byte, sums Su
 			return storeError(t.drv, fmt.Errorf("upload %q: %w", key, err))
 		}
 		return nil
+	}
+	if c, ok := t.drv.(conditioner); ok && pre != (Precondition{}) {
+		opts := &blob.WriterOptions{ContentType: "application/octet-stream", ContentMD5: sums.MD5, Metadata: t.metadata(sums)}
+		t.drv.Verify(opts, sums)
+		c.Condition(opts, pre)
+		err := upload(ctx, t.drv, t.Bucket, key, bytes.NewReader(data), opts)
+		if code := gcerrors.Code(err); code == gcerrors.FailedPrecondition || code == gcerrors.AlreadyExists {
+			return fmt.Errorf("upload %q: %w", key, ErrPrecondition)
+		}
+		return err
 	}
 	if _, ok := t.drv.(bytesPutter); !ok {
 		return t.Upload(ctx, key, bytes.NewReader(data), sums, 0, 0)
