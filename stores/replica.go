@@ -118,11 +118,30 @@ func (t Target) Copy(ctx context.Context, dst, src string) error {
 
 // Precondition makes a write conditional on what the store holds at its key:
 // nothing (IfAbsent), or the object whose ETag Attributes gave (IfETag).
-// The zero Precondition is none. Where the store cannot check it (every
-// kind but S3 today), the write is unconditional.
+// The zero Precondition is none. Where the store cannot check it (a folder
+// store), the write is unconditional.
 type Precondition struct {
 	IfAbsent bool
 	IfETag   string
+	// IfGeneration is the object's generation, where the store checks a
+	// write against that rather than an ETag (GCS); Target.Matching sets it.
+	IfGeneration int64
+}
+
+// matcher is a Driver whose writes are checked against something else than
+// an object's ETag: GCS, its generation.
+type matcher interface {
+	Match(attrs *blob.Attributes, pre *Precondition)
+}
+
+// Matching is the Precondition that a write finds the object attrs
+// describes (from Attributes) still there.
+func (t Target) Matching(attrs *blob.Attributes) Precondition {
+	pre := Precondition{IfETag: attrs.ETag}
+	if m, ok := t.drv.(matcher); ok {
+		m.Match(attrs, &pre)
+	}
+	return pre
 }
 
 // ErrPrecondition matches a write the store refused because its
@@ -137,13 +156,13 @@ type conditionalPutter interface {
 }
 
 // conditioner is a Driver whose bucket writer takes a Precondition in its
-// options: Azure (access conditions).
+// options: Azure (access conditions), GCS (object conditions).
 type conditioner interface {
 	Condition(opts *blob.WriterOptions, pre Precondition)
 }
 
 // PutBytesIf is PutBytes under pre, where the store can check it (S3,
-// Azure); a write refused for it matches ErrPrecondition.
+// Azure, GCS); a write refused for it matches ErrPrecondition.
 func (t Target) PutBytesIf(ctx context.Context, key string, data []byte, sums Sums, pre Precondition) error {
 	if p, ok := t.drv.(conditionalPutter); ok && pre != (Precondition{}) {
 		if err := p.PutBytesIf(ctx, t.prefix+key, data, sums, t.metadata(sums), pre); err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"errors"
-	"strings"
 	"testing"
 
 	"gocloud.dev/gcerrors"
@@ -83,10 +82,10 @@ func TestReplicaNameOnEveryObject(t *testing.T) {
 	})
 }
 
-// TestPutBytesIf: on S3 (versitygw, MinIO) and Azure a small write under a
+// TestPutBytesIf: on S3 (versitygw, MinIO), GCS and Azure a small write under a
 // Precondition fails with ErrPrecondition when the object is there for
 // IfAbsent, or is another than the ETag says for IfETag, and goes through
-// when it holds; other kinds write unconditionally.
+// when it holds; folder stores write unconditionally.
 func TestPutBytesIf(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -102,11 +101,11 @@ func TestPutBytesIf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := put("second", stores.Precondition{IfETag: attrs.ETag}); err != nil {
-			t.Fatalf("write under the current ETag: %v", err)
+		if err := put("second", target.Matching(attrs)); err != nil {
+			t.Fatalf("write under the current version: %v", err)
 		}
-		unchecked := !strings.HasPrefix(e.kind.name, "s3") && e.kind.name != "wasb" // S3 and Azure check
-		for name, pre := range map[string]stores.Precondition{"absent": {IfAbsent: true}, "stale ETag": {IfETag: attrs.ETag}} {
+		unchecked := e.store.Conn.Kind == stores.KindHostPath || e.store.Conn.Kind == stores.KindVolumeClaim
+		for name, pre := range map[string]stores.Precondition{"absent": {IfAbsent: true}, "stale version": target.Matching(attrs)} {
 			err := put("third", pre)
 			if unchecked {
 				if err != nil {

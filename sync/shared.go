@@ -77,7 +77,8 @@ func ownerOf(attrs *blob.Attributes) string {
 // replica's key; the replica's own key when a lower replica holds rel.
 //
 // A write of rel is made under the condition that rel still holds what the
-// look found (stores.Precondition), where the store checks it (S3): another
+// look found (stores.Precondition), where the store checks it (S3, GCS,
+// Azure; not a folder store): another
 // replica's write in between makes it fail, and the job looks again.
 func (sh *sharing) claim(ctx context.Context, rel string) (string, stores.Precondition, error) {
 	attrs, err := sh.target.Attributes(ctx, rel)
@@ -87,7 +88,7 @@ func (sh *sharing) claim(ctx context.Context, rel string) (string, stores.Precon
 	if err != nil {
 		return "", stores.Precondition{}, err
 	}
-	seen := stores.Precondition{IfETag: attrs.ETag}
+	seen := sh.target.Matching(attrs)
 	owner := ownerOf(attrs)
 	switch {
 	case owner == "" || owner == sh.replica:
