@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 
 	"gocloud.dev/blob"
@@ -118,8 +119,8 @@ func (t Target) Copy(ctx context.Context, dst, src string) error {
 
 // Precondition makes a write conditional on what the store holds at its key:
 // nothing (IfAbsent), or the object whose ETag Attributes gave (IfETag).
-// The zero Precondition is none. Where the store cannot check it (a folder
-// store), the write is unconditional.
+// The zero Precondition is none. A folder store checks an ETag just before
+// its rename, not atomically with it.
 type Precondition struct {
 	IfAbsent bool
 	IfETag   string
@@ -155,14 +156,21 @@ type conditionalPutter interface {
 	PutBytesIf(ctx context.Context, key string, data []byte, sums Sums, metadata map[string]string, pre Precondition) error
 }
 
+// conditionalFolder is a putter that can make its write conditional: the
+// folder store (a link that fails when the object is there, the ETag
+// checked just before the rename).
+type conditionalFolder interface {
+	PutIf(ctx context.Context, key string, r io.Reader, metadata map[string]string, pre Precondition) error
+}
+
 // conditioner is a Driver whose bucket writer takes a Precondition in its
 // options: Azure (access conditions), GCS (object conditions).
 type conditioner interface {
 	Condition(opts *blob.WriterOptions, pre Precondition)
 }
 
-// PutBytesIf is PutBytes under pre, where the store can check it (S3,
-// Azure, GCS); a write refused for it matches ErrPrecondition.
+// PutBytesIf is PutBytes under pre (S3, Azure, GCS, a folder store); a
+// write refused for it matches ErrPrecondition.
 func (t Target) PutBytesIf(ctx context.Context, key string, data []byte, sums Sums, pre Precondition) error {
 	if p, ok := t.drv.(conditionalPutter); ok && pre != (Precondition{}) {
 		if err := p.PutBytesIf(ctx, t.prefix+key, data, sums, t.metadata(sums), pre); err != nil {
@@ -170,6 +178,15 @@ func (t Target) PutBytesIf(ctx context.Context, key string, data []byte, sums Su
 				return fmt.Errorf("upload %q: %w", key, ErrPrecondition)
 			}
 			return storeError(t.drv, fmt.Errorf("upload %q: %w", key, err))
+		}
+		return nil
+	}
+	if p, ok := t.drv.(conditionalFolder); ok && pre != (Precondition{}) {
+		if err := p.PutIf(ctx, t.prefix+key, bytes.NewReader(data), t.metadata(sums), pre); err != nil {
+			if errors.Is(err, ErrPrecondition) {
+				return fmt.Errorf("upload %q: %w", key, ErrPrecondition)
+			}
+			return Redact(fmt.Errorf("upload %q: %w", key, err))
 		}
 		return nil
 	}

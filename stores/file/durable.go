@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 
+	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/stores/internal/parts"
 )
 
@@ -26,6 +28,15 @@ var (
 // fileblob's writer renames without fsync, so an object the
 // manifest recorded could be empty or missing after a crash of the machine.
 func (d *driver) Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
+	return d.PutIf(ctx, key, r, metadata, stores.Precondition{})
+}
+
+// PutIf is Put under pre (stores' conditionalPutter of a folder): for
+// IfAbsent the file is linked into place, which fails when the object is
+// there; for IfETag the object's ETag (fileblob's: modification time and
+// size) is checked just before the rename. A refusal matches
+// stores.ErrPrecondition.
+func (d *driver) PutIf(ctx context.Context, key string, r io.Reader, metadata map[string]string, pre stores.Precondition) error {
 	final, err := objectPath(d.dir, key)
 	if err != nil {
 		return err
@@ -47,11 +58,30 @@ func (d *driver) Put(ctx context.Context, key string, r io.Reader, metadata map[
 		_ = os.Remove(temp)
 		return err
 	}
-	if err := os.Rename(temp, final); err != nil {
+	if err := place(temp, final, pre); err != nil {
 		_ = os.Remove(temp)
 		return err
 	}
 	return fsyncDir(filepath.Dir(final))
+}
+
+// place puts the file temp at final, under pre.
+func place(temp, final string, pre stores.Precondition) error {
+	switch {
+	case pre.IfAbsent:
+		if err := os.Link(temp, final); errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s: %w", final, stores.ErrPrecondition)
+		} else if err != nil {
+			return err
+		}
+		return os.Remove(temp)
+	case pre.IfETag != "":
+		fi, err := os.Stat(final)
+		if err != nil || fmt.Sprintf("\"%x-%x\"", fi.ModTime().UnixNano(), fi.Size()) != pre.IfETag {
+			return fmt.Errorf("%s: %w", final, stores.ErrPrecondition)
+		}
+	}
+	return os.Rename(temp, final)
 }
 
 // writeDurably copies r into f, fsyncs and closes it; it fails if ctx ended
