@@ -29,9 +29,11 @@ import (
 // replica looks at the path once before it writes it there (a HEAD): free
 // or its own, it writes; a lower replica's, it writes its copy aside from
 // then on (the manifest entry's Key); a higher replica's, it copies that one
-// aside first, in the store, then writes its own. Two first writes of one
-// path within a round trip both find it free: the final sync checks again
-// the paths a replica stored under their own names (Recheck).
+// aside first, in the store, then writes its own. A small file's write is
+// conditional on what the look found, so that another replica's write in
+// between sends the job back to the look; a large file's is not, and the
+// final sync checks again the paths a replica stored under their own names
+// (Recheck).
 
 // sharing is what a replica's Syncer knows of the paths it shares.
 type sharing struct {
