@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+
+	"github.com/mlsidecar/collector/stores"
 )
 
 // Filter selects records when reading a run's logs back; empty fields
@@ -139,7 +141,7 @@ func listChunks(ctx context.Context, run *blob.Bucket, replica string) ([]string
 	}
 	var names []string
 	for _, folder := range folders {
-		it := run.List(&blob.ListOptions{Prefix: folder})
+		it := stores.List(run, &blob.ListOptions{Prefix: folder})
 		for {
 			obj, err := it.Next(ctx)
 			if errors.Is(err, io.EOF) {
@@ -161,7 +163,7 @@ func listChunks(ctx context.Context, run *blob.Bucket, replica string) ([]string
 // under replicas/, in order.
 func listReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
 	var names []string
-	it := run.List(&blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
+	it := stores.List(run, &blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+
+	"github.com/mlsidecar/collector/stores"
 )
 
 // AttemptsPrefix is where the attempt records are, under the run's prefix.
@@ -107,7 +109,7 @@ func PutAttempt(ctx context.Context, run *blob.Bucket, rec AttemptRecord) error 
 // readAttempts reads every attempt record of the run. A record that cannot
 // be read is named in notes and left out.
 func readAttempts(ctx context.Context, run *blob.Bucket) (recs []AttemptRecord, notes []string, err error) {
-	it := run.List(&blob.ListOptions{Prefix: AttemptsPrefix})
+	it := stores.List(run, &blob.ListOptions{Prefix: AttemptsPrefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {

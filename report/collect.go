@@ -18,6 +18,7 @@ import (
 	"github.com/mlsidecar/collector/logs"
 	"github.com/mlsidecar/collector/resources"
 	"github.com/mlsidecar/collector/resume"
+	"github.com/mlsidecar/collector/stores"
 )
 
 // Options say what Collect reads and how much of it.
@@ -212,7 +213,7 @@ const maxListed = 100000
 
 // readOutputs lists outputs/ and links the first MaxOutputs.
 func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options) error {
-	it := run.List(&blob.ListOptions{Prefix: resume.OutputsPrefix})
+	it := stores.List(run, &blob.ListOptions{Prefix: resume.OutputsPrefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {

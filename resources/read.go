@@ -14,6 +14,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/mlsidecar/collector/spool"
+	"github.com/mlsidecar/collector/stores"
 )
 
 // ReadSeries passes the run's samples, as the store holds them, to fn in
@@ -28,7 +29,7 @@ func ReadSeries(ctx context.Context, run *blob.Bucket, fn func(*Sample) error) e
 		seq     uint64
 	}
 	var chunks []chunk
-	it := run.List(&blob.ListOptions{Prefix: Folder + "/"})
+	it := stores.List(run, &blob.ListOptions{Prefix: Folder + "/"})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/internal/backoff"
+	"github.com/mlsidecar/collector/stores"
 )
 
 // ReplicasFolder is where the replicas of a distributed run keep their own
@@ -221,34 +222,16 @@ func (e *summer) held(ctx context.Context) (*RunSummary, []byte, error) {
 // its modification time, size and MD5 as the listing gives them. Where a
 // store gives no MD5 and times to the second, two writes of one copy in one
 // second and of one size look the same: a copy is written once an attempt.
-//
-// A listing of a folder store fails with NotFound when a file it found
-// goes before it is looked at (fileblob stats each entry after reading the
-// folder): another replica's copy, written through a temp file and
-// renamed. It is listed again.
 func (e *summer) list(ctx context.Context) (map[string]string, error) {
-	for try := 1; ; try++ {
-		listed, err := e.listOnce(ctx)
-		if gcerrors.Code(err) == gcerrors.NotFound && try < 5 {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", replicaSummaries, err)
-		}
-		return listed, nil
-	}
-}
-
-func (e *summer) listOnce(ctx context.Context) (map[string]string, error) {
 	listed := map[string]string{}
-	it := e.run.List(&blob.ListOptions{Prefix: replicaSummaries, Delimiter: "/"})
+	it := stores.List(e.run, &blob.ListOptions{Prefix: replicaSummaries, Delimiter: "/"})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			return listed, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list %s: %w", replicaSummaries, err)
 		}
 		name, ok := strings.CutSuffix(obj.Key[len(replicaSummaries):], ".json")
 		if obj.IsDir || !ok {
@@ -358,7 +341,7 @@ func (e *summer) put(ctx context.Context, sum *RunSummary) error {
 // those with a folder under replicas/, in order: one listing, one level deep.
 func ListReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
 	var replicas []string
-	it := run.List(&blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
+	it := stores.List(run, &blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+
+	"github.com/mlsidecar/collector/stores"
 )
 
 // BeginOptions say how a run starts.
@@ -163,7 +165,7 @@ func fromStore(ctx context.Context, b *blob.Bucket, run string) (*State, error) 
 }
 
 func storeHasOutputs(ctx context.Context, b *blob.Bucket) (bool, error) {
-	it := b.List(&blob.ListOptions{Prefix: OutputsPrefix})
+	it := stores.List(b, &blob.ListOptions{Prefix: OutputsPrefix})
 	_, err := it.Next(ctx)
 	if err == io.EOF {
 		return false, nil

@@ -255,7 +255,7 @@ func (k *Keeper) deleteState(ctx context.Context, key string) {
 // whose one-record objects were not deleted yet).
 func listJournal(ctx context.Context, b *blob.Bucket) ([]journalObject, error) {
 	var objs []journalObject
-	it := b.List(&blob.ListOptions{Prefix: JournalPrefix})
+	it := stores.List(b, &blob.ListOptions{Prefix: JournalPrefix})
 	for {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {

@@ -261,7 +261,7 @@ func knownOutputs(known Manifest, include []string) ([]restoreItem, error) {
 // those Include selects, in the store's order. Folder markers are skipped.
 func listOutputs(ctx context.Context, b *blob.Bucket, include []string) ([]restoreItem, error) {
 	var items []restoreItem
-	it := b.List(&blob.ListOptions{Prefix: OutputsPrefix})
+	it := stores.List(b, &blob.ListOptions{Prefix: OutputsPrefix})
 	for {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {

@@ -30,7 +30,7 @@ func (s *Syncer) listUnrecorded(ctx context.Context, files map[string]fileState)
 		return nil
 	}
 	found := map[string]storedObject{}
-	it := s.bucket.List(nil)
+	it := stores.List(s.bucket, nil)
 	for {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {
