@@ -137,8 +137,8 @@ func (c Config) rescanPeriod() time.Duration {
 	return c.RescanInterval
 }
 
-// maxRequests bounds --requests. Beyond the idle connections the store's
-// client keeps (stores.IdleConnsPerHost), some requests dial anew.
+// maxRequests bounds --requests; the store's HTTP clients keep as many idle
+// connections as requests go at once (stores.IdleConns).
 const maxRequests = 256
 
 // The range of --part-size in every store: S3's limits on a part, which are
