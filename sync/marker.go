@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mlsidecar/collector/resume"
 )
@@ -124,6 +125,22 @@ func (s *Syncer) uploadMarkers(ctx context.Context, st *PassStats, markers []job
 			s.log.Debug("commit marker waits for its folder", "path", j.rel, "waits_for", missing)
 		default:
 			s.unwithhold(j.rel)
+			if s.progress != nil {
+				waits, err := s.progress.holds(ctx, time.Unix(0, j.state.ModTime))
+				if err != nil {
+					s.count(ctx, st, j, resume.Entry{}, err) // failed: tried again next pass
+					s.markers.wait(j.rel)
+					continue
+				}
+				if len(waits) > 0 {
+					st.Pending++
+					s.markPending(j.rel)
+					s.markers.wait(j.rel)
+					s.progress.logWaits(j.rel, waits)
+					continue
+				}
+				s.progress.forget(j.rel)
+			}
 			e, err := s.do(ctx, j)
 			s.count(ctx, st, j, e, err)
 			if err == nil {

@@ -47,6 +47,10 @@ type Options struct {
 	// Markers, if set, keeps in the run's state the commit markers seen in
 	// the folder and not yet stored (marker.go), for the restore.
 	Markers Saver
+	// Run, with commit markers on a replica's target, is the run's folder
+	// in the store (<run>/): the replica publishes there how far its sync
+	// has got, and a marker waits for every replica's (progress.go).
+	Run *blob.Bucket
 }
 
 // Syncer mirrors one folder into one bucket.
@@ -101,6 +105,9 @@ type Syncer struct {
 
 	// markers keeps the commit markers that wait (Options.Markers).
 	markers markerState
+	// progress is this replica's share of the markers' wait for the
+	// others (Options.Run); nil without replicas or markers.
+	progress *progress
 }
 
 // New returns a Syncer for the folder dir and the target, which must be
@@ -130,20 +137,21 @@ func New(cfg Config, dir string, target stores.Target, opts Options) (*Syncer, e
 		now = time.Now
 	}
 	s := &Syncer{
-		cfg:     cfg,
-		root:    root,
-		log:     log,
-		up:      newUploader(target, cfg, opts),
-		bucket:  target.Bucket,
-		ckpt:    opts.Checkpointer,
-		adopt:   opts.Adopt,
-		shared:  opts.Shared,
-		markers: markerState{saver: opts.Markers},
-		now:     now,
-		entries: entries,
-		lastErr: map[string]string{},
-		pending: map[string]struct{}{},
-		unseen:  absent(root, entries),
+		cfg:      cfg,
+		root:     root,
+		log:      log,
+		up:       newUploader(target, cfg, opts),
+		bucket:   target.Bucket,
+		ckpt:     opts.Checkpointer,
+		adopt:    opts.Adopt,
+		shared:   opts.Shared,
+		markers:  markerState{saver: opts.Markers},
+		progress: newProgress(cfg, target.Replica(), opts, log),
+		now:      now,
+		entries:  entries,
+		lastErr:  map[string]string{},
+		pending:  map[string]struct{}{},
+		unseen:   absent(root, entries),
 
 		heldSince: map[string]time.Time{},
 		rescan:    rescans{period: cfg.rescanPeriod()},

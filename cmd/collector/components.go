@@ -126,6 +126,9 @@ func (c *collector) components(st *resume.State, keeper *resume.Keeper) ([]compo
 			Shared: c.set.Replica != "",
 			// Commit markers that wait are kept in the state, for the restore.
 			Markers: markerSection(c.set.Sync.CommitMarkers, keeper),
+			// A replica publishes under the run's folder how far its sync
+			// has got, and its markers wait for every replica's.
+			Run: c.run,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outputs sync: %w", err)
