@@ -60,6 +60,9 @@ func (s *Syncer) pass(ctx context.Context, final bool, scope map[string]struct{}
 func (s *Syncer) passUntil(stop, ctx context.Context, final bool, scope map[string]struct{}) (PassStats, error) {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
+	if s.progress != nil {
+		s.progress.begin(ctx)
+	}
 	start := s.now()
 	cpu0, _ := processCPU()
 	var st PassStats

@@ -65,6 +65,7 @@ type progress struct {
 	log     *slog.Logger
 
 	mu        stdsync.Mutex
+	begun     bool                       // this Syncer wrote its first progress
 	published replicaProgress            // what this replica last wrote
 	others    map[string]replicaProgress // what each replica last read said
 	waits     map[string]string          // the replicas each marker was logged waiting for
@@ -104,6 +105,38 @@ func (s *Syncer) synced(start time.Time, files map[string]fileState, unreadable 
 	return time.Unix(0, t)
 }
 
+// begin writes, before this Syncer's first pass, a progress that says
+// nothing is synced yet: an earlier attempt's, ended, would let the others'
+// markers go while this attempt's files are still on their way. It also
+// makes the replica known (its folder under replicas/) to the others from
+// then on. Tried again each pass until it is written.
+func (p *progress) begin(ctx context.Context) {
+	p.mu.Lock()
+	begun := p.begun
+	p.mu.Unlock()
+	if begun {
+		return
+	}
+	if p.write(ctx, replicaProgress{}) {
+		p.mu.Lock()
+		p.begun = true
+		p.mu.Unlock()
+	}
+}
+
+// write writes v as this replica's progress, and tells whether it did.
+func (p *progress) write(ctx context.Context, v replicaProgress) bool {
+	data, err := json.Marshal(v)
+	if err == nil {
+		err = p.run.WriteAll(ctx, progressKey(p.replica), data, &blob.WriterOptions{ContentType: "application/json"})
+	}
+	if err != nil {
+		p.log.Warn("cannot publish how far this replica's sync has got; the commit markers of other replicas wait for it", "key", progressKey(p.replica), "err", err)
+		return false
+	}
+	return true
+}
+
 // publish writes this replica's progress when it moved: T is the start of
 // a pass that found everything stored (zero when it did not), ended says
 // the final sync ran. One write at most.
@@ -114,20 +147,13 @@ func (p *progress) publish(ctx context.Context, t time.Time, ended bool) {
 		next.Synced = t
 	}
 	next.Ended = next.Ended || ended
-	moved := next != p.published
+	moved := next != p.published || !p.begun
 	p.mu.Unlock()
-	if !moved {
-		return
-	}
-	data, err := json.Marshal(next)
-	if err == nil {
-		err = p.run.WriteAll(ctx, progressKey(p.replica), data, &blob.WriterOptions{ContentType: "application/json"})
-	}
-	if err != nil {
-		p.log.Warn("cannot publish how far this replica's sync has got; the commit markers of other replicas wait for it", "key", progressKey(p.replica), "err", err)
+	if !moved || !p.write(ctx, next) {
 		return
 	}
 	p.mu.Lock()
+	p.begun = true
 	p.published = next
 	p.mu.Unlock()
 }
@@ -135,7 +161,8 @@ func (p *progress) publish(ctx context.Context, t time.Time, ended bool) {
 // holds returns the replicas that keep a marker of mtime out of the store:
 // those whose progress does not reach past it, this one left out (its own
 // files are the marker's folder's check). It lists the replicas once and
-// reads the progress of each that its last read did not show past mtime.
+// reads the progress of each that its last read did not show synced past
+// mtime.
 func (p *progress) holds(ctx context.Context, mtime time.Time) ([]string, error) {
 	replicas, err := listReplicas(ctx, p.run)
 	if err != nil {
@@ -149,7 +176,9 @@ func (p *progress) holds(ctx context.Context, mtime time.Time) ([]string, error)
 		p.mu.Lock()
 		known, ok := p.others[r]
 		p.mu.Unlock()
-		if ok && known.past(mtime) {
+		// Ended is read again: the replica may have started a new
+		// attempt since (begin).
+		if ok && known.Synced.After(mtime.Add(skewMargin)) {
 			continue
 		}
 		data, err := p.run.ReadAll(ctx, progressKey(r))

@@ -62,8 +62,8 @@ func replicaSyncer(t *testing.T, cfg Config, dir string, outputs, run *blob.Buck
 // holds the marker and all its own shards; replica b's shards do not go
 // (its store fails, then its sync has not run since): the marker is not in
 // the store until they are, then goes. A replica that ended (c, whose
-// final sync failed) does not hold it. One INFO line names the replicas it
-// waits for.
+// final sync failed) does not hold it, until it starts again. One INFO
+// line names the replicas a marker waits for, each time they change.
 func TestCommitMarkerWaitsForEveryReplica(t *testing.T) {
 	ctx := context.Background()
 	// The run's folder and its outputs/ (two buckets here: a prefixed
@@ -128,10 +128,34 @@ func TestCommitMarkerWaitsForEveryReplica(t *testing.T) {
 		t.Fatalf("a's pass once b's shards are stored = %+v, marker stored %v", st, markerStored())
 	}
 
+	// c's collector starts again (a new attempt), and its shards do not go
+	// yet: its earlier attempt's ended holds no longer.
+	later := old.Add(time.Minute)
+	next := "ckpt-200/commit_success.txt"
+	rankShards(t, dirA, "ckpt-200", "a", 1, later)
+	write(t, dirA, next, "ok")
+	must(t, os.Chtimes(filepath.Join(dirA, next), later, later))
+	rankShards(t, dirC, "ckpt-200", "c", 1, later)
+	c2 := replicaSyncer(t, cfg, dirC, outC, run, "c", log)
+	if st := pass(t, c2, false); st.Failed == 0 {
+		t.Fatalf("c's new attempt's pass = %+v; want failures", st)
+	}
+	if st := pass(t, a, false); st.Pending != 1 {
+		t.Fatalf("a's pass while c's new attempt has stored nothing = %+v; want %s pending", st, next)
+	}
+	if ok, _ := outputs.Exists(ctx, next); ok {
+		t.Fatalf("%s is in the store before c's shards", next)
+	}
+	faultyC.SetFailureRate(0)
+	pass(t, c2, false)
+	if st := pass(t, a, false); st.Uploaded != 1 || st.Pending != 0 {
+		t.Fatalf("a's pass once c's shards are stored = %+v; want %s uploaded", st, next)
+	}
+
 	out := logs.String()
 	waits := strings.Count(out, "commit marker waits for other replicas")
-	if waits != 2 || !strings.Contains(out, "replicas=\"[b c]\"") || !strings.Contains(out, "replicas=[b]") {
-		t.Errorf("%d INFO lines of the marker's wait, want 2 (b and c, then b):\n%s", waits, out)
+	if waits != 3 || !strings.Contains(out, "replicas=\"[b c]\"") || !strings.Contains(out, "replicas=[b]") || !strings.Contains(out, "replicas=[c]") {
+		t.Errorf("%d INFO lines of the markers' wait, want 3 (b and c, then b; c for the second):\n%s", waits, out)
 	}
 	for _, name := range []string{"a", "b", "c"} {
 		if ok, _ := run.Exists(ctx, progressKey(name)); !ok {
