@@ -181,12 +181,12 @@ func (s *Syncer) passUntil(stop, ctx context.Context, final bool, scope map[stri
 	}
 	if s.progress != nil {
 		// A full pass that ran to its end moves this replica's T up to
-		// its start (progress.go); the final sync says ended.
+		// its start (progress.go).
 		var t time.Time
 		if scope == nil && ctx.Err() == nil && stop.Err() == nil {
 			t = s.synced(start, files, unreadable)
 		}
-		s.progress.publish(ctx, t, final)
+		s.progress.publish(ctx, t, false)
 	}
 	st.Took = s.now().Sub(start)
 	s.totals.uploadedFiles.Add(int64(st.Uploaded))

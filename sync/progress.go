@@ -28,7 +28,8 @@ import (
 // store (T is the start, by the replica's own clock, of the last full pass
 // that found every such file stored as it is on disk, or the mtime of the
 // oldest it did not find stored, when earlier), and Ended once its
-// final sync has run. A marker whose own folder is complete goes only when
+// final sync is done or has given up (not when its deadline cut it off:
+// the write would go past it). A marker whose own folder is complete goes only when
 // every other replica has ended or published a T later than the marker's
 // mtime plus skewMargin: the other ranks wrote their shards before the
 // trainer's barrier, so before the marker, and a full pass that started
@@ -137,9 +138,9 @@ func (p *progress) write(ctx context.Context, v replicaProgress) bool {
 	return true
 }
 
-// publish writes this replica's progress when it moved: T is the start of
-// a pass that found everything stored (zero when it did not), ended says
-// the final sync ran. One write at most.
+// publish writes this replica's progress when it moved: t is the T of a
+// full pass (zero for none), ended says the final sync is over. One write
+// at most.
 func (p *progress) publish(ctx context.Context, t time.Time, ended bool) {
 	p.mu.Lock()
 	next := p.published

@@ -88,7 +88,9 @@ func TestCommitMarkerWaitsForEveryReplica(t *testing.T) {
 	outB, faultyB := storetest.NewFaulty(outputs, 1)
 	b := replicaSyncer(t, cfg, dirB, outB, run, "b", log)
 	outC, faultyC := storetest.NewFaulty(outputs, 2)
-	c := replicaSyncer(t, cfg, dirC, outC, run, "c", log)
+	cfgC := cfg
+	cfgC.ShutdownTimeout = 300 * time.Millisecond // c's final sync gives up soon
+	c := replicaSyncer(t, cfgC, dirC, outC, run, "c", log)
 	// b and c have started (their collectors wrote their part of the run),
 	// and synced nothing yet.
 	must(t, run.WriteAll(ctx, "replicas/b/.collector/state.json", []byte("{}"), nil))
@@ -104,13 +106,18 @@ func TestCommitMarkerWaitsForEveryReplica(t *testing.T) {
 	}
 	inStore(t, outputs, "ckpt-100/a-shard-0.bin", "ckpt-100/a-shard-2.bin")
 
-	// c's final sync fails, yet says c has ended: c holds nothing more.
+	// c's final sync fails, gives up, and says c has ended: c holds
+	// nothing more.
 	faultyC.SetFailureRate(1)
-	if st := pass(t, c, true); st.Failed == 0 {
-		t.Fatalf("c's final pass = %+v; want failures", st)
+	if err := c.Final(ctx); err == nil {
+		t.Fatal("c's final sync succeeded; want it to give up")
 	}
-	// b's shards fail: its progress is published, but behind the marker.
+	// b's shards fail: its progress is published, but behind the marker;
+	// a final pass of b's does not say it ended (its final sync goes on).
 	faultyB.SetFailureRate(1)
+	if st := pass(t, b, true); st.Failed == 0 {
+		t.Fatalf("b's final pass = %+v; want failures", st)
+	}
 	if st := pass(t, b, false); st.Failed == 0 {
 		t.Fatalf("b's pass = %+v; want failures", st)
 	}

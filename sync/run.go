@@ -147,6 +147,15 @@ func (s *Syncer) Final(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.progress != nil {
+		// Done or given up, this replica uploads nothing more: its
+		// files hold no other replica's marker (progress.go).
+		defer func() {
+			if ctx.Err() == nil {
+				s.progress.publish(ctx, time.Time{}, true)
+			}
+		}()
+	}
 	wait := backoff.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}
 	lastProgress := s.now()
 	for attempt := 1; ; attempt++ {
