@@ -14,6 +14,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 )
 
@@ -129,7 +130,7 @@ func listChunks(ctx context.Context, run *blob.Bucket, replica string) ([]string
 	var folders []string
 	if replica == "" {
 		folders = append(folders, Folder+"/")
-		replicas, err := listReplicas(ctx, run)
+		replicas, err := resume.ListReplicas(ctx, run)
 		if err != nil {
 			return nil, err
 		}
@@ -157,25 +158,6 @@ func listChunks(ctx context.Context, run *blob.Bucket, replica string) ([]string
 	}
 	sort.Strings(names)
 	return names, nil
-}
-
-// listReplicas returns the names of the run's replicas, those with a folder
-// under replicas/, in order.
-func listReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
-	var names []string
-	it := stores.List(run, &blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return names, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s/: %w", ReplicasFolder, err)
-		}
-		if obj.IsDir {
-			names = append(names, strings.TrimSuffix(obj.Key[len(ReplicasFolder)+1:], "/"))
-		}
-	}
 }
 
 // readChunks merges the chunks given (keys in name order) by source.

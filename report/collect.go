@@ -118,7 +118,7 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 		note("resource series: %v", err)
 	}
 	// A distributed run: each replica's series, in its own folder.
-	replicas, err := resources.ListReplicas(ctx, run)
+	replicas, err := resume.ListReplicas(ctx, run)
 	if err != nil {
 		note("%v", err)
 	}

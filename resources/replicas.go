@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlsidecar/collector/internal/backoff"
+	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/stores"
 )
 
@@ -309,7 +310,7 @@ func (e *summer) sum(ctx context.Context, held *RunSummary, listed map[string]st
 	}
 	// Every replica that has started has a folder: one that has not ended
 	// yet leaves the run's summary not final.
-	replicas, err := ListReplicas(ctx, e.run)
+	replicas, err := resume.ListReplicas(ctx, e.run)
 	if err != nil {
 		return nil, err
 	}
@@ -335,25 +336,6 @@ func (e *summer) put(ctx context.Context, sum *RunSummary) error {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
-}
-
-// ListReplicas returns the names of the run's replicas (rooted at <run>/),
-// those with a folder under replicas/, in order: one listing, one level deep.
-func ListReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
-	var replicas []string
-	it := stores.List(run, &blob.ListOptions{Prefix: ReplicasFolder + "/", Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return replicas, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s/: %w", ReplicasFolder, err)
-		}
-		if obj.IsDir {
-			replicas = append(replicas, strings.TrimSuffix(obj.Key[len(ReplicasFolder)+1:], "/"))
-		}
-	}
 }
 
 // add counts one replica's summary in the run's.

@@ -3,9 +3,7 @@ package sync
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/mlsidecar/collector/resume"
-	"github.com/mlsidecar/collector/stores"
 )
 
 // A commit marker in a distributed run (docs/sync.md, "Replicas"): every
@@ -165,7 +162,7 @@ func (p *progress) publish(ctx context.Context, t time.Time, ended bool) {
 // reads the progress of each that its last read did not show synced past
 // mtime.
 func (p *progress) holds(ctx context.Context, mtime time.Time) ([]string, error) {
-	replicas, err := listReplicas(ctx, p.run)
+	replicas, err := resume.ListReplicas(ctx, p.run)
 	if err != nil {
 		return nil, err
 	}
@@ -223,24 +220,4 @@ func (p *progress) forget(marker string) {
 	p.mu.Lock()
 	delete(p.waits, marker)
 	p.mu.Unlock()
-}
-
-// listReplicas returns the names of the run's replicas, those with a folder
-// under replicas/ (as resources.ListReplicas, which this package cannot
-// import): one listing, one level deep.
-func listReplicas(ctx context.Context, run *blob.Bucket) ([]string, error) {
-	var replicas []string
-	it := stores.List(run, &blob.ListOptions{Prefix: resume.ReplicasPrefix, Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return replicas, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list the replicas (%s): %w", resume.ReplicasPrefix, err)
-		}
-		if obj.IsDir {
-			replicas = append(replicas, strings.TrimSuffix(strings.TrimPrefix(obj.Key, resume.ReplicasPrefix), "/"))
-		}
-	}
 }
