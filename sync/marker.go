@@ -134,6 +134,7 @@ func (s *Syncer) uploadMarkers(ctx context.Context, st *PassStats, markers []job
 				}
 				if len(waits) > 0 {
 					st.Pending++
+					st.Waiting++
 					s.markPending(j.rel)
 					s.markers.wait(j.rel)
 					s.progress.logWaits(j.rel, waits)

@@ -16,6 +16,7 @@ type PassStats struct {
 	Unchanged int           // files already in the store
 	Pending   int           // files not settled yet, or changed while read
 	Unsettled int           // of Pending, files not settled yet
+	Waiting   int           // of Pending, commit markers waiting for other replicas' files
 	Failed    int           // uploads or deletions that failed; retried next pass
 	Refused   int           // of Failed, those that retrying will not mend: a file the collector may not read, a request the store refused
 	Took      time.Duration // wall time of the pass

@@ -122,7 +122,7 @@ func TestCommitMarkerWaitsForEveryReplica(t *testing.T) {
 		t.Fatalf("b's pass = %+v; want failures", st)
 	}
 	for range 2 {
-		if st := pass(t, a, false); st.Pending != 1 || markerStored() {
+		if st := pass(t, a, false); st.Pending != 1 || st.Waiting != 1 || markerStored() {
 			t.Fatalf("a's pass while b's shards are not stored = %+v, marker stored %v", st, markerStored())
 		}
 	}
@@ -248,6 +248,22 @@ func TestCommitMarkerWaitsForAReplicaOnS3(t *testing.T) {
 		must(t, err)
 		if attrs.ModTime.After(markerAttrs.ModTime) {
 			t.Errorf("%s stored at %v, after the marker (%v)", rel, attrs.ModTime, markerAttrs.ModTime)
+		}
+	}
+}
+
+// TestLeftBehind: a final sync that ends early names a marker waiting for
+// other replicas as such, not as a file changing.
+func TestLeftBehind(t *testing.T) {
+	for _, tc := range []struct {
+		st   PassStats
+		want string
+	}{
+		{PassStats{Failed: 1, Pending: 2}, "3 files not uploaded (1 failed, 2 changing)"},
+		{PassStats{Pending: 1, Waiting: 1}, "1 files not uploaded (0 failed, 0 changing, 1 commit markers waiting for other replicas' files)"},
+	} {
+		if got := leftBehind(tc.st); got != tc.want {
+			t.Errorf("leftBehind(%+v) = %q, want %q", tc.st, got, tc.want)
 		}
 	}
 }

@@ -173,16 +173,24 @@ func (s *Syncer) Final(ctx context.Context) error {
 			return fmt.Errorf("final sync: %d paths cannot be synced, and trying again will not change that (%s)", st.Failed, s.someFailure())
 		}
 		if s.now().Sub(lastProgress) >= s.cfg.ShutdownTimeout {
-			return fmt.Errorf("final sync gave up after %v without progress, with %d files not uploaded (%d failed, %d changing)",
-				s.cfg.ShutdownTimeout, st.Failed+st.Pending, st.Failed, st.Pending)
+			return fmt.Errorf("final sync gave up after %v without progress, with %s", s.cfg.ShutdownTimeout, leftBehind(st))
 		}
 		select {
 		case <-ctx.Done():
 			if err != nil {
 				return fmt.Errorf("final sync: %w", err)
 			}
-			return fmt.Errorf("final sync ran out of time with %d files not uploaded (%d failed, %d changing)", st.Failed+st.Pending, st.Failed, st.Pending)
+			return fmt.Errorf("final sync ran out of time with %s", leftBehind(st))
 		case <-time.After(wait.Next()):
 		}
 	}
+}
+
+// leftBehind says what a final sync that ends early leaves behind.
+func leftBehind(st PassStats) string {
+	msg := fmt.Sprintf("%d files not uploaded (%d failed, %d changing", st.Failed+st.Pending, st.Failed, st.Pending-st.Waiting)
+	if st.Waiting > 0 {
+		msg += fmt.Sprintf(", %d commit markers waiting for other replicas' files", st.Waiting)
+	}
+	return msg + ")"
 }
