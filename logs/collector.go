@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/spool"
 )
 
@@ -500,11 +499,10 @@ type writer struct {
 	sealedPos Position
 	// After a write to the spool failed (a full disk), writing is tried
 	// again from downUntil on; until then the wrapped command's lines are
-	// dropped and counted, and a paced source waits. down paces the
-	// failures in a row; downInRow says one is under way.
+	// dropped and counted, and a paced source waits. downFor is the pause,
+	// doubled at each failure in a row.
 	downUntil time.Time
-	down      backoff.Backoff
-	downInRow bool
+	downFor   time.Duration
 	rewind    bool // a paced source's chunk was lost: its next emit gets errRewind
 }
 
@@ -695,16 +693,15 @@ func (w *writer) lostChunk(err error, held bool) error {
 		lines = 0
 	}
 	w.counted, w.lines, w.unflushed = 0, 0, false
+	w.downFor = min(max(2*w.downFor, time.Second), 30*time.Second)
+	w.downUntil = time.Now().Add(w.downFor)
 	lvl := slog.LevelWarn
-	if w.downInRow {
+	if w.downFor > time.Second {
 		lvl = slog.LevelDebug // warned at the first failure in a row
 	}
-	w.down.Min, w.down.Max = 2*time.Second, 30*time.Second
-	downFor := w.down.Next()
-	w.downUntil, w.downInRow = time.Now().Add(downFor), true
 	if !w.unpaced {
 		c.log.Log(context.Background(), lvl, "cannot write log chunks to the spool (is the disk full?); reading this source again from its last stored chunk once it can",
-			"source", w.name, "retry_in", downFor, "err", err)
+			"source", w.name, "retry_in", w.downFor, "err", err)
 		w.rewind = true
 		return errRewind
 	}
@@ -713,7 +710,7 @@ func (w *writer) lostChunk(err error, held bool) error {
 	c.dropped.Add(lines)
 	w.noted = 0
 	c.log.Log(context.Background(), lvl, "cannot write log chunks to the spool (is the disk full?); the wrapped command's lines are dropped and counted until it can",
-		"source", w.name, "lines", lines, "retry_in", downFor, "err", err)
+		"source", w.name, "lines", lines, "retry_in", w.downFor, "err", err)
 	return nil
 }
 
@@ -776,8 +773,7 @@ func (w *writer) seal() error {
 		c.log.Warn("a log chunk is in the spool, but its folder could not be synced", "chunk", name, "err", err)
 	}
 	w.sealedPos = w.lastPos
-	w.down.Reset()
-	w.downInRow = false
+	w.downFor = 0
 	return nil
 }
 
