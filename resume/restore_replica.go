@@ -20,8 +20,9 @@ import (
 // downloads under its own name once, and takes the copy when another
 // replica's object is there.
 
-// replicaCopyKey is the key, under outputs/, of replica's copy of rel.
-func replicaCopyKey(rel, replica string) string { return rel + ".replica-" + replica }
+// ReplicaCopyKey is the key, under outputs/, of replica's copy of rel when
+// a lower replica keeps rel.
+func ReplicaCopyKey(rel, replica string) string { return rel + ".replica-" + replica }
 
 // ownCopy returns the item to restore for it, one of replica's own files:
 // it, or the replica's copy when the object at the path is another
@@ -40,10 +41,10 @@ func (r *restorer) ownCopy(ctx context.Context, it restoreItem, replica string) 
 	if err != nil {
 		return it, err
 	}
-	if owner := attrs.Metadata[stores.ReplicaMetadataKey]; owner == "" || owner == replica {
+	if owner := stores.ReplicaOf(attrs); owner == "" || owner == replica {
 		return it, nil
 	}
-	aside := OutputsPrefix + replicaCopyKey(it.rel, replica)
+	aside := OutputsPrefix + ReplicaCopyKey(it.rel, replica)
 	copied, err := r.bucket.Attributes(ctx, aside)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return it, nil // the store holds no copy of this replica's: the path's object is what there is

@@ -17,6 +17,11 @@ import (
 // keeps it in the file's extended attribute "user.collector.replica".
 const ReplicaMetadataKey = "replica"
 
+// ReplicaOf is the replica that stored an object, from its attributes; ""
+// for one stored without a name (a single-replica run, a folder store
+// without extended attributes, an earlier version).
+func ReplicaOf(attrs *blob.Attributes) string { return attrs.Metadata[ReplicaMetadataKey] }
+
 // ForReplica returns the target with every object written through it (its
 // Upload, PutBytes and Resumable) carrying the replica's name under
 // ReplicaMetadataKey. "" is a single-replica run's target, whose objects

@@ -36,12 +36,12 @@ func (s *Syncer) ownsObject(ctx context.Context, rel string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if owner := ownerOf(attrs); sh != nil && owner != "" {
+	if owner := stores.ReplicaOf(attrs); sh != nil && owner != "" {
 		if owner == sh.replica {
 			return true, nil
 		}
 		if owner < sh.replica {
-			aside := asideKey(rel, sh.replica)
+			aside := resume.ReplicaCopyKey(rel, sh.replica)
 			if err := s.bucket.Delete(ctx, aside); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 				return false, err
 			}

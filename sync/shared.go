@@ -62,17 +62,6 @@ func newSharing(t stores.Target, opts Options) *sharing {
 		wrote: map[string]struct{}{}, warned: map[string]struct{}{}}
 }
 
-// asideKey is where replica keeps its copy of rel when a lower replica
-// holds rel.
-func asideKey(rel, replica string) string { return rel + ".replica-" + replica }
-
-// ownerOf is the replica that stored an object, from its attributes; "" for
-// one stored without a name (a single-replica run, a file system without
-// extended attributes, an earlier version).
-func ownerOf(attrs *blob.Attributes) string {
-	return attrs.Metadata[stores.ReplicaMetadataKey]
-}
-
 // claim returns the key this replica stores rel under, from what the store
 // holds at rel now: rel when it is free, its own, or nobody's in
 // particular, or a higher replica's, which it first copies aside to that
@@ -91,13 +80,13 @@ func (sh *sharing) claim(ctx context.Context, rel string) (string, stores.Precon
 		return "", stores.Precondition{}, err
 	}
 	seen := sh.target.Matching(attrs)
-	owner := ownerOf(attrs)
+	owner := stores.ReplicaOf(attrs)
 	switch {
 	case owner == "" || owner == sh.replica:
 		return rel, seen, nil
 	case owner < sh.replica:
 		sh.logShared(rel, owner, sh.replica)
-		return asideKey(rel, sh.replica), stores.Precondition{}, nil
+		return resume.ReplicaCopyKey(rel, sh.replica), stores.Precondition{}, nil
 	default:
 		if err := sh.moveAside(ctx, rel, owner); err != nil {
 			return "", stores.Precondition{}, err
@@ -120,7 +109,7 @@ var errTakenMeanwhile = errors.New("another replica wrote the path meanwhile")
 func (sh *sharing) moveAside(ctx context.Context, rel, owner string) error {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	dir, base := path.Split(asideKey(rel, owner))
+	dir, base := path.Split(resume.ReplicaCopyKey(rel, owner))
 	staging := dir + "." + base + stores.PartialMarker + hex.EncodeToString(id[:])
 	if err := sh.target.Copy(ctx, staging, rel); err != nil {
 		return err
@@ -130,10 +119,10 @@ func (sh *sharing) moveAside(ctx context.Context, rel, owner string) error {
 	if err != nil {
 		return err
 	}
-	if ownerOf(attrs) != owner {
+	if stores.ReplicaOf(attrs) != owner {
 		return fmt.Errorf("move %q aside: %w", rel, errTakenMeanwhile)
 	}
-	return sh.target.Copy(ctx, asideKey(rel, owner), staging)
+	return sh.target.Copy(ctx, resume.ReplicaCopyKey(rel, owner), staging)
 }
 
 // logShared logs once per path that two replicas write it: lower keeps rel,
@@ -148,7 +137,7 @@ func (sh *sharing) logShared(rel, lower, higher string) {
 	}
 	sh.diverted.Add(1)
 	sh.log.Warn("another replica writes this output's path too: the lowest replica name keeps the path, the other's copy is kept under its own key",
-		"path", rel, "kept_by", lower, "kept_key", rel, "copy_of", higher, "copy_key", asideKey(rel, higher))
+		"path", rel, "kept_by", lower, "kept_key", rel, "copy_of", higher, "copy_key", resume.ReplicaCopyKey(rel, higher))
 }
 
 // stored notes that rel was stored under its own name in this attempt.
@@ -259,13 +248,13 @@ func (s *Syncer) recheck(ctx context.Context, sh *sharing, rel string) (bool, er
 	if err != nil {
 		return false, err
 	}
-	owner := ownerOf(attrs)
+	owner := stores.ReplicaOf(attrs)
 	if owner == "" || owner == sh.replica {
 		return false, nil
 	}
 	if owner < sh.replica {
-		aside := asideKey(rel, sh.replica)
-		if copied, err := sh.target.Attributes(ctx, aside); err == nil && ownerOf(copied) == sh.replica && copied.Metadata[stores.HashMetadataKey] == e.SHA256.String() {
+		aside := resume.ReplicaCopyKey(rel, sh.replica)
+		if copied, err := sh.target.Attributes(ctx, aside); err == nil && stores.ReplicaOf(copied) == sh.replica && copied.Metadata[stores.HashMetadataKey] == e.SHA256.String() {
 			moved := *e
 			moved.Key = aside
 			s.replace(rel, e, &moved)

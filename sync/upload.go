@@ -324,7 +324,7 @@ func (u *uploader) abandonMissing(ctx context.Context, files map[string]fileStat
 	for key, p := range u.inFlight {
 		rel := key
 		if u.shared != nil {
-			rel = strings.TrimSuffix(key, asideKey("", u.shared.replica)) // a copy's upload is its file's
+			rel = strings.TrimSuffix(key, resume.ReplicaCopyKey("", u.shared.replica)) // a copy's upload is its file's
 		}
 		if _, ok := files[rel]; !ok {
 			gone = append(gone, p)
