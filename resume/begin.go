@@ -30,6 +30,8 @@ type BeginOptions struct {
 	Own bool
 	// Replica is the replica's name: with Own, see RestoreOptions.Replica.
 	Replica string
+	// Attributes: see RestoreOptions.Attributes.
+	Attributes func(ctx context.Context, key string) (*blob.Attributes, error)
 	// Store names the store (stores.Identity). A local state saved for
 	// another store is moved aside and the run continues from this store's.
 	Store string
@@ -125,6 +127,7 @@ func Begin(ctx context.Context, opts BeginOptions) (*State, RestoreStats, error)
 		}
 		m, rs, err := Restore(ctx, opts.Bucket, opts.Outputs, RestoreOptions{
 			Replica:       replica,
+			Attributes:    opts.Attributes,
 			Include:       opts.Include,
 			Workers:       opts.Workers,
 			CommitMarkers: opts.CommitMarkers,

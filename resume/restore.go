@@ -57,6 +57,10 @@ type RestoreOptions struct {
 	// restored from this replica's copy, <path>.replica-<name>, where the
 	// store has one (restore_replica.go).
 	Replica string
+	// Attributes reads an object's attributes for Replica's look, with the
+	// metadata the store keeps beside the bucket (a folder store's extended
+	// attributes: stores.Target.Attributes); the bucket's own when nil.
+	Attributes func(ctx context.Context, key string) (*blob.Attributes, error)
 	// Unmarked are the commit markers (paths) that the sync engine saw in
 	// the folder and had not stored yet when the state was last saved: a
 	// folder of one whose marker the store does not hold is left out too,
@@ -143,6 +147,10 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 		log:    opts.Logger,
 		tune:   restoreTuning,
 		dirsOK: map[string]struct{}{},
+		attrs:  opts.Attributes,
+	}
+	if r.attrs == nil {
+		r.attrs = run.Attributes
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -363,6 +371,7 @@ func checkTargets(dir string, items []restoreItem) error {
 // restorer holds what the downloads share.
 type restorer struct {
 	bucket *blob.Bucket
+	attrs  func(ctx context.Context, key string) (*blob.Attributes, error) // RestoreOptions.Attributes
 	dir    string
 	known  Manifest
 	log    *slog.Logger

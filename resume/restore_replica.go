@@ -37,7 +37,7 @@ func (r *restorer) ownCopy(ctx context.Context, it restoreItem, replica string) 
 			return it, nil
 		}
 	}
-	attrs, err := r.bucket.Attributes(ctx, it.key)
+	attrs, err := r.attrs(ctx, it.key)
 	if err != nil {
 		return it, err
 	}
@@ -45,7 +45,7 @@ func (r *restorer) ownCopy(ctx context.Context, it restoreItem, replica string) 
 		return it, nil
 	}
 	aside := OutputsPrefix + ReplicaCopyKey(it.rel, replica)
-	copied, err := r.bucket.Attributes(ctx, aside)
+	copied, err := r.attrs(ctx, aside)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return it, nil // the store holds no copy of this replica's: the path's object is what there is
 	}

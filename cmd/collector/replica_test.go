@@ -243,3 +243,47 @@ func checkReplicaLogs(t *testing.T, args []string, env map[string]string, names 
 		t.Errorf("collector logs --replica %s = %d, %d lines; want 0, %d lines all of it", names[0], code, strings.Count(out, "\n")+1, want)
 	}
 }
+
+// TestReplicaGetsItsCopyBackOnAFolderStore: replica b stores model.pt and
+// ends; replica a, lower, then takes the path and moves b's copy aside. b
+// retried on a fresh disk gets its own bytes back at model.pt: on a folder
+// store the replica that stored an object is in the file's extended
+// attribute, which the restore reads through the store, not the bucket.
+func TestReplicaGetsItsCopyBackOnAFolderStore(t *testing.T) {
+	work := t.TempDir()
+	store := filepath.Join(work, "store")
+	run := func(name, content string) {
+		t.Helper()
+		out := filepath.Join(work, name, "out")
+		if content != "" {
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(out, "model.pt"), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := start(t, work, nil, "--store", store, "--run", "dist", "--replica", name,
+			"--outputs-path", out, "--state-dir", filepath.Join(work, name, "state"), "--sync-interval", "0", "--", "true")
+		if code := p.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("replica %s exited %d:\n%s", name, code, p.stderr.String())
+		}
+	}
+	run("b", "from b\n")
+	run("a", "from a\n")
+	root := storetest.Folder(t, store)
+	if got := string(root["dist/outputs/model.pt"]); got != "from a\n" {
+		t.Fatalf("dist/outputs/model.pt = %q, want a's", got)
+	}
+	if got := string(root["dist/outputs/model.pt.replica-b"]); got != "from b\n" {
+		t.Fatalf("dist/outputs/model.pt.replica-b = %q, want b's", got)
+	}
+	if err := os.RemoveAll(filepath.Join(work, "b")); err != nil {
+		t.Fatal(err)
+	}
+	run("b", "")
+	got, err := os.ReadFile(filepath.Join(work, "b", "out", "model.pt"))
+	if err != nil || string(got) != "from b\n" {
+		t.Errorf("b's retry restored model.pt = %q (%v), want its own copy %q", got, err, "from b\n")
+	}
+}
