@@ -113,7 +113,7 @@ start_s3() {
 	minio)
 		install_minio >&2 || die "no MinIO (see scripts/servers.sh install)"
 		mkdir -p "$WORK/minio-data"
-		MINIO_ROOT_USER=$ACCESS_KEY MINIO_ROOT_PASSWORD=$SECRET_KEY MINIO_BROWSER=off MINIO_UPDATE=off \
+		MINIO_ROOT_USER=$ACCESS_KEY MINIO_ROOT_PASSWORD=$SECRET_KEY MINIO_BROWSER=off MINIO_UPDATE=off MINIO_PROMETHEUS_AUTH_TYPE=public \
 			"$COLLECTOR_TEST_CACHE/bin/minio" server --quiet --address "127.0.0.1:$port" "$WORK/minio-data" \
 			>"$WORK/minio.log" 2>&1 &
 		;;
