@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
-	"sort"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -101,21 +100,19 @@ type sourceState struct {
 	// Attempt and Next number the source's next chunk.
 	Attempt int    `json:"attempt"`
 	Next    uint64 `json:"next"`
-	// Chunks are the sealed chunks not yet behind the cursor, by name:
-	// their end positions are recorded before they are sealed, so that a
-	// chunk stored after a restart still moves the cursor.
-	Chunks map[string]*chunkState `json:"chunks,omitempty"`
+	// Chunks are the sealed chunks not yet behind the cursor: their end
+	// positions are recorded before they are sealed, so that a chunk stored
+	// after a restart still moves the cursor.
+	Chunks spool.Ledger[chunkState] `json:"chunks,omitzero"`
 }
 
-// chunkState is a sealed chunk the cursor has not passed yet.
+// chunkState is what a sealed chunk holds, for the cursor to move past it.
 type chunkState struct {
 	End   Position `json:"end,omitempty"`
 	Lines int64    `json:"lines"`
 	// Noted is the sum of the dropped lines the chunk's own records count:
 	// a dropped chunk passes them on to the next record of dropped lines.
-	Noted   int64 `json:"noted,omitempty"`
-	Stored  bool  `json:"stored,omitempty"`
-	Dropped bool  `json:"dropped,omitempty"`
+	Noted int64 `json:"noted,omitempty"`
 }
 
 const sectionVersion = 1
@@ -248,26 +245,23 @@ func (c *Collector) recover() error {
 		}
 	}
 	for src, ss := range c.state.Sources {
-		lost := false
-		for _, name := range sortedNames(ss.Chunks) {
-			ch := ss.Chunks[name]
-			if !lost && (ch.Stored || ch.Dropped || inSpool[name]) {
+		for ch := range ss.Chunks.All() {
+			if ch.Stored || ch.Dropped || inSpool[ch.Name] {
 				continue
 			}
 			// Not in the spool and not stored: it was never sealed (a kill
 			// between recording and sealing it), or the spool was lost (a
 			// new pod). Its lines, and those of every later chunk, are read
 			// again from the cursor.
-			if !lost {
-				c.log.Warn("a chunk recorded in the state is not in the spool; its source reads its lines again", "source", src, "chunk", name)
+			c.log.Warn("a chunk recorded in the state is not in the spool; its source reads its lines again", "source", src, "chunk", ch.Name)
+			for _, name := range ss.Chunks.Forget(ch.Name) {
+				if inSpool[name] {
+					_ = os.Remove(c.prod.SealedPath(name))
+					c.used.Add(-c.sizes[name])
+					delete(c.sizes, name)
+				}
 			}
-			lost = true
-			delete(ss.Chunks, name)
-			if inSpool[name] {
-				_ = os.Remove(c.prod.SealedPath(name))
-				c.used.Add(-c.sizes[name])
-				delete(c.sizes, name)
-			}
+			break
 		}
 		c.advance(ss)
 	}
@@ -285,10 +279,8 @@ func (c *Collector) recover() error {
 			ss.Next = 1
 		}
 		w.from = ss.Cursor
-		if names := sortedNames(ss.Chunks); len(names) > 0 {
-			if end := ss.Chunks[names[len(names)-1]].End; end != nil {
-				w.from = end
-			}
+		if last, ok := ss.Chunks.Last(); ok && last.Payload.End != nil {
+			w.from = last.Payload.End
 		}
 	}
 	return nil
@@ -300,33 +292,16 @@ func (c *Collector) source(name string) *sourceState {
 		ss = &sourceState{}
 		c.state.Sources[name] = ss
 	}
-	if ss.Chunks == nil {
-		ss.Chunks = map[string]*chunkState{}
-	}
 	return ss
-}
-
-func sortedNames(m map[string]*chunkState) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // advance moves the cursor past the chunks stored (or dropped) in order.
 func (c *Collector) advance(ss *sourceState) {
-	for _, name := range sortedNames(ss.Chunks) {
-		ch := ss.Chunks[name]
-		if !ch.Stored && !ch.Dropped {
-			return
+	ss.Chunks.Advance(func(ch spool.Chunk[chunkState]) {
+		if ch.Payload.End != nil {
+			ss.Cursor = ch.Payload.End
 		}
-		if ch.End != nil {
-			ss.Cursor = ch.End
-		}
-		delete(ss.Chunks, name)
-	}
+	})
 }
 
 // save records the section; c.mu is held.
@@ -347,14 +322,16 @@ func (c *Collector) stored(name string) error {
 		delete(c.sizes, name)
 	}
 	ss := c.state.Sources[src]
-	if !ok || ss == nil || ss.Chunks[name] == nil {
+	if !ok || ss == nil {
 		return nil // a chunk the state does not know (its record was lost): it is in the store, all the same
 	}
-	ch := ss.Chunks[name]
-	if ch.Dropped {
-		c.log.Warn("a chunk dropped while the spool was full reached the store after all", "chunk", name, "lines", ch.Lines)
+	ch, known := ss.Chunks.Stored(name)
+	if !known {
+		return nil
 	}
-	ch.Stored = true
+	if ch.Dropped {
+		c.log.Warn("a chunk dropped while the spool was full reached the store after all", "chunk", name, "lines", ch.Payload.Lines)
+	}
 	c.advance(ss)
 	c.moved.Store(true)
 	return c.save()
@@ -746,7 +723,7 @@ func (w *writer) seal() error {
 	}
 	c.mu.Lock()
 	ss := c.source(w.name)
-	ss.Chunks[name] = &chunkState{End: w.lastPos, Lines: w.lines, Noted: w.noted}
+	ss.Chunks.Sealed(name, chunkState{End: w.lastPos, Lines: w.lines, Noted: w.noted})
 	if seq := nextSeq(name); seq > ss.Next {
 		ss.Next = seq
 	}
@@ -763,7 +740,7 @@ func (w *writer) seal() error {
 			// dropped (the command's) or read again (a paced source's).
 			c.mu.Lock()
 			delete(c.sizes, name)
-			delete(c.source(w.name).Chunks, name)
+			c.source(w.name).Chunks.Forget(name)
 			_ = c.save()
 			c.mu.Unlock()
 			w.counted = size // what lostChunk takes off the spool's use
@@ -788,24 +765,23 @@ func (c *Collector) dropOldest(w *writer) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ss := c.source(w.name)
-	for _, name := range sortedNames(ss.Chunks) {
-		ch := ss.Chunks[name]
-		size, inSpool := c.sizes[name]
+	for ch := range ss.Chunks.All() {
+		size, inSpool := c.sizes[ch.Name]
 		if ch.Stored || ch.Dropped || !inSpool {
 			continue
 		}
-		if err := os.Remove(c.prod.SealedPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			c.log.Error("cannot drop a chunk from the full spool", "chunk", name, "err", err)
+		if err := os.Remove(c.prod.SealedPath(ch.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Error("cannot drop a chunk from the full spool", "chunk", ch.Name, "err", err)
 			return false
 		}
-		ch.Dropped = true
-		w.dropped += ch.Lines + ch.Noted
-		c.dropped.Add(ch.Lines)
+		ss.Chunks.Drop(ch.Name)
+		w.dropped += ch.Payload.Lines + ch.Payload.Noted
+		c.dropped.Add(ch.Payload.Lines)
 		c.used.Add(-size)
-		delete(c.sizes, name)
+		delete(c.sizes, ch.Name)
 		c.advance(ss)
 		if err := c.save(); err != nil {
-			c.log.Error("cannot record a dropped chunk", "chunk", name, "err", err)
+			c.log.Error("cannot record a dropped chunk", "chunk", ch.Name, "err", err)
 		}
 		return true
 	}

@@ -171,13 +171,89 @@ func TestLinesReachTheStoreInOrder(t *testing.T) {
 	if got := string(st.Sources["app"].Cursor); got != "5000" {
 		t.Errorf("app's cursor = %s, want 5000", got)
 	}
-	if n := len(st.Sources["app"].Chunks); n != 0 {
+	if n := st.Sources["app"].Chunks.Len(); n != 0 {
 		t.Errorf("chunks left in the section: %d", n)
 	}
 	// A second run of the same run reads nothing again.
 	runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 5000})
 	if n := len(lines(t, b, Filter{Container: "app"})); n != 5000 {
 		t.Errorf("after a second attempt: %d lines, want 5000", n)
+	}
+}
+
+// previousSection is the section a collector of the previous version wrote
+// (before the chunks were a spool.Ledger): app's chunk 2 sealed and in the
+// spool, its chunk 3 stored before it; the command's chunk 2 dropped from
+// a full spool behind its chunk 1.
+const previousSection = `{"version":1,"sources":{"app":{"cursor":100,"attempt":1,"next":4,"chunks":{"app.000001.00000002.jsonl.gz":{"end":200,"lines":100},"app.000001.00000003.jsonl.gz":{"end":300,"lines":100,"stored":true}}},"command":{"attempt":1,"next":3,"chunks":{"command.000001.00000001.jsonl.gz":{"end":50,"lines":50},"command.000001.00000002.jsonl.gz":{"end":80,"lines":27,"noted":3,"dropped":true}}}}}`
+
+// A section written by the previous version reads, and writes back the
+// same bytes (a rollback reads it); a collector resuming from it moves the
+// cursor once a chunk sealed before the restart is stored, and reads each
+// line once.
+func TestResumeFromAPreviousSection(t *testing.T) {
+	var st sectionState
+	if err := json.Unmarshal([]byte(previousSection), &st); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(&st); string(b) != previousSection {
+		t.Fatalf("written back:\n got %s\nwant %s", b, previousSection)
+	}
+
+	dir, b := t.TempDir(), memblob.OpenBucket(nil)
+	chunk := func(source string, from, to int) []byte {
+		var records []byte
+		for i := from; i < to; i++ {
+			r := Record{Time: time.Now(), Container: source, Stream: "stdout", Value: []byte(fmt.Sprintf("line %d", i))}
+			records = appendChunkLine(records, &r, &recordMeta{pod: "pod-1", attempt: 1}, &stampCache{})
+		}
+		return spool.EncodeChunk(records)
+	}
+	// In the store: app's chunks 1 and 3. In the spool: app's chunk 2 and
+	// the command's chunk 1.
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		from, to int
+	}{{"app.000001.00000001.jsonl.gz", 0, 100}, {"app.000001.00000003.jsonl.gz", 200, 300}} {
+		if err := b.WriteAll(ctx, Folder+"/"+c.name, chunk("app", c.from, c.to), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(dir, Folder), 0o755)
+	os.WriteFile(filepath.Join(dir, Folder, "app.000001.00000002.jsonl.gz"), chunk("app", 100, 200), 0o644)
+	os.WriteFile(filepath.Join(dir, Folder, "command.000001.00000001.jsonl.gz"), chunk("command", 0, 50), 0o644)
+
+	sec := &memSection{raw: []byte(previousSection)}
+	command := func() *unpaced {
+		return &unpaced{numbered: numbered{name: "command", n: 80}, done: make(chan struct{})}
+	}
+	cursors := func() (app, command string, chunks int) {
+		var st sectionState
+		sec.Load(&st)
+		return string(st.Sources["app"].Cursor), string(st.Sources["command"].Cursor), st.Sources["app"].Chunks.Len() + st.Sources["command"].Chunks.Len()
+	}
+	// Nothing new to read: only the chunks sealed before the restart move
+	// the cursors.
+	runOnce(t, testConfig(), dir, b, sec, 2, &numbered{name: "app", n: 300}, command())
+	if app, cmd, n := cursors(); app != "300" || cmd != "80" || n != 0 {
+		t.Errorf("cursors app %s, command %s, %d chunks left; want 300, 80 (past the dropped chunk), none", app, cmd, n)
+	}
+	runOnce(t, testConfig(), dir, b, sec, 3, &numbered{name: "app", n: 400}, command())
+	got := lines(t, b, Filter{Container: "app"})
+	for i, l := range got {
+		if want := fmt.Sprintf("app/stdout line %d", i); l != want {
+			t.Fatalf("line %d = %q, want %q", i, l, want)
+		}
+	}
+	if len(got) != 400 {
+		t.Errorf("%d lines of app in the store, want 400, each once", len(got))
+	}
+	if app, _, n := cursors(); app != "400" || n != 0 {
+		t.Errorf("app's cursor %s, %d chunks left; want 400, none", app, n)
+	}
+	if n := len(lines(t, b, Filter{Container: "command"})); n != 50 {
+		t.Errorf("%d lines of the command in the store, want the 50 of its chunk in the spool", n)
 	}
 }
 

@@ -120,14 +120,14 @@ type Sampler struct {
 	store     Store
 
 	mu        stdsync.Mutex
-	agg       Aggregates          // every sample written, stored or not
-	committed section             // what the state holds
-	pending   map[int]*Aggregates // by chunk sequence: the aggregates once it is counted
-	stored    map[int]bool        // chunks the store holds, not yet committed
-	next      int                 // the next chunk's sequence number
-	latest    Sample
+	agg       Aggregates // every sample written, stored or not
+	committed section    // what the state holds
+	// chunks are the sealed chunks not yet committed, each with the
+	// aggregates that count it and every chunk before it.
+	chunks spool.Ledger[*Aggregates]
+	next   int // the next chunk's sequence number
+	latest Sample
 
-	chunkSeq int // the open chunk's
 	// chunkSamples are the samples written to the open chunk; lostSamples
 	// those of chunks the spool's disk refused (not in the store; the
 	// summary counts them all the same).
@@ -172,7 +172,6 @@ func New(cfg Config, sp *spool.Spool, state spool.Section, store Store) (*Sample
 	}
 	s := &Sampler{
 		cfg: cfg, log: log.With("component", "resources"), state: state, store: store,
-		pending: map[int]*Aggregates{}, stored: map[int]bool{},
 	}
 	s.openSources()
 	// The sources read their baseline: the first sample's counters run
@@ -389,7 +388,7 @@ func (s *Sampler) sample(now time.Time) error {
 		s.lostSamples++
 		if s.out.IsOpen() {
 			s.out.Abort()
-			s.lost(s.chunkSeq)
+			s.lost(s.out.Name())
 			s.lostSamples += s.chunkSamples
 		}
 		werr = fmt.Errorf("chunk: %w", werr)
@@ -433,7 +432,7 @@ func (s *Sampler) write(smp *Sample) error {
 		if err := s.out.Open(s.cfg.Attempt, uint64(seq), smp.Time); err != nil {
 			return err
 		}
-		s.chunkSeq, s.chunkSamples = seq, 0
+		s.chunkSamples = 0
 	}
 	s.line = smp.appendJSON(s.line[:0])
 	s.out.Append(s.line)
@@ -450,55 +449,48 @@ func (s *Sampler) seal() error {
 	_, err := s.out.Finish()
 	s.mu.Lock()
 	snap := s.agg.clone()
-	s.pending[s.chunkSeq] = &snap
+	s.chunks.Sealed(name, &snap)
 	s.mu.Unlock()
 	if err == nil {
 		err = s.out.Seal()
 	}
 	if err != nil {
 		s.out.Abort()
-		s.lost(s.chunkSeq)
+		s.lost(name)
 		s.lostSamples += s.chunkSamples
 		return fmt.Errorf("chunk %s: %w", name, err)
 	}
 	return nil
 }
 
-// lost gives up on chunk seq, which never reaches the store: the state
-// moves past it when the chunks before it are stored (its samples stay
-// counted in the summary), rather than waiting for it for ever.
-func (s *Sampler) lost(seq int) {
+// lost gives up on the chunk name, which never reaches the store: the
+// state moves past it when the chunks before it are stored (its samples
+// stay counted in the summary), rather than waiting for it for ever.
+func (s *Sampler) lost(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending[seq] == nil {
+	if _, ok := s.chunks.Drop(name); !ok {
 		snap := s.agg.clone()
-		s.pending[seq] = &snap
+		s.chunks.Sealed(name, &snap)
+		s.chunks.Drop(name)
 	}
-	s.stored[seq] = true
 }
 
 // chunkStored is the spool's report that the store holds a chunk: the
-// state moves past every chunk the store holds in sequence.
+// state moves past every chunk the store holds in order.
 func (s *Sampler) chunkStored(name string) error {
-	seq, ok := parseChunkName(name)
-	if !ok {
+	if _, ok := parseChunkName(name); !ok {
 		return nil // not ours
 	}
 	s.mu.Lock()
-	if seq < s.committed.Stored {
+	if _, ok := s.chunks.Stored(name); !ok {
 		s.mu.Unlock()
-		return nil
+		return nil // committed already
 	}
-	s.stored[seq] = true
-	moved := false
-	for s.stored[s.committed.Stored] && s.pending[s.committed.Stored] != nil {
-		n := s.committed.Stored
-		s.committed.Aggregates = *s.pending[n]
-		delete(s.pending, n)
-		delete(s.stored, n)
-		s.committed.Stored = n + 1
-		moved = true
-	}
+	moved := s.chunks.Advance(func(ch spool.Chunk[*Aggregates]) {
+		s.committed.Stored = int(ch.Seq) + 1
+		s.committed.Aggregates = *ch.Payload
+	}) > 0
 	sec := s.committed
 	sec.Aggregates = sec.Aggregates.clone()
 	s.mu.Unlock()
@@ -561,15 +553,20 @@ func (s *Sampler) recover() error {
 		if seq < s.committed.Stored {
 			continue // counted: the store has it, the spool has not removed it yet
 		}
-		samples, err := readChunk(s.prod.SealedPath(name))
+		s.chunks.Sealed(name, nil)
+	}
+	// Each chunk's aggregates count the chunks before it, in the order the
+	// state moves past them.
+	for ch := range s.chunks.All() {
+		samples, err := readChunk(s.prod.SealedPath(ch.Name))
 		if err != nil {
-			return fmt.Errorf("resources: chunk %s of an earlier run: %w", name, err)
+			return fmt.Errorf("resources: chunk %s of an earlier run: %w", ch.Name, err)
 		}
 		for i := range samples {
 			s.agg.Add(&samples[i])
 		}
 		snap := s.agg.clone()
-		s.pending[seq] = &snap
+		s.chunks.Sealed(ch.Name, &snap)
 	}
 	return nil
 }

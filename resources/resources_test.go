@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/mlsidecar/collector/spool"
 	"github.com/mlsidecar/collector/stores"
+	"github.com/mlsidecar/collector/stores/storetest"
 	"github.com/mlsidecar/collector/sync"
 )
 
@@ -637,6 +639,72 @@ func TestResume(t *testing.T) {
 		}
 		if !within(s.DurationSeconds, secs, 0.001) {
 			t.Errorf("duration_seconds = %.3f, the records' intervals add up to %.3f", s.DurationSeconds, secs)
+		}
+	})
+}
+
+// previousSection is the section a sampler of the previous version wrote
+// (before its chunks were a spool.Ledger), after three chunks of eight
+// samples were stored.
+const previousSection = `{"version":1,"stored":3,"aggregates":{"samples":8,"attempts":[1],"first":"2000-01-01T00:00:00Z","last":"2000-01-01T00:00:00.6Z","seconds":0.6,"core_seconds":0,"peak_cores":0,"peak_rss":0,"shm_size":25276182528}}`
+
+// A sampler resumes from a section the previous version wrote, with two
+// chunks of earlier attempts in the spool (one under the name resource
+// chunks had before ChunkName's): those are stored, the count of stored
+// chunks and the aggregates continue from the section's, and the series
+// goes on at the next sequence number.
+func TestResumeFromAPreviousSection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, spoolDir := newStore(t), t.TempDir()
+		state := &memState{raw: []byte(previousSection)}
+		chunk := func(attempt int, ms ...int) []byte {
+			var b []byte
+			for _, m := range ms {
+				smp := Sample{Time: time.Date(2000, 1, 1, 0, 0, 0, m*1e6, time.UTC), Attempt: attempt, Interval: 100 * time.Millisecond}
+				b = smp.appendJSON(b)
+			}
+			return spool.EncodeChunk(b)
+		}
+		os.MkdirAll(filepath.Join(spoolDir, Folder), 0o755)
+		os.WriteFile(filepath.Join(spoolDir, Folder, "000003-a1.jsonl.gz"), chunk(1, 700, 800), 0o644)
+		os.WriteFile(filepath.Join(spoolDir, Folder, spool.ChunkName(Series, 2, 4)), chunk(2, 900), 0o644)
+
+		r := newRig(t, store, spoolDir, state, Config{Attempt: 3, ChunkAge: 200 * time.Millisecond})
+		stop := r.start()
+		time.Sleep(500 * time.Millisecond) // on the bubble's clock
+		stop()
+
+		recs := r.series()
+		var attempts []int
+		for _, rec := range recs {
+			if a := int(rec["attempt"].(float64)); len(attempts) == 0 || attempts[len(attempts)-1] != a {
+				attempts = append(attempts, a)
+			}
+		}
+		if got := fmt.Sprint(attempts); got != "[1 2 3]" {
+			t.Errorf("the series' attempts in order: %s, want [1 2 3]", got)
+		}
+		s := r.summary()
+		if s.Samples != 8+len(recs) {
+			t.Errorf("the summary counts %d samples, want the section's 8 and the %d records in the store", s.Samples, len(recs))
+		}
+		if got := fmt.Sprint(s.Attempts); got != "[1 2 3]" {
+			t.Errorf("attempts = %s, want [1 2 3]", got)
+		}
+		var own []string
+		for key := range storetest.Objects(t, r.store, r.run+"/resources/") {
+			if strings.HasPrefix(key, Series+".000003.") {
+				own = append(own, key)
+			}
+		}
+		sort.Strings(own)
+		if len(own) == 0 || own[0] != spool.ChunkName(Series, 3, 5) {
+			t.Fatalf("attempt 3's chunks: %v; want the first numbered 5", own)
+		}
+		var sec section
+		state.Load(&sec)
+		if want := 5 + len(own); sec.Stored != want || sec.Aggregates.Samples != s.Samples {
+			t.Errorf("the section: %d chunks stored, %d samples; want %d, %d", sec.Stored, sec.Aggregates.Samples, want, s.Samples)
 		}
 	})
 }

@@ -14,4 +14,9 @@
 // start and uploads it again under the same name: the same bytes, no
 // duplicate. Chunks a kill left open are the producer's to recover
 // (SealWholeLines) or discard.
+//
+// The spool also owns the producers' record of their sealed chunks: a
+// Ledger holds the chunks a cursor has not passed, each with what it moves
+// the cursor to, and moves the cursor past them in chunk order once each is
+// stored or dropped, never past one the store does not hold.
 package spool
