@@ -539,6 +539,29 @@ func TestFullDisk(t *testing.T) {
 	})
 }
 
+// TestChunkNeverOpened: a chunk the spool cannot even create (its open
+// file's name is taken by a folder) takes a sequence number that no chunk
+// will have; the state moves past it all the same, so that a retry on a
+// new disk resumes from the samples stored, not from none.
+func TestChunkNeverOpened(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		spoolDir, state := t.TempDir(), &memState{}
+		r := newRig(t, t.TempDir(), spoolDir, state, Config{Interval: 50 * time.Millisecond, ChunkAge: 200 * time.Millisecond})
+		if err := os.MkdirAll(filepath.Join(spoolDir, ".open", Folder, spool.ChunkName(Series, 1, 0)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stop := r.start()
+		time.Sleep(time.Second) // on the bubble's clock
+		stop()
+		var sec section
+		state.Load(&sec)
+		s := r.summary()
+		if sec.Stored < 2 || sec.Aggregates.Samples != s.Samples {
+			t.Errorf("the section: %d chunks stored, %d samples; want the chunks after the one never opened, and the summary's %d samples", sec.Stored, sec.Aggregates.Samples, s.Samples)
+		}
+	})
+}
+
 // TestOrphanedGrandchild: a grandchild whose parent exits first is adopted
 // outside the tree, and still counted.
 func TestOrphanedGrandchild(t *testing.T) {
