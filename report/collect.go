@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	stdsync "sync"
 	"time"
 
 	"gocloud.dev/blob"
@@ -67,12 +68,55 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
-	if _, err := run.List(nil).Next(ctx); errors.Is(err, io.EOF) {
-		return nil, ErrNoRun
-	} else if err != nil {
-		return nil, fmt.Errorf("list the run: %w", err)
-	}
 	r := &Report{Run: opts.Run, Store: opts.Store, Generated: opts.Now.UTC(), Version: opts.Version}
+
+	// The parts of a run are read at once: each is a few requests in a
+	// row, and a store a network hop away makes each request a round trip.
+	// Each part writes only its own variables (the outputs and the log
+	// their own fields of r); the notes are merged in a fixed order after.
+	var (
+		wg           stdsync.WaitGroup
+		listErr      error
+		recs         []AttemptRecord
+		attemptNotes []string
+		attemptsErr  error
+		lastEnded    int
+		ended        bool
+		endedErr     error
+		preempted    int
+		preemption   *Preemption
+		summary      *resources.Summary
+		summaryErr   error
+		sp           = newSampled()
+		seriesNotes  []string
+		linksNote    string
+		outputsErr   error
+		logErr       error
+	)
+	read := func(part func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); part() }()
+	}
+	read(func() { _, listErr = run.List(nil).Next(ctx) })
+	read(func() { recs, attemptNotes, attemptsErr = readAttempts(ctx, run) })
+	read(func() { lastEnded, ended, endedErr = resume.LastEnded(ctx, run) })
+	read(func() { preempted, preemption = endedPreemption(ctx, run) })
+	read(func() {
+		if s, ok, err := resources.ReadSummary(ctx, run); err != nil {
+			summaryErr = err
+		} else if ok {
+			summary = s
+		}
+	})
+	read(func() { seriesNotes = readAllSeries(ctx, run, sp) })
+	read(func() { linksNote, outputsErr = r.readOutputs(ctx, run, opts) })
+	read(func() { logErr = r.readLog(ctx, run, opts.LogLines) })
+	wg.Wait()
+	if errors.Is(listErr, io.EOF) {
+		return nil, ErrNoRun
+	} else if listErr != nil {
+		return nil, fmt.Errorf("list the run: %w", listErr)
+	}
 	note := func(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
 
 	tracks := map[Track]*Attempt{}
@@ -84,11 +128,10 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 		}
 		return a
 	}
-	recs, notes, err := readAttempts(ctx, run)
-	if err != nil {
-		note("%v", err)
+	if attemptsErr != nil {
+		note("%v", attemptsErr)
 	}
-	r.Notes = append(r.Notes, notes...)
+	r.Notes = append(r.Notes, attemptNotes...)
 	if opts.Current != nil {
 		recs = append(recs, *opts.Current)
 	}
@@ -100,35 +143,17 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 			a.Preemption = rec.Preemption
 		}
 	}
-	lastEnded, ended, err := resume.LastEnded(ctx, run)
-	if err != nil {
-		note("%v", err)
+	if endedErr != nil {
+		note("%v", endedErr)
 	}
-	if n, p := endedPreemption(ctx, run); p != nil {
-		track(Track{Attempt: n}).Preemption = p
+	if preemption != nil {
+		track(Track{Attempt: preempted}).Preemption = preemption
 	}
-
-	if s, ok, err := resources.ReadSummary(ctx, run); err != nil {
-		note("%v", err)
-	} else if ok {
-		r.Summary = s
+	if summaryErr != nil {
+		note("%v", summaryErr)
 	}
-	sp := newSampled()
-	if err := resources.ReadSeries(ctx, run, sp.add); err != nil {
-		note("resource series: %v", err)
-	}
-	// A distributed run: each replica's series, in its own folder.
-	replicas, err := resume.ListReplicas(ctx, run)
-	if err != nil {
-		note("%v", err)
-	}
-	for _, name := range replicas {
-		sp.replica = name
-		if err := resources.ReadSeries(ctx, blob.PrefixedBucket(run, resources.ReplicasFolder+"/"+name+"/"), sp.add); err != nil {
-			note("resource series of replica %s: %v", name, err)
-		}
-	}
-	sp.replica = ""
+	r.Summary = summary
+	r.Notes = append(r.Notes, seriesNotes...)
 	for t, sa := range sp.tracks {
 		a := track(t)
 		if a.Start.IsZero() {
@@ -181,13 +206,37 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 	}
 	r.Plots = sp.plots(r.T0, r.T1, r.Attempts)
 
-	if err := r.readOutputs(ctx, run, opts); err != nil {
-		note("outputs: %v", err)
+	if outputsErr != nil {
+		note("outputs: %v", outputsErr)
 	}
-	if err := r.readLog(ctx, run, opts.LogLines); err != nil {
-		note("log: %v", err)
+	if linksNote != "" {
+		note("%s", linksNote)
+	}
+	if logErr != nil {
+		note("log: %v", logErr)
 	}
 	return r, nil
+}
+
+// readAllSeries reads the run's resource series into sp, then each
+// replica's (a distributed run keeps them in each replica's folder), and
+// returns what could not be read, as notes.
+func readAllSeries(ctx context.Context, run *blob.Bucket, sp *sampled) (notes []string) {
+	if err := resources.ReadSeries(ctx, run, sp.add); err != nil {
+		notes = append(notes, fmt.Sprintf("resource series: %v", err))
+	}
+	replicas, err := resume.ListReplicas(ctx, run)
+	if err != nil {
+		notes = append(notes, err.Error())
+	}
+	for _, name := range replicas {
+		sp.replica = name
+		if err := resources.ReadSeries(ctx, blob.PrefixedBucket(run, resources.ReplicasFolder+"/"+name+"/"), sp.add); err != nil {
+			notes = append(notes, fmt.Sprintf("resource series of replica %s: %v", name, err))
+		}
+	}
+	sp.replica = ""
+	return notes
 }
 
 // endedPreemption reads a preemption notice from resume's ended record,
@@ -211,8 +260,9 @@ func endedPreemption(ctx context.Context, run *blob.Bucket) (int, *Preemption) {
 // run of millions of files is not listed whole for its page.
 const maxListed = 100000
 
-// readOutputs lists outputs/ and links the first MaxOutputs.
-func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options) error {
+// readOutputs lists outputs/ and links the first MaxOutputs; linksNote
+// says why the links are paths only, where the store did not sign them.
+func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options) (linksNote string, err error) {
 	it := stores.List(run, &blob.ListOptions{Prefix: resume.OutputsPrefix})
 	for {
 		obj, err := it.Next(ctx)
@@ -220,7 +270,7 @@ func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options
 			break
 		}
 		if err != nil {
-			return err
+			return "", err
 		}
 		if obj.IsDir {
 			continue
@@ -239,7 +289,7 @@ func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options
 	if sign {
 		if err := r.signLinks(ctx, run, opts.LinkExpiry); err != nil {
 			if gcerrors.Code(err) != gcerrors.Unimplemented {
-				r.Notes = append(r.Notes, fmt.Sprintf("links: the store did not sign a URL (%v): paths only", err))
+				linksNote = fmt.Sprintf("links: the store did not sign a URL (%v): paths only", err)
 			}
 			for j := range r.Outputs {
 				r.Outputs[j].URL = ""
@@ -256,7 +306,7 @@ func (r *Report) readOutputs(ctx context.Context, run *blob.Bucket, opts Options
 			r.Outputs[i].URL = relativeLink(r.Outputs[i].Path)
 		}
 	}
-	return nil
+	return linksNote, nil
 }
 
 // signers is how many links are signed at once: signing is local work for
