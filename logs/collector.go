@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/spool"
 )
 
@@ -82,6 +83,10 @@ func (c *Collector) warnFellBehind(source string, n int64) {
 		c.log.Debug("lines of the wrapped command were not collected", "source", source, "lines", n)
 	}
 }
+
+// refusedPause is the pause after the spool's disk refused a chunk: 1 to
+// 2 s, doubling at each failure in a row up to 30 s, with jitter.
+var refusedPause = backoff.Backoff{Min: 2 * time.Second, Max: 30 * time.Second}
 
 // behindWarnEvery spaces the warnings of warnFellBehind.
 const behindWarnEvery = 10 * time.Second
@@ -163,7 +168,7 @@ func New(cfg Config, sp *spool.Spool, sources []Source, opts Options) (*Collecto
 		}
 		seen[name] = true
 		_, unpaced := s.(Unpaced)
-		c.writers = append(c.writers, &writer{c: c, src: s, name: name, unpaced: unpaced})
+		c.writers = append(c.writers, &writer{c: c, src: s, name: name, unpaced: unpaced, down: refusedPause})
 	}
 	prod, err := sp.Producer(Folder, c.stored)
 	if err != nil {
@@ -476,10 +481,10 @@ type writer struct {
 	sealedPos Position
 	// After a write to the spool failed (a full disk), writing is tried
 	// again from downUntil on; until then the wrapped command's lines are
-	// dropped and counted, and a paced source waits. downFor is the pause,
-	// doubled at each failure in a row.
+	// dropped and counted, and a paced source waits. down paces the
+	// failures in a row; downUntil is zero once a chunk is sealed.
 	downUntil time.Time
-	downFor   time.Duration
+	down      backoff.Backoff
 	rewind    bool // a paced source's chunk was lost: its next emit gets errRewind
 }
 
@@ -670,15 +675,15 @@ func (w *writer) lostChunk(err error, held bool) error {
 		lines = 0
 	}
 	w.counted, w.lines, w.unflushed = 0, 0, false
-	w.downFor = min(max(2*w.downFor, time.Second), 30*time.Second)
-	w.downUntil = time.Now().Add(w.downFor)
 	lvl := slog.LevelWarn
-	if w.downFor > time.Second {
+	if !w.downUntil.IsZero() {
 		lvl = slog.LevelDebug // warned at the first failure in a row
 	}
+	downFor := w.down.Next()
+	w.downUntil = time.Now().Add(downFor)
 	if !w.unpaced {
 		c.log.Log(context.Background(), lvl, "cannot write log chunks to the spool (is the disk full?); reading this source again from its last stored chunk once it can",
-			"source", w.name, "retry_in", w.downFor, "err", err)
+			"source", w.name, "retry_in", downFor, "err", err)
 		w.rewind = true
 		return errRewind
 	}
@@ -687,7 +692,7 @@ func (w *writer) lostChunk(err error, held bool) error {
 	c.dropped.Add(lines)
 	w.noted = 0
 	c.log.Log(context.Background(), lvl, "cannot write log chunks to the spool (is the disk full?); the wrapped command's lines are dropped and counted until it can",
-		"source", w.name, "lines", lines, "retry_in", w.downFor, "err", err)
+		"source", w.name, "lines", lines, "retry_in", downFor, "err", err)
 	return nil
 }
 
@@ -750,7 +755,8 @@ func (w *writer) seal() error {
 		c.log.Warn("a log chunk is in the spool, but its folder could not be synced", "chunk", name, "err", err)
 	}
 	w.sealedPos = w.lastPos
-	w.downFor = 0
+	w.down.Reset()
+	w.downUntil = time.Time{}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -336,19 +337,25 @@ func TestFullSpool(t *testing.T) {
 }
 
 // TestFullDisk: the spool's disk refuses the first chunks of each source
-// (ENOSPC: they are written to /dev/full). The collector does not stop: a
-// paced source reads its lost lines again, each stored once, in order; the
-// wrapped command is never blocked, and what it loses is counted, in the
-// records and in Totals, and the rest is stored.
+// (ENOSPC: they are written to /dev/full), and writing is tried again after
+// a pause that grows, with jitter, at each failure in a row. The collector
+// does not stop: a paced source reads its lost lines again, each stored
+// once, in order; the wrapped command is never blocked, what it loses is
+// counted, in the records and in Totals, and the rest is stored. The
+// command prints until its lines reach the store again, however long the
+// pauses were. Each source warns once, at its first failure, saying when it
+// tries again.
 func TestFullDisk(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir, b := t.TempDir(), memblob.OpenBucket(nil)
 		cfg := testConfig()
 		cfg.ChunkAge = time.Hour
 		sp := testSpool(t, dir, b)
-		cmd := &unpaced{numbered: numbered{name: "command", n: 20000, pause: 25 * time.Millisecond}, done: make(chan struct{})}
+		cmd := &printing{stop: make(chan struct{})}
 		file := &numbered{name: "file", n: 20000}
-		c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}, Attempt: 1})
+		var logged bytes.Buffer
+		c, err := New(cfg, sp, []Source{cmd, file}, Options{Section: &memSection{}, Attempt: 1,
+			Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +373,14 @@ func TestFullDisk(t *testing.T) {
 		go func() { spoolDone <- sp.Run(stop, context.Background()) }()
 		done := make(chan error, 1)
 		go func() { done <- c.Run(stop, context.Background()) }()
-		<-cmd.done
+		start := time.Now()
+		for kept, _, _ := commandLines(t, b); kept == 0; kept, _, _ = commandLines(t, b) {
+			if time.Since(start) > 10*time.Minute {
+				t.Fatal("no line of the command reached the store in 10 minutes")
+			}
+			time.Sleep(time.Second) // on the bubble's clock
+		}
+		close(cmd.stop)
 		end()
 		if err := <-done; err != nil {
 			t.Fatalf("the collector stopped on a full disk: %v", err)
@@ -385,11 +399,51 @@ func TestFullDisk(t *testing.T) {
 		}
 		kept, dropped, last := commandLines(t, b)
 		_, total := c.Totals()
-		t.Logf("command: %d lines kept, %d dropped (Totals: %d)", kept, dropped, total)
-		if dropped == 0 || kept == 0 || kept+dropped != 20000 || total != dropped || last != 19999 {
-			t.Errorf("command: %d kept + %d dropped (Totals %d), last %d; want 20000 in all, some of each, the newest kept", kept, dropped, total, last)
+		t.Logf("command: %d lines printed, %d kept, %d dropped (Totals: %d)", cmd.printed, kept, dropped, total)
+		if dropped == 0 || kept+dropped != int64(cmd.printed) || total != dropped || last != cmd.printed-1 {
+			t.Errorf("command: %d kept + %d dropped (Totals %d), last %d; want the %d printed in all, some dropped, the newest kept", kept, dropped, total, last, cmd.printed)
+		}
+		for _, source := range []string{"command", "file"} {
+			var warnings, retries int
+			for _, l := range strings.Split(logged.String(), "\n") {
+				if strings.Contains(l, "cannot write log chunks to the spool") && strings.Contains(l, "source="+source+" ") {
+					retries += strings.Count(l, " retry_in=")
+					warnings += strings.Count(l, "level=WARN")
+				}
+			}
+			if warnings != 1 || retries != 2 {
+				t.Errorf("%s: %d warnings, %d lines with retry_in; want one warning, at the first of its 2 failures, and retry_in in both:\n%s", source, warnings, retries, logged.String())
+			}
 		}
 	})
+}
+
+// printing is the wrapped command printing numbered lines, 100 every 25 ms
+// (on the bubble's clock), until stop is closed; printed counts them.
+type printing struct {
+	stop    chan struct{}
+	printed int
+}
+
+func (*printing) Name() string { return "command" }
+func (*printing) Unpaced()     {}
+
+func (s *printing) Run(ctx context.Context, from Position, emit func(Record, Position) error) error {
+	for {
+		select {
+		case <-s.stop:
+			return nil
+		default:
+		}
+		for range 100 {
+			r := Record{Time: time.Now(), Container: "command", Stream: "stdout", Value: []byte(fmt.Sprintf("line %d", s.printed))}
+			if err := emit(r, Position(fmt.Sprint(s.printed+1))); err != nil {
+				return err
+			}
+			s.printed++
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 // commandLines reads back the "command" source's numbered lines: how many
