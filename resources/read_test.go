@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -57,5 +58,67 @@ func TestReadSeries(t *testing.T) {
 	s, ok, err := ReadSummary(ctx, run)
 	if err != nil || !ok || s.Run != "r" || s.CPU.PeakCores != 2 {
 		t.Errorf("summary %+v, %v, %v; want run r, peak 2 cores", s, ok, err)
+	}
+}
+
+// TestReadSeriesOfManyChunks: a long run's chunks, fetched several at a
+// time, still come in order; an error of fn ends the reading with it, and
+// a cancelled context ends it too.
+func TestReadSeriesOfManyChunks(t *testing.T) {
+	ctx := context.Background()
+	run := memblob.OpenBucket(nil)
+	defer run.Close()
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var want []string
+	for attempt := 1; attempt <= 2; attempt++ {
+		for seq := 1; seq <= 30; seq++ {
+			var b []byte
+			for k := range 3 {
+				v := attempt*1000 + seq*10 + k
+				s := Sample{Time: t0.Add(time.Duration(v) * time.Second), Attempt: attempt, Interval: time.Second}
+				s.Add("cpu_cores", float64(v))
+				b = s.appendJSON(b)
+				want = append(want, fmt.Sprint(v))
+			}
+			key := Folder + "/" + spool.ChunkName(Series, attempt, uint64(seq))
+			if err := run.WriteAll(ctx, key, spool.EncodeChunk(b), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var got []string
+	if err := ReadSeries(ctx, run, func(s *Sample) error {
+		v, _ := s.Value("cpu_cores")
+		got = append(got, fmt.Sprint(v))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("samples\n%v\nwant\n%v", got, want)
+	}
+
+	stop := errors.New("enough")
+	n := 0
+	err := ReadSeries(ctx, run, func(*Sample) error {
+		if n++; n == 40 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 40 {
+		t.Errorf("fn's error after %d samples: ReadSeries returned %v; want it, after 40", n, err)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	n = 0
+	err = ReadSeries(cctx, run, func(*Sample) error {
+		if n++; n == 10 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled after 10 samples: ReadSeries returned %v; want context.Canceled", err)
 	}
 }
