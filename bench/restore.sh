@@ -38,10 +38,14 @@ timed() {
 	local name=$1 t0 s
 	shift
 	sync
+	local srv0 tool
+	srv0=$(proc_cpu "$S3_PID")
 	t0=$(date +%s.%N)
-	"$@" >"$WORK/$name.log" 2>&1 || die "$name failed: $(tail -3 "$WORK/$name.log")"
+	("$@" >"$WORK/$name.log" 2>&1 && times >"$WORK/times") || die "$name failed: $(tail -3 "$WORK/$name.log")"
 	s=$(seconds_since "$t0")
-	log "$name: $s s"
+	# The CPU the tool used (its processes, sync's included) and the server's, to tell whose it was.
+	tool=$(tail -n 1 "$WORK/times" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] }; printf "%.2f", n }')
+	log "$name: $s s (CPU: tool $tool s, server $(awk -v a="$srv0" -v b="$(proc_cpu "$S3_PID")" 'BEGIN { printf "%.2f", b - a }') s)"
 	TIMES[$name]+="$s "
 }
 check() { # dir src
