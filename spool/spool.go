@@ -13,6 +13,8 @@ import (
 	stdsync "sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mlsidecar/collector/internal/backoff"
 )
 
 // openDir is where chunks are written before they are sealed.
@@ -64,11 +66,11 @@ type Spool struct {
 
 // upload is a sealed chunk waiting for the store.
 type upload struct {
-	key     string    // <folder>/<name>
-	busy    bool      // being uploaded
-	after   time.Time // not tried again before
-	fails   int       // failures in a row
-	refused int       // of those, refusals in a row
+	key     string          // <folder>/<name>
+	busy    bool            // being uploaded
+	after   time.Time       // not tried again before
+	retry   backoff.Backoff // paces the tries after failures in a row
+	refused int             // refusals in a row
 	err     error
 }
 
@@ -314,7 +316,6 @@ func (s *Spool) finish(ctx context.Context, r result) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u.busy, u.err = false, r.err
-	u.fails++
 	if s.cfg.Uploader.Refused(r.err) {
 		u.refused++
 	} else {
@@ -326,7 +327,8 @@ func (s *Spool) finish(ctx context.Context, r result) bool {
 	if s.cfg.Interval > limit && !s.ending {
 		limit = s.cfg.Interval
 	}
-	u.after = time.Now().Add(min(200*time.Millisecond<<min(u.fails-1, 10), limit))
+	u.retry.Min, u.retry.Max = 200*time.Millisecond, limit
+	u.after = time.Now().Add(u.retry.Next())
 	if ctx.Err() != nil {
 		return false // cut short by the shutdown deadline
 	}

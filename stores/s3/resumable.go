@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/mlsidecar/collector/internal/backoff"
 	"github.com/mlsidecar/collector/stores"
 	"github.com/mlsidecar/collector/stores/internal/escape"
 	"github.com/mlsidecar/collector/stores/internal/parts"
@@ -212,11 +213,10 @@ func (u *s3Uploader) completedElsewhere(ctx context.Context, key string, r io.Re
 	if err != nil || there || found || int64(len(p.Parts)) < p.NumParts() {
 		return sum, there, err // found but not this file: another object
 	}
-	for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
-		select {
-		case <-ctx.Done():
+	wait := backoff.Backoff{Min: time.Second, Max: 8 * time.Second}
+	for range 4 {
+		if !wait.Wait(ctx) {
 			return nil, false, ctx.Err()
-		case <-time.After(wait):
 		}
 		if sum, there, found, err = u.alreadyThere(ctx, key, r, p); err != nil || there || found {
 			return sum, there, err
