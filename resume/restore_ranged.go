@@ -46,6 +46,11 @@ type rangedDownload struct {
 	stopped bool    // a range failed: the hasher gives up
 }
 
+// preallocateFrom is the size from which a file's blocks are reserved
+// before it is written (preallocate): below it the syscall costs more than
+// the allocation it saves.
+const preallocateFrom = 1 << 20
+
 // downloadRanged writes the object at key, of size bytes, into f. With a
 // stored checksum it checks the bytes against it and returns ""; without,
 // it returns the SHA-256 of what it wrote.
@@ -63,6 +68,11 @@ func (r *restorer) downloadRanged(ctx context.Context, key string, f *os.File, s
 	streams := min(r.tune.rangeStreams, d.chunks)
 	d.flush = make(chan struct{}, 1)
 
+	if size >= preallocateFrom {
+		if err := preallocate(f, size); err != nil {
+			return "", err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	stop := context.AfterFunc(gctx, d.stop) // wakes the hasher when a range fails
 	defer stop()

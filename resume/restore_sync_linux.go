@@ -1,6 +1,8 @@
 package resume
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -30,4 +32,18 @@ func startWriteback(f *os.File, off, n int64) {
 // data and the size, not the times.
 func flushFile(f *os.File) error {
 	return unix.Fdatasync(int(f.Fd()))
+}
+
+// preallocate reserves size bytes of disk for f, which is then written at
+// offsets (FALLOC_FL_KEEP_SIZE: its size still grows as it is written): the
+// file system allocates the blocks at once instead of page by page as the
+// ranges come, and a disk without room says so before the download. Only
+// ENOSPC is an error; a file system that cannot preallocate writes the file
+// all the same.
+func preallocate(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, size)
+	if errors.Is(err, unix.ENOSPC) {
+		return fmt.Errorf("no room on the disk for %d bytes: %w", size, err)
+	}
+	return nil
 }
