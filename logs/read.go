@@ -177,7 +177,7 @@ func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 	}
 	defer func() {
 		for _, s := range streams {
-			s.close()
+			s.stop()
 		}
 	}()
 	for _, s := range streams {
@@ -204,12 +204,19 @@ func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 	}
 }
 
+// chunksAhead is how many of a source's next chunks are requested before
+// it reads them: each request is a round trip to the store, and a day of a
+// source whose chunks are sealed by age is thousands of chunks. A chunk
+// requested ahead holds what its connection buffers, not the whole chunk.
+const chunksAhead = 4
+
 // chunkStream reads one source's chunks in order, one record at a time.
 type chunkStream struct {
 	ctx     context.Context
 	run     *blob.Bucket
 	f       Filter
-	keys    []string
+	keys    []string // not requested yet
+	ahead   []*requested
 	replica string
 
 	key  string
@@ -220,16 +227,42 @@ type chunkStream struct {
 	raw  []byte
 }
 
+// requested is a chunk whose reader is being opened ahead of its turn.
+type requested struct {
+	key  string
+	done chan struct{}
+	r    *blob.Reader
+	err  error
+}
+
+// request opens readers of the next chunks, up to chunksAhead.
+func (s *chunkStream) request() {
+	for len(s.ahead) < chunksAhead && len(s.keys) > 0 {
+		q := &requested{key: s.keys[0], done: make(chan struct{})}
+		s.keys = s.keys[1:]
+		s.ahead = append(s.ahead, q)
+		go func() {
+			defer close(q.done)
+			q.r, q.err = s.run.NewReader(s.ctx, q.key, nil)
+		}()
+	}
+}
+
 // next moves to the source's next record that the filter takes.
 func (s *chunkStream) next() error {
 	for {
 		if s.br == nil {
-			if len(s.keys) == 0 {
+			s.request()
+			if len(s.ahead) == 0 {
 				s.head = nil
 				return nil
 			}
-			s.key, s.keys = s.keys[0], s.keys[1:]
-			r, err := s.run.NewReader(s.ctx, s.key, nil)
+			q := s.ahead[0]
+			s.ahead = s.ahead[1:]
+			s.request()
+			<-q.done
+			s.key = q.key
+			r, err := q.r, q.err
 			if err != nil {
 				return fmt.Errorf("read %s: %w", s.key, err)
 			}
@@ -265,10 +298,23 @@ func (s *chunkStream) next() error {
 	}
 }
 
+// close ends the chunk being read.
 func (s *chunkStream) close() {
 	if s.r != nil {
 		s.gz.Close()
 		s.r.Close()
 	}
 	s.r, s.gz, s.br = nil, nil, nil
+}
+
+// stop ends the stream: the chunk being read, and those requested ahead.
+func (s *chunkStream) stop() {
+	s.close()
+	for _, q := range s.ahead {
+		<-q.done
+		if q.r != nil {
+			q.r.Close()
+		}
+	}
+	s.ahead, s.keys = nil, nil
 }
