@@ -12,6 +12,7 @@
 #   bash bench/logs.sh                 1,000,000 lines, 3 rounds
 #   LINES=100000 ROUNDS=1 bash bench/logs.sh
 #   BASELINE_BIN=/path/to/old/collector bash bench/logs.sh   adds the command's time wrapped by that binary
+#   SIDECAR_ARGS=--report=false bash bench/logs.sh           extra flags for this checkout's collector
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,7 +50,7 @@ for round in $(seq 1 "$ROUNDS"); do
 	rm -rf "$WORK/store" "$WORK/state"
 	JOB_TIMES=$WORK/wrapped.times /usr/bin/time -f '%U %S %M' -o "$WORK/wrapped.rusage" \
 		"$WORK/collector" --store "$WORK/store" --run bench --outputs-path "$WORK/outputs" --state-dir "$WORK/state" \
-		--resources-interval 0 --log-level warn -- "$WORK/job.sh" >"$WORK/wrapped.out"
+		--resources-interval 0 --log-level warn ${SIDECAR_ARGS:-} -- "$WORK/job.sh" >"$WORK/wrapped.out"
 	cmp -s "$WORK/alone.out" "$WORK/wrapped.out" || { echo "the pass-through differs from the command's output" >&2; exit 1; }
 	baseline=n/a
 	if [ -n "$BASE" ]; then
