@@ -192,42 +192,62 @@ func Restore(ctx context.Context, run *blob.Bucket, dir string, opts RestoreOpti
 	out := make(Manifest, len(items))
 	var mu stdsync.Mutex
 	var skipped int
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	for _, it := range items {
-		if gctx.Err() != nil {
-			break // a download failed: start no more
+	restore := func(ctx context.Context, it restoreItem) error {
+		it, err := r.ownCopy(ctx, it, opts.Replica)
+		var e Entry
+		var skip bool
+		if err == nil {
+			e, skip, err = r.restoreOne(ctx, it)
+			e.Key = it.objectKey()
 		}
-		g.Go(func() error {
-			it, err := r.ownCopy(gctx, it, opts.Replica)
-			var e Entry
-			var skip bool
-			if err == nil {
-				e, skip, err = r.restoreOne(gctx, it)
-				e.Key = it.objectKey()
-			}
-			if errors.Is(err, errKeptLocal) {
-				r.done.Add(1)
-				return nil
-			}
-			if err != nil && opts.FromKnown && gcerrors.Code(err) == gcerrors.NotFound {
-				r.log.Warn("in the run's state but no longer in the store; not restored", "key", it.key)
-				r.done.Add(1)
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("restore %q: %w", it.key, err)
-			}
+		if errors.Is(err, errKeptLocal) {
 			r.done.Add(1)
-			mu.Lock()
-			defer mu.Unlock()
-			out[it.rel] = &e
-			if skip {
-				skipped++
+			return nil
+		}
+		if err != nil && opts.FromKnown && gcerrors.Code(err) == gcerrors.NotFound {
+			r.log.Warn("in the run's state but no longer in the store; not restored", "key", it.key)
+			r.done.Add(1)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("restore %q: %w", it.key, err)
+		}
+		r.done.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		out[it.rel] = &e
+		if skip {
+			skipped++
+		}
+		return nil
+	}
+	// A fixed set of workers, not a goroutine per file: a download runs
+	// deep in the store's SDK, and a new goroutine's stack grew (and was
+	// copied) again for every file.
+	todo := make(chan restoreItem)
+	g, gctx := errgroup.WithContext(ctx)
+	for range min(workers, len(items)) {
+		g.Go(func() error {
+			for it := range todo {
+				if gctx.Err() != nil {
+					continue // a download failed: the rest are not started
+				}
+				if err := restore(gctx, it); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
 	}
+feed:
+	for _, it := range items {
+		select {
+		case todo <- it:
+		case <-gctx.Done():
+			break feed // a download failed: start no more
+		}
+	}
+	close(todo)
 	err = g.Wait()
 	if err == nil {
 		err = ctx.Err() // the loop stopped early on a canceled context
