@@ -175,6 +175,9 @@ func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 		}
 		s.keys = append(s.keys, k)
 	}
+	for _, s := range streams {
+		s.ahead = stores.OpenAhead(ctx, run, s.keys, chunksAhead)
+	}
 	defer func() {
 		for _, s := range streams {
 			s.stop()
@@ -205,9 +208,8 @@ func readChunks(ctx context.Context, run *blob.Bucket, keys []string, f Filter, 
 }
 
 // chunksAhead is how many of a source's next chunks are requested before
-// it reads them: each request is a round trip to the store, and a day of a
-// source whose chunks are sealed by age is thousands of chunks. A chunk
-// requested ahead holds what its connection buffers, not the whole chunk.
+// it reads them: a source whose chunks are sealed by age leaves thousands a
+// day, each a round trip to the store.
 const chunksAhead = 4
 
 // chunkStream reads one source's chunks in order, one record at a time.
@@ -215,8 +217,8 @@ type chunkStream struct {
 	ctx     context.Context
 	run     *blob.Bucket
 	f       Filter
-	keys    []string // not requested yet
-	ahead   []*requested
+	keys    []string
+	ahead   *stores.Ahead // opens keys' readers ahead
 	replica string
 
 	key  string
@@ -227,42 +229,16 @@ type chunkStream struct {
 	raw  []byte
 }
 
-// requested is a chunk whose reader is being opened ahead of its turn.
-type requested struct {
-	key  string
-	done chan struct{}
-	r    *blob.Reader
-	err  error
-}
-
-// request opens readers of the next chunks, up to chunksAhead.
-func (s *chunkStream) request() {
-	for len(s.ahead) < chunksAhead && len(s.keys) > 0 {
-		q := &requested{key: s.keys[0], done: make(chan struct{})}
-		s.keys = s.keys[1:]
-		s.ahead = append(s.ahead, q)
-		go func() {
-			defer close(q.done)
-			q.r, q.err = s.run.NewReader(s.ctx, q.key, nil)
-		}()
-	}
-}
-
 // next moves to the source's next record that the filter takes.
 func (s *chunkStream) next() error {
 	for {
 		if s.br == nil {
-			s.request()
-			if len(s.ahead) == 0 {
+			key, r, err := s.ahead.Next()
+			if errors.Is(err, io.EOF) {
 				s.head = nil
 				return nil
 			}
-			q := s.ahead[0]
-			s.ahead = s.ahead[1:]
-			s.request()
-			<-q.done
-			s.key = q.key
-			r, err := q.r, q.err
+			s.key = key
 			if err != nil {
 				return fmt.Errorf("read %s: %w", s.key, err)
 			}
@@ -310,11 +286,5 @@ func (s *chunkStream) close() {
 // stop ends the stream: the chunk being read, and those requested ahead.
 func (s *chunkStream) stop() {
 	s.close()
-	for _, q := range s.ahead {
-		<-q.done
-		if q.r != nil {
-			q.r.Close()
-		}
-	}
-	s.ahead, s.keys = nil, nil
+	s.ahead.Close()
 }

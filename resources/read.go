@@ -2,7 +2,6 @@ package resources
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -54,63 +53,31 @@ func ReadSeries(ctx context.Context, run *blob.Bucket, fn func(*Sample) error) e
 	for i, c := range chunks {
 		keys[i] = c.key
 	}
-	return readAhead(ctx, run, keys, func(key string, data []byte) error {
-		return readStoredChunk(key, data, fn)
-	})
-}
-
-// chunksAhead is how many chunks are fetched ahead of the one read: each
-// is a round trip to the store, and a day's series is hundreds of chunks.
-const chunksAhead = 8
-
-// readAhead passes the objects of keys to fn in order, fetching up to
-// chunksAhead of them at once; the first error ends it.
-func readAhead(ctx context.Context, run *blob.Bucket, keys []string, fn func(key string, data []byte) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type fetched struct {
-		data []byte
-		err  error
-	}
-	results := make([]chan fetched, len(keys))
-	for i := range results {
-		results[i] = make(chan fetched, 1) // a fetch never waits for the reader
-	}
-	slots := make(chan struct{}, chunksAhead)
-	go func() {
-		for i, key := range keys {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			go func() {
-				data, err := run.ReadAll(ctx, key)
-				results[i] <- fetched{data, err}
-			}()
+	ahead := stores.OpenAhead(ctx, run, keys, chunksAhead)
+	defer ahead.Close()
+	for {
+		key, r, err := ahead.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
-	}()
-	for i, key := range keys {
-		var r fetched
-		select {
-		case r = <-results[i]:
-		case <-ctx.Done(): // the caller's: no fetch may have started for this one
-			return fmt.Errorf("read %s: %w", key, context.Cause(ctx))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", key, err)
 		}
-		<-slots
-		if r.err != nil {
-			return fmt.Errorf("read %s: %w", key, r.err)
-		}
-		if err := fn(key, r.data); err != nil {
+		err = readStoredChunk(key, r, fn)
+		r.Close()
+		if err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
-// readStoredChunk passes the samples of one stored chunk, data, to fn.
-func readStoredChunk(key string, data []byte, fn func(*Sample) error) error {
-	gz, err := gzip.NewReader(bytes.NewReader(data))
+// chunksAhead is how many chunks are requested ahead of the one read: a
+// day's series is hundreds of chunks, each a round trip to the store.
+const chunksAhead = 8
+
+// readStoredChunk passes the samples of one stored chunk, read from r, to fn.
+func readStoredChunk(key string, r io.Reader, fn func(*Sample) error) error {
+	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", key, err)
 	}
