@@ -134,6 +134,12 @@ func (h *Helper) call(req request) (response, error) {
 	}
 	if !hung.Stop() {
 		err = fmt.Errorf("no answer in %v", callTimeout)
+		// The kill closes the pipes before the process is gone: wait for
+		// it, unless the driver holds it in the kernel.
+		select {
+		case <-h.exit:
+		case <-time.After(2 * time.Second):
+		}
 	}
 	if err != nil {
 		h.stopped = fmt.Errorf("the NVML helper stopped: %w", err)
