@@ -444,8 +444,12 @@ func TestFirstSampleAfterTheCommandStarts(t *testing.T) {
 	r := newRig(t, store, t.TempDir(), &memState{}, Config{Wrapper: true, Interval: 50 * time.Millisecond, CommandStarted: started})
 	stop := r.start()
 	startHelper(t, "alloc", "200").Wait()
+	// As the wrapper does, started is closed once the command's exec is
+	// done (Start returns then): a sample between its fork and its exec
+	// would see the test binary's memory.
+	command := startHelper(t, "sleep", "300ms")
 	close(started)
-	startHelper(t, "sleep", "300ms").Wait()
+	command.Wait()
 	stop()
 	s := r.summary()
 	if s.Samples < 2 {
