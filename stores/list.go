@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"time"
 
+	"github.com/mlsidecar/collector/internal/backoff"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 )
 
-// listRetries is how many times a listing starts again after an object went
-// while it was listed.
-const listRetries = 10
+// listRetries is how many times in a row a listing starts again after an
+// object went while it was listed, without getting past the key it had
+// reached. A folder store walks its whole tree for a page of keys, so beside
+// busy writers most walks may fail: the listing starts again at once, then
+// after pauses (up to a second) that let a burst of writes pass.
+const listRetries = 50
 
 // ListIterator is a blob.ListIterator that goes on past an object that went
 // while it was listed. A folder store (gocloud's fileblob) reads a folder,
@@ -27,11 +32,13 @@ type ListIterator struct {
 	last    string
 	started bool
 	retries int
+	pause   backoff.Backoff
 }
 
 // List lists bucket as bucket.List(opts) does, through a ListIterator.
 func List(bucket *blob.Bucket, opts *blob.ListOptions) *ListIterator {
-	return &ListIterator{bucket: bucket, opts: opts, it: bucket.List(opts)}
+	return &ListIterator{bucket: bucket, opts: opts, it: bucket.List(opts),
+		pause: backoff.Backoff{Min: 10 * time.Millisecond, Max: time.Second}}
 }
 
 // Next returns the next object, or io.EOF at the end, as
@@ -43,6 +50,9 @@ func (l *ListIterator) Next(ctx context.Context) (*blob.ListObject, error) {
 			if !vanished(err) || l.retries >= listRetries || ctx.Err() != nil {
 				return nil, err
 			}
+			if l.retries > 0 && !l.pause.Wait(ctx) {
+				return nil, err
+			}
 			l.retries++
 			l.it = l.bucket.List(l.opts)
 			continue
@@ -51,6 +61,8 @@ func (l *ListIterator) Next(ctx context.Context) (*blob.ListObject, error) {
 			continue // returned before the listing started again
 		}
 		l.last, l.started = obj.Key, true
+		l.retries = 0
+		l.pause.Reset()
 		return obj, nil
 	}
 }
