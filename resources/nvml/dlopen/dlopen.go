@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -88,7 +89,7 @@ func Open() (nvml.Library, error) { return OpenLibrary(libraryName) }
 
 // OpenLibrary is Open with the library at path (tests load a fake NVML).
 func OpenLibrary(path string) (nvml.Library, error) {
-	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	h, err := dlopen(path)
 	if err != nil {
 		if strings.Contains(err.Error(), "No such file") || strings.Contains(err.Error(), "cannot open shared object") {
 			if path == libraryName {
@@ -155,6 +156,15 @@ func (l *library) describe(ret int32) string {
 		return oneLine(s)
 	}
 	return "NVML error " + strconv.Itoa(int(ret))
+}
+
+// dlopen is purego.Dlopen on one OS thread: its error is dlerror's, which
+// is the calling thread's, and a goroutine moved to another thread between
+// the two calls gets an empty message.
+func dlopen(path string) (uintptr, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
