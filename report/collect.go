@@ -99,7 +99,7 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 	}
 	read(func() { _, listErr = run.List(nil).Next(ctx) })
 	read(func() { recs, attemptNotes, attemptsErr = readAttempts(ctx, run) })
-	read(func() { lastEnded, ended, endedErr = resume.LastEnded(ctx, run) })
+	read(func() { lastEnded, ended, endedErr = resume.LastEnded(ctx, run, "") })
 	read(func() { preempted, preemption = endedPreemption(ctx, run) })
 	read(func() {
 		if s, ok, err := resources.ReadSummary(ctx, run); err != nil {
@@ -222,7 +222,7 @@ func Collect(ctx context.Context, run *blob.Bucket, opts Options) (*Report, erro
 // replica's (a distributed run keeps them in each replica's folder), and
 // returns what could not be read, as notes.
 func readAllSeries(ctx context.Context, run *blob.Bucket, sp *sampled) (notes []string) {
-	if err := resources.ReadSeries(ctx, run, sp.add); err != nil {
+	if err := resources.ReadSeries(ctx, run, "", sp.add); err != nil {
 		notes = append(notes, fmt.Sprintf("resource series: %v", err))
 	}
 	replicas, err := resume.ListReplicas(ctx, run)
@@ -231,7 +231,7 @@ func readAllSeries(ctx context.Context, run *blob.Bucket, sp *sampled) (notes []
 	}
 	for _, name := range replicas {
 		sp.replica = name
-		if err := resources.ReadSeries(ctx, blob.PrefixedBucket(run, resources.ReplicasFolder+"/"+name+"/"), sp.add); err != nil {
+		if err := resources.ReadSeries(ctx, run, name, sp.add); err != nil {
 			notes = append(notes, fmt.Sprintf("resource series of replica %s: %v", name, err))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"gocloud.dev/blob"
 	"golang.org/x/net/html"
 
 	"github.com/mlsidecar/collector/resources"
@@ -410,5 +411,49 @@ func dashedLines(t *testing.T, doc []byte) map[string][]dashedLine {
 				}
 			}
 		}
+	}
+}
+
+// TestReplicaSeries: each replica's resource series is its own track, and
+// reading them leaves the run's bucket usable (wrapping it in a view of a
+// replica's folder would mark it closed for every part read beside).
+func TestReplicaSeries(t *testing.T) {
+	ctx := context.Background()
+	run := fileStore(t, "r")
+	sr := synthRun{start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), attempts: []time.Duration{time.Minute}, interval: time.Second}
+	sr.write(t, run)
+	it := run.List(&blob.ListOptions{Prefix: resources.Folder + "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := run.ReadAll(ctx, obj.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"w0", "w1"} {
+			put(t, run, "replicas/"+name+"/"+obj.Key, b)
+		}
+	}
+	rep, err := Collect(ctx, run, Options{Run: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Notes) > 0 {
+		t.Errorf("notes: %q; want none", rep.Notes)
+	}
+	var tracks []string
+	for _, a := range rep.Attempts {
+		tracks = append(tracks, a.Label())
+	}
+	if want := []string{"attempt 1", "w0 · attempt 1", "w1 · attempt 1"}; !slices.Equal(tracks, want) {
+		t.Errorf("tracks %q; want %q", tracks, want)
+	}
+	if _, err := run.List(nil).Next(ctx); err != nil {
+		t.Errorf("the run's bucket after Collect: %v", err)
 	}
 }

@@ -13,32 +13,35 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/mlsidecar/collector/resume"
 	"github.com/mlsidecar/collector/spool"
 	"github.com/mlsidecar/collector/stores"
 )
 
-// ReadSeries passes the run's samples, as the store holds them, to fn in
-// order: the chunks by attempt, then by sequence, the samples of a chunk as
-// written. run is the store rooted at the run (<run>/). Chunks of an earlier
+// ReadSeries passes the run's samples, or one replica's (replica not ""),
+// as the store holds them, to fn in order: the chunks by attempt, then by
+// sequence, the samples of a chunk as written. run is the store rooted at
+// the run (<run>/). Chunks of an earlier
 // version's names read the same. A chunk that is not gzip JSON Lines is an
 // error naming it; fn's error ends the reading and is returned.
-func ReadSeries(ctx context.Context, run *blob.Bucket, fn func(*Sample) error) error {
+func ReadSeries(ctx context.Context, run *blob.Bucket, replica string, fn func(*Sample) error) error {
 	type chunk struct {
 		key     string
 		attempt int
 		seq     uint64
 	}
 	var chunks []chunk
-	it := stores.List(run, &blob.ListOptions{Prefix: Folder + "/"})
+	folder := resume.ReplicaPrefix(replica) + Folder + "/"
+	it := stores.List(run, &blob.ListOptions{Prefix: folder})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("list %s/: %w", Folder, err)
+			return fmt.Errorf("list %s: %w", folder, err)
 		}
-		series, attempt, seq, ok := spool.ParseChunkName(obj.Key[len(Folder)+1:])
+		series, attempt, seq, ok := spool.ParseChunkName(obj.Key[len(folder):])
 		if ok && (series == Series || series == "") {
 			chunks = append(chunks, chunk{obj.Key, attempt, seq})
 		}

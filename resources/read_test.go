@@ -37,7 +37,7 @@ func TestReadSeries(t *testing.T) {
 	chunk("000000-a1.jsonl.gz", 1, 1, 2)
 	run.WriteAll(ctx, Folder+"/notes.txt", []byte("not a chunk"), nil)
 	var got []string
-	err := ReadSeries(ctx, run, func(s *Sample) error {
+	err := ReadSeries(ctx, run, "", func(s *Sample) error {
 		v, _ := s.Value("cpu_cores")
 		got = append(got, fmt.Sprintf("a%d:%v", s.Attempt, v))
 		return nil
@@ -87,7 +87,7 @@ func TestReadSeriesOfManyChunks(t *testing.T) {
 		}
 	}
 	var got []string
-	if err := ReadSeries(ctx, run, func(s *Sample) error {
+	if err := ReadSeries(ctx, run, "", func(s *Sample) error {
 		v, _ := s.Value("cpu_cores")
 		got = append(got, fmt.Sprint(v))
 		return nil
@@ -100,7 +100,7 @@ func TestReadSeriesOfManyChunks(t *testing.T) {
 
 	stop := errors.New("enough")
 	n := 0
-	err := ReadSeries(ctx, run, func(*Sample) error {
+	err := ReadSeries(ctx, run, "", func(*Sample) error {
 		if n++; n == 40 {
 			return stop
 		}
@@ -112,7 +112,7 @@ func TestReadSeriesOfManyChunks(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	n = 0
-	err = ReadSeries(cctx, run, func(*Sample) error {
+	err = ReadSeries(cctx, run, "", func(*Sample) error {
 		if n++; n == 10 {
 			cancel()
 		}

@@ -32,10 +32,10 @@ func MarkEnded(ctx context.Context, run *blob.Bucket, attempt int) error {
 	return nil
 }
 
-// LastEnded returns the last attempt of the run that ended; ok is false
-// while none has.
-func LastEnded(ctx context.Context, run *blob.Bucket) (attempt int, ok bool, err error) {
-	data, err := run.ReadAll(ctx, EndedKey)
+// LastEnded returns the last attempt of the run that ended, or of one of
+// its replicas (replica not ""); ok is false while none has.
+func LastEnded(ctx context.Context, run *blob.Bucket, replica string) (attempt int, ok bool, err error) {
+	data, err := run.ReadAll(ctx, ReplicaPrefix(replica)+EndedKey)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return 0, false, nil
 	}

@@ -73,10 +73,7 @@ func runLogs(ctx context.Context, args []string, getenv func(string) string, std
 	var err error
 	if follow {
 		lastEnded := func(ctx context.Context, replica string) (int, bool, error) {
-			if replica == "" {
-				return resume.LastEnded(ctx, run)
-			}
-			return resume.LastEnded(ctx, blob.PrefixedBucket(run, resume.ReplicaPrefix(replica)))
+			return resume.LastEnded(ctx, run, replica)
 		}
 		err = logs.Follow(ctx, run, interval, f, lastEnded, func(e *logs.StoredRecord, raw []byte) error {
 			err := print(e, raw)

@@ -242,6 +242,11 @@ func checkReplicaLogs(t *testing.T, args []string, env map[string]string, names 
 	if want := lines; code != 0 || strings.Count(out, "\n")+1 != want || strings.Count(out, "["+names[0]+"] ") != want {
 		t.Errorf("collector logs --replica %s = %d, %d lines; want 0, %d lines all of it", names[0], code, strings.Count(out, "\n")+1, want)
 	}
+	// Following a run whose replicas have ended prints the same and ends.
+	code, out = runInProcess(t, env, append([]string{"logs", "--follow", "--follow-interval", "50ms"}, args...)...)
+	if want := len(names) * lines; code != 0 || strings.Count(out, "\n")+1 != want {
+		t.Errorf("collector logs --follow = %d, %d lines; want 0, %d lines:\n%s", code, strings.Count(out, "\n")+1, want, out)
+	}
 }
 
 // TestReplicaGetsItsCopyBackOnAFolderStore: replica b stores model.pt and
