@@ -21,9 +21,9 @@ import (
 // ReadSeries passes the run's samples, or one replica's (replica not ""),
 // as the store holds them, to fn in order: the chunks by attempt, then by
 // sequence, the samples of a chunk as written. run is the store rooted at
-// the run (<run>/). Chunks of an earlier
-// version's names read the same. A chunk that is not gzip JSON Lines is an
-// error naming it; fn's error ends the reading and is returned.
+// the run (<run>/). Chunks of an earlier version's names read the same. A
+// chunk that is not gzip JSON Lines is an error naming it; fn's error ends
+// the reading and is returned.
 func ReadSeries(ctx context.Context, run *blob.Bucket, replica string, fn func(*Sample) error) error {
 	type chunk struct {
 		key     string

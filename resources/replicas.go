@@ -82,7 +82,7 @@ const (
 // No summary of the replica in the store (its sampler wrote none) adds
 // nothing.
 func EndReplica(ctx context.Context, run *blob.Bucket, name, replica string) error {
-	key := ReplicasFolder + "/" + replica + "/" + Folder + "/" + SummaryKey
+	key := resume.ReplicaPrefix(replica) + Folder + "/" + SummaryKey
 	own, err := run.ReadAll(ctx, key)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil

@@ -6,9 +6,10 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/mlsidecar/collector/internal/backoff"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/mlsidecar/collector/internal/backoff"
 )
 
 // listRetries is how many times in a row a listing starts again after an
